@@ -1,0 +1,31 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install into it first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[trainer,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+demo: install
+	$(PY) -m pipelines.stackexchange --input=samples/stackexchange/* --output_dir=demo_out/stackexchange
+
+bench: install
+	$(PY) bench/stackexchange.py
+
+clean:
+	rm -rf demo_out bench_out build *.egg-info

@@ -1,0 +1,299 @@
+"""The one place where polyembed's record formats are defined.
+
+Every pipeline writes the spec of what it produced next to its output (``schema.pbtxt``, a TF Metadata
+schema, plus ``feature_spec.json`` with the spec's name and parameters), and the trainer builds its
+``tf.io`` parsing spec from what it finds there. This module imports neither apache_beam nor
+tensorflow at import time, so both the Beam workers and the trainer can use it.
+
+Examples are encoded here by hand (``encode_example``) rather than through the ``tf.train.Example``
+protobuf class: it avoids importing TensorFlow into every Beam worker just to build messages, it is
+several times faster than filling a message per record, and it is deterministic by construction
+(features in name order, the same bytes as protobuf's ``SerializeToString(deterministic=True)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+SCHEMA_FILE = "schema.pbtxt"
+SPEC_FILE = "feature_spec.json"
+
+BYTES = "bytes"
+INT64 = "int64"
+FLOAT32 = "float32"
+_DTYPES = (BYTES, INT64, FLOAT32)
+
+
+class SpecError(ValueError):
+    """A spec is missing, malformed, or does not match what a consumer expects."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One feature of a ``tf.train.Example``.
+
+    ``shape`` is ``()`` for a scalar, ``(n,)`` for a fixed-length vector, or ``None`` for a
+    variable-length list.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] | None = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise SpecError(f"feature {self.name!r}: dtype {self.dtype!r} is not one of {_DTYPES}")
+
+    @property
+    def length(self) -> int | None:
+        """Number of values a record carries, or None when variable."""
+        if self.shape is None:
+            return None
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """A named, versioned set of features: what one kind of record holds."""
+
+    name: str
+    features: tuple[Feature, ...]
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise SpecError(f"spec {self.name!r}: duplicate feature names in {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def __getitem__(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    # --- TF Metadata schema -------------------------------------------------------------------
+    def to_schema_text(self) -> str:
+        """The spec as a TF Metadata ``Schema`` in protobuf text format (what TFX tools read)."""
+        lines = []
+        kind = {BYTES: "BYTES", INT64: "INT", FLOAT32: "FLOAT"}
+        for f in sorted(self.features, key=lambda f: f.name):
+            lines.append("feature {")
+            lines.append(f'  name: "{f.name}"')
+            lines.append(f"  type: {kind[f.dtype]}")
+            if f.shape is not None:
+                lines.append("  presence {\n    min_fraction: 1.0\n  }")
+                lines.append("  shape {")
+                for d in f.shape:
+                    lines.append(f"    dim {{\n      size: {d}\n    }}")
+                lines.append("  }")
+            if f.description:
+                lines.append(f"  annotation {{\n    comment: {json.dumps(f.description)}\n  }}")
+            lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_schema_text(cls, text: str, name: str = "", params: Mapping[str, Any] | None = None) -> FeatureSpec:
+        """Parses a TF Metadata schema (text format) back into a spec."""
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        schema = schema_pb2.Schema()
+        try:
+            text_format.Parse(text, schema)
+        except text_format.ParseError as e:
+            raise SpecError(f"malformed TF Metadata schema: {e}") from None
+        kinds = {schema_pb2.BYTES: BYTES, schema_pb2.INT: INT64, schema_pb2.FLOAT: FLOAT32}
+        features = []
+        for f in schema.feature:
+            if f.type not in kinds:
+                raise SpecError(f"feature {f.name!r}: unsupported schema type {f.type}")
+            shape = tuple(d.size for d in f.shape.dim) if f.HasField("shape") else None
+            comment = f.annotation.comment[0] if f.annotation.comment else ""
+            features.append(Feature(f.name, kinds[f.type], shape, comment))
+        return cls(name, tuple(features), dict(params or {}))
+
+    # --- JSON sidecar -------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "params": dict(self.params),
+                "features": [
+                    {"name": f.name, "dtype": f.dtype, "shape": None if f.shape is None else list(f.shape),
+                     "description": f.description}
+                    for f in self.features
+                ],
+            },
+            indent=2,
+            sort_keys=True,
+        ) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        d = json.loads(text)
+        return cls(
+            d["name"],
+            tuple(Feature(f["name"], f["dtype"], None if f["shape"] is None else tuple(f["shape"]),
+                          f.get("description", "")) for f in d["features"]),
+            d.get("params", {}),
+        )
+
+    # --- consumers ----------------------------------------------------------------------------
+    def require(self, expected: FeatureSpec, where: str = "") -> None:
+        """Raises SpecError with one line naming the first feature that ``expected`` needs and this
+        spec does not provide as expected (missing, other dtype, other shape)."""
+        at = f" in {where}" if where else ""
+        for f in expected.features:
+            try:
+                found = self[f.name]
+            except KeyError:
+                raise SpecError(f"feature {f.name!r} is missing{at} (found: {', '.join(self.names)})") from None
+            if found.dtype != f.dtype:
+                raise SpecError(f"feature {f.name!r}{at} is {found.dtype}, expected {f.dtype}")
+            if found.shape != f.shape:
+                raise SpecError(f"feature {f.name!r}{at} has shape {found.shape}, expected {f.shape}")
+
+    def tf_parsing_spec(self) -> dict[str, Any]:
+        """``{name: tf.io.FixedLenFeature | tf.io.VarLenFeature}`` for ``tf.io.parse_example``."""
+        import tensorflow as tf
+
+        dtypes = {BYTES: tf.string, INT64: tf.int64, FLOAT32: tf.float32}
+        out: dict[str, Any] = {}
+        for f in self.features:
+            if f.shape is None:
+                out[f.name] = tf.io.VarLenFeature(dtypes[f.dtype])
+            else:
+                out[f.name] = tf.io.FixedLenFeature(list(f.shape), dtypes[f.dtype])
+        return out
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """Serialises one record; see ``encode_example``. Checks names and fixed lengths."""
+        for f in self.features:
+            if f.name not in values:
+                raise SpecError(f"record lacks feature {f.name!r} of spec {self.name!r}")
+            n = f.length
+            if n is not None:
+                v = values[f.name]
+                got = 1 if isinstance(v, (bytes, str, int, float)) else len(v)
+                if got != n:
+                    raise SpecError(f"feature {f.name!r} of spec {self.name!r} has {got} values, expected {n}")
+        if len(values) != len(self.features):
+            extra = sorted(set(values) - set(self.names))
+            raise SpecError(f"record has features not in spec {self.name!r}: {extra}")
+        return encode_example({f.name: (f.dtype, values[f.name]) for f in self.features})
+
+
+# --- hand-rolled, deterministic tf.train.Example encoding -------------------------------------
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len_delimited(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _feature(dtype: str, value: Any) -> bytes:
+    if dtype == BYTES:
+        items = [value] if isinstance(value, (bytes, str)) else value
+        body = b"".join(_len_delimited(1, v.encode("utf-8") if isinstance(v, str) else bytes(v)) for v in items)
+        return _len_delimited(1, body)
+    if dtype == INT64:
+        items = [value] if isinstance(value, int) else value
+        packed = b"".join(_varint(int(v)) for v in items)
+        return _len_delimited(3, _len_delimited(1, packed) if packed else b"")
+    items = [value] if isinstance(value, (int, float)) else value
+    packed = struct.pack(f"<{len(items)}f", *items)
+    return _len_delimited(2, _len_delimited(1, packed) if packed else b"")
+
+
+def encode_example(features: Mapping[str, tuple[str, Any]]) -> bytes:
+    """Serialises ``{name: (dtype, value_or_values)}`` as a ``tf.train.Example``.
+
+    Bytes features take ``bytes``/``str`` (UTF-8) or a sequence of them; int64 and float32 features
+    take a number or a sequence. Features are written in name order, which is what protobuf's
+    deterministic serialisation does for the ``Features`` map, so the output equals
+    ``tf.train.Example.SerializeToString(deterministic=True)`` byte for byte.
+    """
+    entries = b"".join(
+        _len_delimited(1, _len_delimited(1, name.encode("utf-8")) + _len_delimited(2, _feature(*features[name])))
+        for name in sorted(features)
+    )
+    return _len_delimited(1, entries)
+
+
+# --- the specs themselves ---------------------------------------------------------------------
+
+def text_pair_spec(num_texts: int = 2, with_langs: bool = False, name: str = "text_pairs") -> FeatureSpec:
+    """Raw text pairs (or triplets) for the dual encoder: ``src_raw`` anchor, ``tgt_raw`` positive,
+    ``neg_raw`` an optional hard negative; LaBSE's published format for translation pairs."""
+    if num_texts not in (2, 3):
+        raise SpecError(f"text pairs have 2 or 3 texts, not {num_texts}")
+    feats = [Feature("src_raw", BYTES, (), "anchor text, UTF-8"), Feature("tgt_raw", BYTES, (), "positive text, UTF-8")]
+    if num_texts == 3:
+        feats.append(Feature("neg_raw", BYTES, (), "hard-negative text, UTF-8"))
+    if with_langs:
+        feats += [Feature("src_lang", BYTES, (), "language code of src_raw"),
+                  Feature("tgt_lang", BYTES, (), "language code of tgt_raw")]
+    return FeatureSpec(name, tuple(feats), {"num_texts": num_texts})
+
+
+TRANSLATION_PAIRS = text_pair_spec(2, with_langs=True, name="translation_pairs")
+
+
+def pretraining_spec(max_seq_length: int, max_predictions_per_seq: int, *, v2_names: bool = False,
+                     dynamic_masking: bool = False) -> FeatureSpec:
+    """BERT masked-LM pretraining records, feature for feature as ``create_pretraining_data.py``
+    writes them (``input_word_ids``/``input_type_ids`` with v2 names). With dynamic masking only the
+    unmasked ids and segments are stored and the trainer masks on the fly."""
+    ids = "input_word_ids" if v2_names else "input_ids"
+    segs = "input_type_ids" if v2_names else "segment_ids"
+    L, P = max_seq_length, max_predictions_per_seq
+    feats = [
+        Feature(ids, INT64, (L,), "WordPiece ids, [CLS] A [SEP] B [SEP], zero-padded"),
+        Feature(segs, INT64, (L,), "0 for [CLS] A [SEP], 1 for B [SEP], 0 padding"),
+    ]
+    params: dict[str, Any] = {"max_seq_length": L, "v2_names": v2_names, "dynamic_masking": dynamic_masking}
+    if not dynamic_masking:
+        feats += [
+            Feature("input_mask", INT64, (L,), "1 for real tokens, 0 for padding"),
+            Feature("masked_lm_positions", INT64, (P,), "positions of predicted tokens, sorted, zero-padded"),
+            Feature("masked_lm_ids", INT64, (P,), "original ids at the masked positions"),
+            Feature("masked_lm_weights", FLOAT32, (P,), "1.0 for real predictions, 0.0 padding"),
+            Feature("next_sentence_labels", INT64, (1,), "1 when segment B is a random next segment"),
+        ]
+        params["max_predictions_per_seq"] = P
+    return FeatureSpec("bert_pretraining", tuple(feats), params)
+
+
+def read_spec_text(schema_text: str, spec_json: str | None = None) -> FeatureSpec:
+    """Rebuilds a spec from the files a pipeline wrote: the schema is authoritative, the JSON
+    sidecar (when present) supplies the name and parameters."""
+    name, params = "", {}
+    if spec_json:
+        side = FeatureSpec.from_json(spec_json)
+        name, params = side.name, dict(side.params)
+    return FeatureSpec.from_schema_text(schema_text, name, params)
+
