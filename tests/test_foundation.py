@@ -96,9 +96,8 @@ def test_accounting_identity_and_summary(tmp_path):
     path = str(tmp_path / "summary.json")
 
     def build(p):
-        res = p | beam.Create(range(100)) | beam.ParDo(_Keep()).with_outputs(
-            accounting.TALLY, accounting.DEAD_LETTER, main="out")
-        _ = res[accounting.TALLY] | accounting.WriteRunSummary(path)
+        res = accounting.apply_accounted(p | beam.Create(range(100)), "Keep", _Keep())
+        _ = res.tally | accounting.WriteRunSummary(path)
 
     _run(build)
     s = accounting.read_summary(path)

@@ -19,7 +19,7 @@ import collections
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -110,6 +110,24 @@ class AccountedDoFn(beam.DoFn):
         for key, n in sorted(self._tallies.items()):
             yield beam.pvalue.TaggedOutput(TALLY, WindowedValue((key, n), MIN_TIMESTAMP, [GlobalWindow()]))
         self._tallies.clear()
+
+
+class Accounted(NamedTuple):
+    """What an accounted composite transform returns: its main output and its two side channels.
+
+    Pipelines collect ``tally`` and ``dead_letter`` of every stage into ``runtime.Built``.
+    """
+
+    out: beam.PCollection
+    tally: beam.PCollection
+    dead_letter: beam.PCollection
+
+
+def apply_accounted(pcoll: beam.PCollection, label: str, dofn: AccountedDoFn, *args: Any,
+                    **kwargs: Any) -> Accounted:
+    """``pcoll | label >> ParDo(dofn)`` with the tally and dead-letter outputs split off."""
+    res = pcoll | label >> beam.ParDo(dofn, *args, **kwargs).with_outputs(TALLY, DEAD_LETTER, main="out")
+    return Accounted(res.out, res[TALLY], res[DEAD_LETTER])
 
 
 def summarize(tallies: Iterable[tuple[tuple[str, str, str, str], int]]) -> dict[str, Any]:
