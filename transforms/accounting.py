@@ -83,27 +83,30 @@ class AccountedDoFn(beam.DoFn):
         if not hasattr(self, "_counters"):
             self._counters: dict[str, Any] = {}
 
-    def _count(self, scope: str, outcome: str, reason: str = "", n: int = 1) -> None:
+    def _count(self, scope: str, outcome: str, reason: str = "", n: int = 1, stage: str | None = None) -> None:
         if n == 0:
             return
-        self._tallies[_key(self.stage, scope, outcome, reason)] += n
-        name = f"{self.stage}/{outcome}" + (f"/{reason}" if reason else "")
+        stage = stage or self.stage
+        self._tallies[_key(stage, scope, outcome, reason)] += n
+        name = f"{stage}/{outcome}" + (f"/{reason}" if reason else "")
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
         counter.inc(n)
 
-    def took_in(self, scope: str, n: int = 1) -> None:
-        self._count(scope, IN, "", n)
+    # ``stage`` overrides the class's stage for DoFns that account for two levels at once (e.g.
+    # question threads and the pairs made from them).
+    def took_in(self, scope: str, n: int = 1, *, stage: str | None = None) -> None:
+        self._count(scope, IN, "", n, stage)
 
-    def out(self, scope: str, n: int = 1) -> None:
-        self._count(scope, OUT, "", n)
+    def out(self, scope: str, n: int = 1, *, stage: str | None = None) -> None:
+        self._count(scope, OUT, "", n, stage)
 
-    def filtered(self, scope: str, reason: str, n: int = 1) -> None:
-        self._count(scope, FILTERED, reason, n)
+    def filtered(self, scope: str, reason: str, n: int = 1, *, stage: str | None = None) -> None:
+        self._count(scope, FILTERED, reason, n, stage)
 
-    def dead_letter(self, scope: str, letter: DeadLetter) -> beam.pvalue.TaggedOutput:
-        self._count(scope, DEAD, letter.reason)
+    def dead_letter(self, scope: str, letter: DeadLetter, *, stage: str | None = None) -> beam.pvalue.TaggedOutput:
+        self._count(scope, DEAD, letter.reason, 1, stage)
         return beam.pvalue.TaggedOutput(DEAD_LETTER, letter)
 
     def finish_bundle(self) -> Iterator[beam.pvalue.TaggedOutput]:
@@ -194,18 +197,13 @@ class _WriteJson(beam.DoFn):
 
 
 class WriteRunSummary(beam.PTransform):
-    """Sums the tallies of every accounted stage and writes ``summary.json``.
-
-    Takes a PCollection (or an iterable of PCollections, flattened) of ``TALLY`` outputs.
-    """
+    """Sums the tallies (a PCollection of ``TALLY`` outputs, flattened) and writes ``summary.json``."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self._path = path
 
-    def expand(self, tallies: Any) -> beam.PCollection:
-        if not isinstance(tallies, beam.PCollection):
-            tallies = tuple(tallies) | "FlattenTallies" >> beam.Flatten()
+    def expand(self, tallies: beam.PCollection) -> beam.PCollection:
         return (
             tallies
             | "SumPerKey" >> beam.CombinePerKey(sum)

@@ -27,6 +27,7 @@ from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from specs import SCHEMA_FILE, SPEC_FILE, FeatureSpec
 from transforms.errors import ConfigError
 from transforms.seeding import stable_hash64
 
@@ -275,3 +276,13 @@ class WriteDeadLetters(beam.PTransform):
             | "ToJson" >> beam.Map(lambda d: (d.to_json().encode("utf-8"),) * 2)
             | "Write" >> WriteShards(self._prefix, ".jsonl.gz", "lines", "gzip", records_per_shard=100_000)
         )
+
+
+def write_spec_files(spec: FeatureSpec, directory: str) -> None:
+    """Writes ``schema.pbtxt`` (TF Metadata) and ``feature_spec.json`` into ``directory`` (at launch,
+    so a consumer finds the spec even while the data is still being written)."""
+    if not directory.startswith("gs://") and not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    for name, text in ((SCHEMA_FILE, spec.to_schema_text()), (SPEC_FILE, spec.to_json())):
+        with FileSystems.create(FileSystems.join(directory, name)) as f:
+            f.write(text.encode("utf-8"))
