@@ -1,0 +1,179 @@
+"""Translation pairs -> LaBSE dual-encoder TFRecords.
+
+    python -m pipelines.translation_pairs --input='corpora/*.tsv.gz' --input='opus/*.de-en.*' \\
+        --output_dir=out/pairs [--exclude='flores200/*.devtest'] [--sampling_alpha=0.3] [beam options]
+
+Reads TSV, aligned Moses/OPUS file pairs and JSONL (see ``transforms.translation``), normalises and
+cleans every pair (one flag and one counter per rule), removes exact duplicates (direction-
+insensitive; the kept copy is chosen by content, not arrival) and pairs overlapping the evaluation
+sets given with ``--exclude``, splits by a hash of the normalised pair, optionally rebalances the
+training language pairs (p ~ n^alpha), and writes globally shuffled GZIP TFRecords of
+``specs.TRANSLATION_PAIRS`` per split with the spec beside them, ``stats.json``/``stats.png``, the
+dead letters and ``summary.json``. With ``--vocab_file --materialize_tokens`` a tensorflow-transform
+job also writes the tokenised records and the ``transform_fn`` the trainer can embed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms import dedup, scripts
+from transforms import translation as tr
+from transforms.errors import ConfigError
+from transforms.files import match_files
+from transforms.runtime import Built, CommonOptions, main
+
+# Decontaminate's longest n-gram. With it and no sentence matching, a pair is excluded when a side equals
+# an eval text after normalisation, or shares a 64-unit run with one, which in sentence-sized texts
+# amounts to the same sentence.
+EXACT_MATCH_NGRAM = 64
+
+
+def _add(parser: Any, name: str, **kwargs: Any) -> None:
+    """Adds an option unless another pipeline's options (imported in the same process) already
+    define it: Beam parses every PipelineOptions subclass with one argparse parser."""
+    if name not in parser._option_string_actions:
+        parser.add_argument(name, **kwargs)
+
+
+class TranslationPairsOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        c = tr.CleanConfig()
+        _add(parser, "--input", action="append", default=[],
+             help="Input files or globs (repeatable, or comma-separated); local or gs://, .gz allowed.")
+        parser.add_argument("--input_format", default="auto", choices=("auto", *tr.FORMATS),
+                            help="auto: *.tsv, *.jsonl, NAME.L1-L2.L1 + NAME.L1-L2.L2 aligned files.")
+        parser.add_argument("--src_lang", default="", help="Source language of TSV/JSONL rows that name none.")
+        parser.add_argument("--tgt_lang", default="", help="Target language of TSV/JSONL rows that name none.")
+        parser.add_argument("--jsonl_fields", default="src=src,tgt=tgt,src_lang=src_lang,tgt_lang=tgt_lang",
+                            help="Dotted JSON paths, e.g. src=translation.de,tgt=translation.en.")
+        parser.add_argument("--max_chars", type=int, default=c.max_chars, help="Per side; 0 disables.")
+        parser.add_argument("--max_tokens", type=int, default=c.max_tokens,
+                            help="Per side, whitespace/character tokens; 0 disables.")
+        parser.add_argument("--min_letter_fraction", type=float, default=c.min_letter_fraction,
+                            help="Drop a pair if a side has fewer letters (outside URLs); 0 disables.")
+        parser.add_argument("--keep_identical", action="store_true", help="Keep pairs whose sides are equal.")
+        parser.add_argument("--max_length_ratio", type=float, default=c.max_length_ratio,
+                            help="Longer/shorter side in tokens; 0 disables.")
+        parser.add_argument("--length_ratio_min_tokens", type=int, default=c.length_ratio_min_tokens,
+                            help="Judge the ratio only when the longer side has this many tokens.")
+        parser.add_argument("--min_script_fraction", type=float, default=c.min_script_fraction,
+                            help="Share of a side's letters in its language's scripts; 0 disables.")
+        parser.add_argument("--script_table", default=None,
+                            help='JSON {"lang": ["Scrp", ...]} extending the expected-script table.')
+        parser.add_argument("--no_dedup", action="store_true", help="Keep exact duplicate pairs.")
+        _add(parser, "--exclude", action="append", default=[],
+             help="Evaluation files (one sentence per line, or .jsonl); pairs with a side matching one are "
+                  "removed (repeatable, or comma-separated).")
+        parser.add_argument("--exclude_ngram", type=int, default=0,
+                            help="0: a side must match an eval sentence as a whole (after normalisation); "
+                                 "N: also drop pairs sharing an N-unit n-gram or a sentence with the eval sets.")
+        parser.add_argument("--split", default="train=0.98,validation=0.01,test=0.01",
+                            help="Split fractions by hash of the normalised pair.")
+        parser.add_argument("--split_seed", type=int, default=0,
+                            help="Seed of the split hash (independent of --seed, so splits stay put).")
+        parser.add_argument("--sampling_alpha", type=float, default=None,
+                            help="Rebalance training language pairs with p ~ n^alpha (e.g. 0.3); off by default.")
+        parser.add_argument("--sampling_cap", type=int, default=0,
+                            help="At most this many training pairs per language pair; 0: no cap.")
+        parser.add_argument("--max_upsample", type=float, default=1.0,
+                            help="With --sampling_alpha, repeat a small language pair's pairs up to this factor.")
+        _add(parser, "--num_shards", type=int, default=0,
+             help="Shards per split; 0 sizes them by --records_per_shard.")
+        _add(parser, "--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--write_jsonl", action="store_true", help="Also write a JSONL.gz copy per split.")
+        parser.add_argument("--no_stats_chart", action="store_true", help="Skip stats.png.")
+        parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt for --materialize_tokens.")
+        parser.add_argument("--materialize_tokens", action="store_true",
+                            help="Also write tokenised records and the tensorflow-transform transform_fn.")
+        parser.add_argument("--seq_length", type=int, default=64, help="Tokens per side with --materialize_tokens.")
+        parser.add_argument("--lower_case", action="store_true", help="Uncased vocabulary (LaBSE is cased).")
+
+
+def _split_list(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _texts(pair: tr.Pair) -> list[str]:
+    """Both sides in language order, so ``de->en`` and ``en->de`` copies of a pair are one group."""
+    return [t for _, t in sorted(((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)))]
+
+
+def _lang_pair(pair: tr.Pair) -> str:
+    return pair.lang_pair
+
+
+def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
+    o = options.view_as(TranslationPairsOptions)
+    common = options.view_as(CommonOptions)
+    patterns = _split_list(o.input)
+    if not patterns:
+        raise ConfigError("--input is required (TSV, JSONL or aligned NAME.L1-L2.L1 files)")
+    plan = tr.plan_inputs(match_files(patterns), o.input_format, o.src_lang, o.tgt_lang)
+    fields = tr.JsonFields.parse(o.jsonl_fields)
+    config = tr.CleanConfig(o.max_chars, o.max_tokens, o.min_letter_fraction, not o.keep_identical,
+                            o.max_length_ratio, o.length_ratio_min_tokens, o.min_script_fraction)
+    table = scripts.LanguageScripts.from_json_file(o.script_table)
+    fractions = tr.parse_split_fractions(o.split)
+    if o.materialize_tokens and not o.vocab_file:
+        raise ConfigError("--materialize_tokens needs --vocab_file")
+    if o.num_shards < 0 or o.records_per_shard < 1:
+        raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
+    out_dir = common.output_dir
+
+    read = pipeline | "ReadPairs" >> tr.ReadTranslationPairs(plan, fields)
+    clean = read.out | "CleanPairs" >> tr.CleanPairs(config, table)
+    stages = [read, clean]
+    pairs = clean.out
+    if not o.no_dedup:
+        deduped = pairs | "ExactDedup" >> dedup.ExactDedup(_texts, mode="pair", scope_fn=_lang_pair)
+        stages.append(deduped)
+        pairs = deduped.out
+    exclude = _split_list(o.exclude)
+    if exclude:
+        exact = o.exclude_ngram == 0
+        clean_eval = pairs | "ExcludeEvalSets" >> dedup.Decontaminate(
+            _texts, exclude, ngram=EXACT_MATCH_NGRAM if exact else o.exclude_ngram,
+            min_sentence_chars=sys.maxsize if exact else 20, scope_fn=_lang_pair, stage="exclude_eval")
+        stages.append(clean_eval)
+        pairs = clean_eval.out
+    splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
+    balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
+        o.sampling_alpha, o.sampling_cap, o.max_upsample, common.seed) if "train" in splits else (None, None)
+    written: dict[str, beam.PCollection] = {}
+    outputs = {}
+    for name, split in splits.items():
+        if balanced is not None and name == "train":
+            stages.append(balanced)
+            written[name] = balanced.out
+        else:
+            written[name] = split | f"Once{name.title()}" >> beam.Map(lambda p: (0, p))
+        directory = FileSystems.join(out_dir, name)
+        _ = written[name] | f"Write{name.title()}" >> tr.WritePairs(
+            directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl)
+        outputs[f"{name} pairs"] = directory
+    if targets is None:
+        targets = pipeline | "NoTargets" >> beam.Create([{}])
+    tallies = tuple(s.tally for s in stages) | "PairTallies" >> beam.Flatten()
+    _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)
+    outputs["statistics"] = FileSystems.join(out_dir, tr.STATS_JSON)
+    if o.materialize_tokens:
+        from transforms import translation_tft
+
+        tokens_dir = FileSystems.join(out_dir, "tokens")
+        tft_parts = written | "MaterializeTokens" >> translation_tft.MaterializeTokens(
+            tokens_dir, o.vocab_file, o.seq_length, o.lower_case, common.seed, o.num_shards, o.records_per_shard,
+            temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
+        stages.extend(tft_parts)
+        outputs["tokenised pairs and transform_fn"] = tokens_dir
+    return Built(tallies=[s.tally for s in stages], dead_letters=[s.dead_letter for s in stages], outputs=outputs)
+
+
+if __name__ == "__main__":
+    sys.exit(main("translation_pairs", build))
