@@ -232,3 +232,23 @@ def test_meta_sites_are_skipped_unless_asked_and_config_errors_are_one_line(shar
     r = subprocess.run([*cmd, f"--input={shared_data / 'stackexchange'}", "--pair_types=title_bdy"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown ['title_bdy']" in r.stderr
+
+
+def test_bundled_sample_edge_cases(tmp_path):
+    """Our own sample: a duplicate linked both ways is collapsed, a link to a missing post counted, the
+    watermark row and the tag wiki filtered, scores compared as integers, code kept on its own lines."""
+    sample = pathlib.Path(__file__).parent.parent / "samples" / "stackexchange" / "cycling.example.stackexchange.com"
+    summary = run([f"--input={sample}", f"--output_dir={tmp_path}", "--with_metadata"])
+    stages = summary["stages"]
+    assert summary["balanced"]
+    assert stages["parse_rows"]["total"]["filtered"] == {"link_type_1": 1, "post_type_5": 1, "watermark": 1,
+                                                         "xml_envelope": 6}
+    assert stages["duplicate_links_collapse"]["total"]["filtered"] == {"duplicate_link_collapsed": 1}
+    assert stages["duplicate_links"]["total"]["filtered"] == {"links_missing_post": 1}
+    (dup,) = read_jsonl(tmp_path / "duplicate_title_title" / "jsonl")
+    assert dup["ids"] == [13, 1]  # the lower link id's direction: duplicate -> original
+    (neg,) = read_jsonl(tmp_path / "title_body_answer_negative" / "jsonl")
+    assert neg["ids"] == [1, 3, 22] and neg["scores"] == [12, 14, -4]
+    answers = {r["ids"][0]: r for r in read_jsonl(tmp_path / "title_answer" / "jsonl")}
+    assert "print(sum(int(r['cadence']) for r in rows) / len(rows))" in answers[11]["texts"][1].split("\n")
+    assert all("Watermark" not in r["texts"][0] for r in answers.values())

@@ -167,20 +167,27 @@ def summarize(tallies: Iterable[tuple[tuple[str, str, str, str], int]]) -> dict[
     return result
 
 
-def format_summary(summary: Mapping[str, Any]) -> str:
-    """A short human-readable table of the summary, one line per stage and scope."""
+def format_summary(summary: Mapping[str, Any], max_scopes: int = 12) -> str:
+    """A human-readable table: per stage the totals with reasons, then one line per scope (usually an
+    input file) unless a stage has more than ``max_scopes`` balanced scopes (summary.json has them all)."""
+    def line(stage: str, scope: str, e: Mapping[str, Any]) -> str:
+        nf, nd = sum(e[FILTERED].values()), sum(e[DEAD].values())
+        ok = "ok" if e[IN] == e[OUT] + nf + nd else "UNBALANCED"
+        return (f"{stage:<24} {scope:<56} in={e[IN]:<9} out={e[OUT]:<9} filtered={nf:<8} "
+                f"dead_lettered={nd:<6} {ok}")
+
     lines = []
     for stage, s in summary["stages"].items():
-        for scope, e in [("TOTAL", s["total"]), *s["scopes"].items()]:
-            nf, nd = sum(e[FILTERED].values()), sum(e[DEAD].values())
-            ok = "ok" if e[IN] == e[OUT] + nf + nd else "UNBALANCED"
-            lines.append(f"{stage:<24} {scope:<56} in={e[IN]:<9} out={e[OUT]:<9} "
-                         f"filtered={nf:<8} dead_lettered={nd:<6} {ok}")
-            if scope == "TOTAL":
-                for reason, n in e[FILTERED].items():
-                    lines.append(f"{'':<24}   filtered {reason}: {n}")
-                for reason, n in e[DEAD].items():
-                    lines.append(f"{'':<24}   dead-lettered {reason}: {n}")
+        lines.append(line(stage, "TOTAL", s["total"]))
+        for reason, n in s["total"][FILTERED].items():
+            lines.append(f"{'':<24}   filtered {reason}: {n}")
+        for reason, n in s["total"][DEAD].items():
+            lines.append(f"{'':<24}   dead-lettered {reason}: {n}")
+        scopes = s["scopes"]
+        shown = [k for k, e in scopes.items() if len(scopes) <= max_scopes or not e["balanced"]]
+        lines.extend(line(stage, k, scopes[k]) for k in shown)
+        if len(shown) < len(scopes):
+            lines.append(f"{'':<24}   ({len(scopes) - len(shown)} more scopes, all balanced: see summary.json)")
     verdict = "in == out + filtered + dead_lettered holds for every stage and scope" if summary["balanced"] \
         else "ACCOUNTING IS UNBALANCED: some records were neither output, filtered nor dead-lettered"
     return "\n".join([*lines, verdict])

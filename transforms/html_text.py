@@ -13,7 +13,6 @@ and ``&amp;`` in the text. Structure is kept where it carries meaning for senten
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from lxml import etree
@@ -27,7 +26,6 @@ _BLOCK_TAGS = frozenset(
     "header hr html li main nav ol p section summary table tbody td tfoot th thead tr ul br".split()
 )
 _DROP_TAGS = frozenset({"script", "style", "template", "noscript"})
-_WS = re.compile(r"\s+")
 
 _BREAK = object()  # a block boundary in the flattened stream
 
@@ -38,7 +36,7 @@ class _Code(str):
 
 def normalize_text(text: str) -> str:
     """NFC and whitespace collapsed to single spaces; for titles and other one-line texts."""
-    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def _flatten(el: etree._Element, out: list, keep_code: bool) -> None:
@@ -82,7 +80,7 @@ def html_to_text(html: str, keep_code_blocks: bool = True) -> str:
 
     def flush() -> None:
         if chunk:
-            text = _WS.sub(" ", "".join(chunk)).strip()
+            text = " ".join("".join(chunk).split())
             if text:
                 lines.append(text)
             chunk.clear()
