@@ -550,18 +550,19 @@ class NearDedup(beam.PTransform):
             | "BucketEdges" >> beam.FlatMap(bucket_edges)
             | "DistinctCandidates" >> beam.Distinct()
         )
-        edges = candidates
+        verified = candidates
         if self._threshold is not None:
             with_u = (
                 {"edge": candidates, "sig": signatures}
                 | "JoinFirstSig" >> beam.CoGroupByKey()
                 | "AttachFirstSig" >> beam.FlatMap(_attach_sig)
             )
-            edges = (
+            verified = (
                 {"edge": with_u, "sig": signatures}
                 | "JoinSecondSig" >> beam.CoGroupByKey()
                 | "VerifyPairs" >> beam.ParDo(_Verify(self._threshold, self._stage))
             )
+        edges = verified
         if self._mode == "either":
             record_edges = keyed.out | "RecordEdges" >> beam.FlatMap(_record_edges)
             edges = (edges, record_edges) | "AllEdges" >> beam.Flatten()
@@ -573,7 +574,7 @@ class NearDedup(beam.PTransform):
         stats = kept.stats | "NearStats" >> beam.Map(
             _near_stats,
             beam.pvalue.AsSingleton(candidates | "CountCandidates" >> count()),
-            beam.pvalue.AsSingleton(edges | "CountVerified" >> count()),
+            beam.pvalue.AsSingleton(verified | "CountVerified" >> count()),
             beam.pvalue.AsSingleton(components.unconverged),
             self._cc_rounds)
         tallies, letters = _flatten_accounting(keyed, kept)
@@ -703,3 +704,305 @@ class Decontaminate(beam.PTransform):
         return apply_accounted(records, "DropEvalOverlap",
                                _DropOverlap(self._stage, self._texts_fn, self._scope_fn, ngram, min_chars),
                                beam.pvalue.AsSingleton(index))
+
+
+# --- clusters across two dedup stages -------------------------------------------------------------------
+
+def _chain_members(item: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[Any, bool]]]:
+    """One first-stage cluster joined with its representative's second-stage cluster."""
+    cid1, joined = item
+    second = joined["second"]
+    cid2, dup2 = second[0] if second else (cid1, False)
+    for m in joined["first"]:
+        yield cid2, (m.record, m.is_duplicate or dup2)
+
+
+def _final_members(item: tuple[str, Iterable[tuple[Any, bool]]]) -> Iterator[ClusterMember]:
+    cid, members = item
+    size = sum(1 for _ in members)
+    for record, is_dup in members:
+        yield ClusterMember(record, cid, size, is_dup)
+
+
+class ChainClusters(beam.PTransform):
+    """Combines the clusters of two dedup stages run one after the other (say exact, then near on
+    what exact kept) into one cluster per record: a record's final cluster is the second-stage
+    cluster of its first-stage representative; it is a duplicate if either stage dropped it or its
+    representative. Input: ``{"first": ClusterMembers, "second": ClusterMembers}``."""
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        kept_first = (
+            inputs["first"]
+            | "KeptFirst" >> beam.Filter(lambda m: not m.is_duplicate)
+            | "KeptByPrint" >> beam.Map(lambda m: (fingerprint(m.record), m.cluster_id))
+        )
+        second_by_print = inputs["second"] | "SecondByPrint" >> beam.Map(
+            lambda m: (fingerprint(m.record), (m.cluster_id, m.is_duplicate)))
+        second_of_first = (
+            {"cid1": kept_first, "second": second_by_print}
+            | "JoinRepresentatives" >> beam.CoGroupByKey()
+            | "ByFirstCluster" >> beam.FlatMap(
+                lambda kv: [(cid1, s) for cid1 in kv[1]["cid1"] for s in kv[1]["second"]])
+        )
+        first_by_cluster = inputs["first"] | "FirstByCluster" >> beam.Map(lambda m: (m.cluster_id, m))
+        return (
+            {"first": first_by_cluster, "second": second_of_first}
+            | "JoinClusters" >> beam.CoGroupByKey()
+            | "ToSecondCluster" >> beam.FlatMap(_chain_members)
+            | "GroupFinal" >> beam.GroupByKey()
+            | "Members" >> beam.FlatMap(_final_members)
+        )
+
+
+# --- the records of the dedup job: JSONL lines and tf.Examples, kept byte for byte ---------------------
+
+JSONL, TFRECORD = "jsonl", "tfrecord"
+READ_STAGE = "read"
+
+
+class JobRecord(NamedTuple):
+    """One input record of ``pipelines.dedup``: its bytes exactly as read, and what dedup needs."""
+
+    source: str  # the input file (the accounting scope)
+    offset: int  # byte offset of a JSONL line; -1 for TFRecords (Beam's reader gives no position)
+    raw: bytes  # the JSON line, or the serialised tf.Example
+    texts: tuple[str, ...]
+    rank: float | None  # the --rank_field value, None without one
+
+
+class BadRecordError(ValueError):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+def input_format(paths: Sequence[str], requested: str = "auto") -> str:
+    """The format of the input files: ``requested`` if given, else from the names (all alike)."""
+    if requested in (JSONL, TFRECORD):
+        return requested
+    if requested != "auto":
+        raise ConfigError(f"--format must be auto, {JSONL} or {TFRECORD}, not {requested!r}")
+    found = set()
+    for p in paths:
+        name = p.rsplit("/", 1)[-1]
+        if ".tfrecord" in name or ".tfrec" in name:
+            found.add(TFRECORD)
+        elif ".jsonl" in name or ".json" in name:
+            found.add(JSONL)
+        else:
+            raise ConfigError(f"--input: cannot tell the format of {p!r} from its name; pass --format")
+    if len(found) > 1:
+        raise ConfigError("--input: mixes JSONL and TFRecord files; run them separately")
+    return found.pop()
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            raise BadRecordError("missing_field", f"no field {dotted!r}")
+        obj = obj[part]
+    return obj
+
+
+def _rank_value(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRecordError("bad_rank_field", f"{field!r} is {type(value).__name__}, not a number")
+    return float(value)
+
+
+def record_from_json(source: str, offset: int, line: bytes, text_fields: Sequence[str],
+                     rank_field: str | None) -> JobRecord:
+    """A JSONL line as a JobRecord; raises BadRecordError (reason ``bad_json``, ``missing_field``,
+    ``bad_text_field``, ``bad_rank_field``)."""
+    import json
+
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise BadRecordError("bad_json", str(e)) from None
+    texts = []
+    for f in text_fields:
+        value = _lookup(obj, f)
+        if not isinstance(value, str):
+            raise BadRecordError("bad_text_field", f"{f!r} is {type(value).__name__}, not a string")
+        texts.append(value)
+    rank = _rank_value(_lookup(obj, rank_field), rank_field) if rank_field else None
+    return JobRecord(source, offset, line, tuple(texts), rank)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise BadRecordError("bad_example", "truncated varint")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise BadRecordError("bad_example", "varint too long")
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """Protobuf wire fields of a message: ``(number, wire_type, value)``; LEN values as bytes."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire == 2:
+            n, pos = _varint(data, pos)
+            if pos + n > len(data):
+                raise BadRecordError("bad_example", "truncated field")
+            value, pos = data[pos:pos + n], pos + n
+        elif wire == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        else:
+            raise BadRecordError("bad_example", f"unsupported wire type {wire}")
+        yield number, wire, value
+
+
+def parse_example(raw: bytes) -> dict[str, list[Any]]:
+    """A serialised ``tf.train.Example`` as ``{name: values}`` without TensorFlow: bytes features as
+    bytes, int64 as int, float as float. Repeated ``features`` messages merge, as in protobuf."""
+    import struct
+
+    out: dict[str, list[Any]] = {}
+    for number, wire, features in _fields(raw):
+        if number != 1 or wire != 2:
+            continue
+        for fnum, fwire, entry in _fields(features):
+            if fnum != 1 or fwire != 2:
+                continue
+            name, feature = "", b""
+            for enum, _, v in _fields(entry):
+                if enum == 1:
+                    name = v.decode("utf-8", errors="replace")
+                elif enum == 2:
+                    feature = v
+            values: list[Any] = []
+            for kind, _, lst in _fields(feature):
+                for _, vwire, v in _fields(lst):
+                    if kind == 1:
+                        values.append(bytes(v))
+                    elif kind == 2:
+                        values.extend(struct.unpack(f"<{len(v) // 4}f", v) if vwire == 2 else struct.unpack("<f", v))
+                    elif kind == 3:
+                        if vwire == 2:
+                            pos = 0
+                            while pos < len(v):
+                                n, pos = _varint(v, pos)
+                                values.append(n - (1 << 64) if n >= 1 << 63 else n)
+                        else:
+                            values.append(v - (1 << 64) if v >= 1 << 63 else v)
+            out[name] = values
+    return out
+
+
+def record_from_example(source: str, raw: bytes, text_fields: Sequence[str], rank_field: str | None) -> JobRecord:
+    """A serialised tf.Example as a JobRecord: each text field a bytes feature with one value."""
+    features = parse_example(raw)
+    texts = []
+    for f in text_fields:
+        values = features.get(f)
+        if values is None:
+            raise BadRecordError("missing_field", f"no feature {f!r}")
+        if len(values) != 1 or not isinstance(values[0], bytes):
+            raise BadRecordError("bad_text_field", f"feature {f!r} is not one bytes value")
+        texts.append(values[0].decode("utf-8", errors="replace"))
+    rank = None
+    if rank_field:
+        values = features.get(rank_field)
+        if not values or len(values) != 1:
+            raise BadRecordError("missing_field" if not values else "bad_rank_field", f"feature {rank_field!r}")
+        rank = _rank_value(values[0], rank_field)
+    return JobRecord(source, -1, raw, tuple(texts), rank)
+
+
+class _ParseJsonl(AccountedDoFn):
+    stage = READ_STAGE
+
+    def __init__(self, text_fields: Sequence[str], rank_field: str | None) -> None:
+        self._fields, self._rank = tuple(text_fields), rank_field
+
+    def process(self, batch: Any) -> Iterator[Any]:
+        for offset, line in batch.lines:
+            self.took_in(batch.path)
+            if not line.strip():
+                self.filtered(batch.path, "blank_line")
+                continue
+            try:
+                record = record_from_json(batch.path, offset, line, self._fields, self._rank)
+            except BadRecordError as e:
+                yield self.dead_letter(batch.path, DeadLetter.make(
+                    self.stage, e.reason, line, source=batch.path, offset=offset, detail=str(e)))
+                continue
+            self.out(batch.path)
+            yield record
+
+
+class _ParseExamples(AccountedDoFn):
+    stage = READ_STAGE
+
+    def __init__(self, text_fields: Sequence[str], rank_field: str | None) -> None:
+        self._fields, self._rank = tuple(text_fields), rank_field
+
+    def process(self, item: tuple[str, bytes]) -> Iterator[Any]:
+        path, raw = item
+        self.took_in(path)
+        try:
+            record = record_from_example(path, raw, self._fields, self._rank)
+        except BadRecordError as e:
+            yield self.dead_letter(path, DeadLetter.make(self.stage, e.reason, repr(raw), source=path,
+                                                         detail=str(e)))
+            return
+        self.out(path)
+        yield record
+
+
+class ReadDedupInput(beam.PTransform):
+    """Reads JSONL (splittably, with byte offsets) or TFRecord files of tf.Examples as JobRecords;
+    blank JSONL lines are filtered, unreadable records dead-lettered (stage ``read``)."""
+
+    def __init__(self, paths: Sequence[str], fmt: str, text_fields: Sequence[str], rank_field: str | None) -> None:
+        super().__init__()
+        self._paths, self._fmt, self._fields, self._rank = list(paths), fmt, list(text_fields), rank_field
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
+        if self._fmt == JSONL:
+            return apply_accounted(pbegin | "ReadLines" >> ReadLineBatches(self._paths), "ParseJsonl",
+                                   _ParseJsonl(self._fields, self._rank))
+        raw = (pbegin | "Paths" >> beam.Create(self._paths)
+               | "ReadTFRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True))
+        return apply_accounted(raw, "ParseExamples", _ParseExamples(self._fields, self._rank))
+
+
+def record_sort_key(record: JobRecord) -> bytes:
+    """Output order within a shard: input order for JSONL, a content hash for TFRecords."""
+    if record.offset >= 0:
+        return record.source.encode("utf-8") + b"\0" + record.offset.to_bytes(8, "big")
+    return record.source.encode("utf-8") + b"\1" + fingerprint(record.raw)
+
+
+def clustered_json(member: ClusterMember) -> bytes:
+    """A JSONL record with ``cluster_id``, ``cluster_size`` and ``is_duplicate`` added to its object."""
+    import json
+
+    obj = json.loads(member.record.raw)
+    obj.update(cluster_id=member.cluster_id, cluster_size=member.cluster_size, is_duplicate=member.is_duplicate)
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def clustered_example(member: ClusterMember) -> bytes:
+    """A tf.Example with ``cluster_id``, ``cluster_size`` and ``is_duplicate`` features added: the
+    record's bytes followed by a second ``features`` field, which protobuf parsers merge."""
+    from specs import encode_example
+
+    return member.record.raw + encode_example({
+        "cluster_id": ("bytes", member.cluster_id), "cluster_size": ("int64", member.cluster_size),
+        "is_duplicate": ("int64", int(member.is_duplicate))})
