@@ -53,6 +53,14 @@ class StackExchangeOptions(PipelineOptions):
         parser.add_argument("--best_answer", choices=("accepted", "top_scored"), default=d.best_answer,
                             help="accepted: the accepted answer if it passes the filters, else the top-scored.")
         parser.add_argument("--title_body_separator", default=d.title_body_separator)
+        parser.add_argument("--dedup", choices=("none", "exact", "near"), default="none",
+                            help="Remove duplicate pairs per pair type: exact (normalised text) or near (MinHash).")
+        parser.add_argument("--dedup_key", choices=("pair", "either"), default="pair",
+                            help="pair: all texts must match; either: pairs sharing any text are duplicates.")
+        parser.add_argument("--exclude", action="append", default=[],
+                            help="Evaluation files (text lines or jsonl); pairs overlapping them are dropped.")
+        parser.add_argument("--exclude_ngram", type=int, default=13,
+                            help="Word n-gram length that counts as evaluation overlap.")
         parser.add_argument("--num_shards", type=int, default=0,
                             help="Shards per output folder; 0 sizes them by --records_per_shard.")
         parser.add_argument("--records_per_shard", type=int, default=200_000)
@@ -131,9 +139,13 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         dead.append(dups.dead_letter)
         pairs.append(dups.out)
 
+    cleaning = se.CleanPairs(pair_types, o.dedup, o.dedup_key, _split_list(o.exclude), o.exclude_ngram)
+    cleaned = tuple(pairs) | "AllPairs" >> beam.Flatten(pipeline=pipeline) | "CleanPairs" >> cleaning
+    tallies.append(cleaned.tally)
+    dead.append(cleaned.dead_letter)
     writer = se.WritePairs(common.output_dir, pair_types, formats, o.with_metadata, common.seed,
                            o.num_shards, o.records_per_shard)
-    _ = tuple(pairs) | "AllPairs" >> beam.Flatten(pipeline=pipeline) | "WritePairs" >> writer
+    _ = cleaned.out | "WritePairs" >> writer
     return Built(tallies, dead, outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
 
 

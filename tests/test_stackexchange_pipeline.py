@@ -252,3 +252,26 @@ def test_bundled_sample_edge_cases(tmp_path):
     answers = {r["ids"][0]: r for r in read_jsonl(tmp_path / "title_answer" / "jsonl")}
     assert "print(sum(int(r['cadence']) for r in rows) / len(rows))" in answers[11]["texts"][1].split("\n")
     assert all("Watermark" not in r["texts"][0] for r in answers.values())
+
+
+def test_dedup_and_decontamination_behind_flags(shared_data, tmp_path):
+    """Two copies of a real site under two names: exact dedup keeps one pair of each copy pair; a pair
+    whose body is in the evaluation file is dropped by --exclude."""
+    src = shared_data / "stackexchange" / "conlang.meta.stackexchange.com"
+    for name in ("a.stackexchange.com", "b.stackexchange.com"):
+        (tmp_path / "in" / name).mkdir(parents=True)
+        shutil.copy(src / "Posts.xml", tmp_path / "in" / name)
+    base = run([f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'base'}", "--pair_types=title_body",
+                "--output_formats=jsonl", "--with_metadata"])
+    rows = read_jsonl(tmp_path / "base" / "title_body" / "jsonl")
+    per_site = base["stages"]["pairs"]["scopes"]["a.stackexchange.com/title_body"]["out"]
+    assert len(rows) == 2 * per_site
+    held_out = next(r for r in rows if len(r["texts"][1]) > 200)
+    (tmp_path / "eval.txt").write_text(max(held_out["texts"][1].split("\n"), key=len) + "\n")
+    summary = run([f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'dd'}", "--pair_types=title_body",
+                   "--output_formats=jsonl", "--dedup=exact", f"--exclude={tmp_path / 'eval.txt'}"])
+    assert summary["balanced"]
+    kept = read_jsonl(tmp_path / "dd" / "title_body" / "jsonl")
+    assert summary["stages"]["decontaminate"]["total"]["filtered"]["eval_overlap"] >= 2
+    assert summary["stages"]["dedup_exact"]["total"]["filtered"]["exact_duplicate"] == len(kept)
+    assert len({tuple(r) for r in kept}) == len(kept) and held_out["texts"] not in kept
