@@ -13,13 +13,21 @@ and ``&amp;`` in the text. Structure is kept where it carries meaning for senten
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 
 from lxml import etree
 
-# The HTML parser never touches the network and keeps no comments or processing instructions.
-_HTML_PARSER = etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, recover=True,
-                                default_doctype=False)
+_PARSERS = threading.local()  # lxml serialises threads sharing one parser; Dataflow runs many threads
+
+
+def _html_parser() -> etree.HTMLParser:
+    """The HTML parser never touches the network and keeps no comments or processing instructions."""
+    parser = getattr(_PARSERS, "html", None)
+    if parser is None:
+        parser = _PARSERS.html = etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True,
+                                                  recover=True, default_doctype=False)
+    return parser
 
 _BLOCK_TAGS = frozenset(
     "address article aside blockquote body dd details div dl dt figcaption figure footer form h1 h2 h3 h4 h5 h6 "
@@ -70,7 +78,7 @@ def html_to_text(html: str, keep_code_blocks: bool = True) -> str:
     """Converts an HTML fragment to text (see the module docstring for the rules)."""
     if not html or not html.strip():
         return ""
-    root = etree.fromstring(html, _HTML_PARSER)
+    root = etree.fromstring(html, _html_parser())
     if root is None:
         return ""
     parts: list = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -51,8 +52,17 @@ COMMUNITY_USER_ID = -1
 WATERMARK_POST_IDS = frozenset({1000000001, 1000000010})
 DUPLICATE_LINK_TYPE = 3
 
-_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                              huge_tree=False, remove_comments=True, remove_pis=True)
+_PARSERS = threading.local()  # lxml serialises threads sharing one parser; Dataflow runs many threads
+
+
+def _xml_parser() -> etree.XMLParser:
+    parser = getattr(_PARSERS, "xml", None)
+    if parser is None:
+        parser = _PARSERS.xml = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
+            remove_comments=True, remove_pis=True)
+    return parser
+
 _BOM = b"\xef\xbb\xbf"
 _ENVELOPE = re.compile(rb"^(<\?xml[^>]*\?>|</?[A-Za-z]+>)?$")
 _KIND = re.compile(r"^(Posts|PostLinks)(?:-\d+)?\.xml(?:\.gz|\.bz2)?$")
@@ -176,7 +186,7 @@ def parse_row(line: bytes, first_line: bool = False) -> dict[str, str] | None:
         # No DTD, entity declaration or CDATA trick belongs in a row; refuse before parsing.
         raise RowError("dtd_or_entity_declaration", "row contains '<!'")
     try:
-        el = etree.fromstring(line, _XML_PARSER)
+        el = etree.fromstring(line, _xml_parser())
     except etree.XMLSyntaxError as e:
         raise RowError("xml_syntax", str(e)) from None
     if el.tag != "row" or len(el):
