@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from specs import SCHEMA_FILE, SPEC_FILE, TRANSLATION_PAIRS, FeatureSpec
+from specs import TRANSLATION_PAIRS
 from transforms import accounting, files, scripts
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.errors import ConfigError
@@ -398,9 +398,10 @@ def sampling_rates(counts: Mapping[str, int], alpha: float, cap: int = 0, max_up
     ``min(N q_i, max_upsample n_i, cap)`` examples; ``rate = target / n_i`` is the expected number of
     copies of each of its pairs. With ``alpha = 1`` and no cap every rate is 1.
     """
-    total = sum(counts.values())
+    # fsum: exactly rounded whatever the order the counts arrived in, so rates are bit-identical.
+    total = math.fsum(counts.values())
     weights = {lp: n ** alpha for lp, n in counts.items() if n}
-    norm = sum(weights.values())
+    norm = math.fsum(weights.values())
     out = {}
     for lp, n in sorted(counts.items()):
         if not n:
@@ -706,16 +707,6 @@ def pair_json(pair: Pair) -> bytes:
                        "offset": pair.offset}, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def write_spec(spec: FeatureSpec, directory: str) -> None:
-    """``schema.pbtxt`` and ``feature_spec.json`` into ``directory``, at launch (so a consumer finds the
-    spec as soon as the job starts)."""
-    if not directory.startswith("gs://") and not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    for name, text in ((SCHEMA_FILE, spec.to_schema_text()), (SPEC_FILE, spec.to_json())):
-        with FileSystems.create(FileSystems.join(directory, name)) as f:
-            f.write(text.encode("utf-8"))
-
-
 class WritePairs(beam.PTransform):
     """``(copy_index, Pair)`` -> globally shuffled GZIP TFRecord shards of ``TRANSLATION_PAIRS``
     examples in ``directory`` (plus the spec), and optionally a JSONL.gz copy in the same order.
@@ -731,7 +722,7 @@ class WritePairs(beam.PTransform):
         self._jsonl, self._base = jsonl, basename
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
-        write_spec(TRANSLATION_PAIRS, self._dir)
+        files.write_spec_files(TRANSLATION_PAIRS, self._dir)
         seed = self._seed
         keyed = pairs | "SortKey" >> beam.Map(lambda ip: (files.sort_key(seed, pair_key(ip[1]), ip[0]), ip[1]))
         count = (
