@@ -1,0 +1,252 @@
+"""Masked-LM pretraining data: ``python -m pipelines.pretrain_data``.
+
+Writes the records ``create_pretraining_data.py`` (BERT, TF Model Garden) writes, with its flags and
+their meanings, but tokenised with a compiled tokenizer, in bounded memory and on any Beam runner::
+
+    python -m pipelines.pretrain_data --input_patterns='gs://bucket/wiki/*.txt' \\
+        --output_dir=gs://bucket/pretrain --vocab_file=gs://bucket/vocab.txt --do_lower_case=true \\
+        --max_seq_length=128 --max_predictions_per_seq=20 --masked_lm_prob=0.15 --dupe_factor=5 \\
+        --runner=DataflowRunner --project=... --region=... --setup_file=./setup.py
+
+Read documents (BERT text, JSONL or TFRecord) -> tokenise -> language sampling and shuffle buckets
+-> instances and masks per document and pass -> (optionally TLM examples from translation pairs) ->
+seeded global shuffle into shards, with the spec and parameters beside them. The output layout is
+described in ``transforms/pretraining.py``; the differences from the reference in
+docs/pretraining.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+import specs
+from transforms import runtime
+from transforms.bert_tokenization import BertTokenizer, load_vocab
+from transforms.errors import ConfigError
+from transforms.files import WriteShards, match_files
+from transforms.pretraining import (
+    CreatePretrainingExamples,
+    CreateTlmExamples,
+    InstanceParams,
+    ReadDocuments,
+    TokenizeDocuments,
+    VocabInfo,
+    language_pass_rates,
+)
+
+PARAMS_FILE = "params.json"
+SHARD_PREFIX = "pretrain"
+FORMATS = ("auto", "text", "jsonl", "tfrecord")
+
+
+def _flag_bool(value: str) -> bool:
+    """absl-style booleans, so the reference's ``--do_lower_case=false`` works unchanged."""
+    v = value.strip().lower()
+    if v in ("1", "true", "t", "yes", "y"):
+        return True
+    if v in ("0", "false", "f", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+class PretrainDataOptions(PipelineOptions):
+    """The reference script's flags (same names, same defaults) plus what a distributed job needs."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        def boolean(name: str, default: bool, help: str) -> None:
+            parser.add_argument(f"--{name}", type=_flag_bool, nargs="?", const=True, default=default, help=help)
+
+        parser.add_argument("--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
+                            help="Input files or globs (local or gs://), comma-separated or repeated.")
+        parser.add_argument("--input_format", choices=FORMATS, default="auto",
+                            help="text (a sentence per line, blank line between documents), jsonl or tfrecord; "
+                                 "auto: by file name (.jsonl/.json, .tfrecord), else text.")
+        parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt (one token per line).")
+        boolean("do_lower_case", True, "Lower-case and strip accents (uncased models).")
+        parser.add_argument("--max_seq_length", type=int, default=128)
+        parser.add_argument("--max_predictions_per_seq", type=int, default=20)
+        parser.add_argument("--masked_lm_prob", type=float, default=0.15)
+        parser.add_argument("--random_seed", type=int, default=None,
+                            help="Seed of every random decision (default: --seed, 12345).")
+        parser.add_argument("--dupe_factor", type=int, default=10,
+                            help="Passes over the data, each with different pairs and masks.")
+        parser.add_argument("--short_seq_prob", type=float, default=0.1)
+        boolean("do_whole_word_mask", False, "Mask whole words (all their ## pieces) at once.")
+        parser.add_argument("--max_ngram_size", type=int, default=None,
+                            help="Mask n-grams of up to this many whole words (needs --do_whole_word_mask).")
+        boolean("use_v2_feature_names", False, "input_word_ids/input_type_ids instead of input_ids/segment_ids.")
+        boolean("gzip_compress", False, "GZIP-compress the TFRecord shards.")
+        boolean("dynamic_masking", False, "Write unmasked input ids and segments only; the trainer masks.")
+        parser.add_argument("--tlm_input", action="append", default=[],
+                            help="Translation-pair TFRecords (src_raw, tgt_raw, src_lang, tgt_lang) for TLM "
+                                 "examples, comma-separated or repeated.")
+        parser.add_argument("--language_alpha", type=float, default=1.0,
+                            help="Exponential smoothing of language shares: 1 keeps the corpus mix, 0 makes "
+                                 "languages equal (XLM-R: 0.3).")
+        parser.add_argument("--language_pattern", default=None,
+                            help="Regex on the input path whose first group is the language (documents "
+                                 "without a language field).")
+        parser.add_argument("--text_field", default="text", help="JSONL field / TFRecord feature with the text.")
+        parser.add_argument("--language_field", default="lang", help="JSONL field / TFRecord feature with the "
+                                                                     "language code.")
+        parser.add_argument("--docs_per_bucket", type=int, default=1000,
+                            help="Documents per shuffle bucket: the pool random next segments come from.")
+        parser.add_argument("--max_document_sentences", type=int, default=10_000,
+                            help="Longer documents are cut into parts of this many sentences.")
+        parser.add_argument("--num_output_shards", type=int, default=0, help="0: one per --records_per_shard.")
+        parser.add_argument("--records_per_shard", type=int, default=100_000)
+
+
+def _split_list(values: list[str]) -> list[str]:
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def instance_params(o: PretrainDataOptions) -> InstanceParams:
+    """Checks the numeric flags (one-line errors) and returns them as ``InstanceParams``."""
+    if o.max_seq_length < 5:
+        raise ConfigError(f"--max_seq_length must be at least 5 ([CLS] A [SEP] B [SEP]), got {o.max_seq_length}")
+    if not o.dynamic_masking and o.max_predictions_per_seq < 1:
+        raise ConfigError(f"--max_predictions_per_seq must be at least 1, got {o.max_predictions_per_seq}")
+    if not 0.0 < o.masked_lm_prob <= 1.0:
+        raise ConfigError(f"--masked_lm_prob must be in (0, 1], got {o.masked_lm_prob}")
+    if not 0.0 <= o.short_seq_prob <= 1.0:
+        raise ConfigError(f"--short_seq_prob must be in [0, 1], got {o.short_seq_prob}")
+    if o.dupe_factor < 1:
+        raise ConfigError(f"--dupe_factor must be at least 1, got {o.dupe_factor}")
+    if o.max_ngram_size is not None and o.max_ngram_size > 1 and not o.do_whole_word_mask:
+        raise ConfigError("--max_ngram_size needs --do_whole_word_mask (n-grams are of whole words)")
+    if o.max_ngram_size is not None and o.max_ngram_size < 0:
+        raise ConfigError(f"--max_ngram_size must be positive, got {o.max_ngram_size}")
+    if o.language_alpha < 0:
+        raise ConfigError(f"--language_alpha must be >= 0, got {o.language_alpha}")
+    if o.docs_per_bucket < 2 or o.max_document_sentences < 1:
+        raise ConfigError("--docs_per_bucket must be >= 2 and --max_document_sentences >= 1")
+    return InstanceParams(o.max_seq_length, o.max_predictions_per_seq, o.masked_lm_prob, o.short_seq_prob,
+                          o.dupe_factor, o.do_whole_word_mask, o.max_ngram_size or None, o.dynamic_masking)
+
+
+def input_format(paths: list[str], requested: str) -> str:
+    """The one format of all inputs; fails when ``auto`` finds a mix."""
+    if requested != "auto":
+        return requested
+
+    def guess(path: str) -> str:
+        name = path.lower().removesuffix(".gz").removesuffix(".bz2")
+        if name.endswith((".jsonl", ".json", ".ndjson")):
+            return "jsonl"
+        if ".tfrecord" in name or name.endswith(".tfrec"):
+            return "tfrecord"
+        return "text"
+
+    found = sorted({guess(p) for p in paths})
+    if len(found) > 1:
+        raise ConfigError(f"--input_patterns: inputs mix formats {found}; run one format per job or set --input_format")
+    return found[0]
+
+
+class _WriteSidecars(beam.DoFn):
+    """Writes the spec and the parameters next to the data once it is written."""
+
+    def __init__(self, output_dir: str, spec: specs.FeatureSpec, params: dict[str, Any]) -> None:
+        self._dir, self._spec, self._params = output_dir, spec, params
+
+    def process(self, written: int, doc_counts: dict[str, int], instance_counts: dict[str, int]) -> None:
+        def put(name: str, text: str) -> None:
+            with FileSystems.create(FileSystems.join(self._dir, name)) as f:
+                f.write(text.encode("utf-8"))
+
+        alpha, dupe = self._params["language_alpha"], self._params["dupe_factor"]
+        rates = language_pass_rates(doc_counts, alpha, dupe) if alpha != 1.0 else dict.fromkeys(doc_counts, dupe)
+        params = {**self._params, "records_written": written,
+                  "languages": {lang: {"documents": doc_counts[lang], "passes_per_document": rates[lang],
+                                       "examples": instance_counts.get(lang, 0)} for lang in sorted(doc_counts)},
+                  "tlm_examples": {k: v for k, v in sorted(instance_counts.items()) if k.startswith("tlm:")}}
+        put(specs.SCHEMA_FILE, self._spec.to_schema_text())
+        put(specs.SPEC_FILE, self._spec.to_json())
+        put(PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        print("examples per language: " + ", ".join(f"{k}={v}" for k, v in sorted(instance_counts.items())))
+
+
+def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
+    o = options.view_as(PretrainDataOptions)
+    out_dir = options.view_as(runtime.CommonOptions).output_dir
+    seed = o.random_seed if o.random_seed is not None else options.view_as(runtime.CommonOptions).seed
+    params = instance_params(o)
+    patterns, tlm_patterns = _split_list(o.input_patterns), _split_list(o.tlm_input)
+    if not patterns and not tlm_patterns:
+        raise ConfigError("--input_patterns (or --input_file) or --tlm_input is required")
+    paths = match_files(patterns, "--input_patterns") if patterns else []
+    tlm_paths = match_files(tlm_patterns, "--tlm_input") if tlm_patterns else []
+    if not o.vocab_file:
+        raise ConfigError("--vocab_file is required")
+    try:
+        language_pattern = re.compile(o.language_pattern) if o.language_pattern else None
+    except re.error as e:
+        raise ConfigError(f"--language_pattern {o.language_pattern!r}: {e}") from None
+    vocab = load_vocab(o.vocab_file)
+    info = VocabInfo.from_vocab(vocab)
+    tokenizer = BertTokenizer(vocab, o.do_lower_case)
+    spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq,
+                                  v2_names=o.use_v2_feature_names, dynamic_masking=params.dynamic_masking)
+    tallies: list[beam.PCollection] = []
+    letters: list[beam.PCollection] = []
+    examples: list[beam.PCollection] = []
+    counts: list[beam.PCollection] = []
+    doc_counts: Any = pipeline | "NoDocuments" >> beam.Create([])
+    fmt = ""
+    if paths:
+        fmt = input_format(paths, o.input_format)
+        read = pipeline | "ReadDocuments" >> ReadDocuments(
+            paths, fmt, max_sentences=o.max_document_sentences, language_pattern=language_pattern,
+            text_field=o.text_field, language_field=o.language_field)
+        tokenized = read.out | "TokenizeDocuments" >> TokenizeDocuments(tokenizer)
+        mlm, doc_counts, sampled, per_language = tokenized.out | "CreateExamples" >> CreatePretrainingExamples(
+            seed, params, info, spec, o.language_alpha, o.docs_per_bucket)
+        for stage in (read, tokenized, sampled):
+            tallies.append(stage.tally)
+            letters.append(stage.dead_letter)
+        examples.append(mlm)
+        counts.append(per_language)
+    if tlm_paths:
+        tlm, tlm_counts, stages = pipeline | "CreateTlmExamples" >> CreateTlmExamples(
+            tlm_paths, tokenizer, seed, params, info, spec)
+        for stage in stages:
+            tallies.append(stage.tally)
+            letters.append(stage.dead_letter)
+        examples.append(tlm)
+        counts.append(tlm_counts | "SumTlm" >> beam.CombinePerKey(sum))
+    suffix = ".tfrecord.gz" if o.gzip_compress else ".tfrecord"
+    prefix = FileSystems.join(out_dir, SHARD_PREFIX)
+    written = (
+        tuple(examples) | "AllExamples" >> beam.Flatten()
+        | "WriteExamples" >> WriteShards(prefix, suffix, "tfrecord", "gzip" if o.gzip_compress else "uncompressed",
+                                         o.num_output_shards, o.records_per_shard)
+    )
+    job_params = {
+        "input_patterns": patterns, "input_format": fmt, "tlm_input": tlm_patterns, "vocab_file": o.vocab_file,
+        "vocab_size": info.size, "do_lower_case": o.do_lower_case, "random_seed": seed,
+        **dataclasses.asdict(params), "use_v2_feature_names": o.use_v2_feature_names,
+        "gzip_compress": o.gzip_compress, "language_alpha": o.language_alpha,
+        "language_pattern": o.language_pattern, "docs_per_bucket": o.docs_per_bucket,
+        "max_document_sentences": o.max_document_sentences,
+        "special_ids": {"cls": info.cls_id, "sep": info.sep_id, "mask": info.mask_id, "pad": 0},
+    }
+    all_counts = tuple(counts) | "AllCounts" >> beam.Flatten(pipeline=pipeline)
+    _ = written | "WriteSpecAndParams" >> beam.ParDo(
+        _WriteSidecars(out_dir, spec, job_params), beam.pvalue.AsDict(doc_counts), beam.pvalue.AsDict(all_counts))
+    return runtime.Built(tallies, letters, {"examples": f"{prefix}-*{suffix}",
+                                            "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)})
+
+
+if __name__ == "__main__":
+    sys.exit(runtime.main("pretrain_data", build))
