@@ -279,10 +279,21 @@ class WriteDeadLetters(beam.PTransform):
 
 
 def write_spec_files(spec: FeatureSpec, directory: str) -> None:
-    """Writes ``schema.pbtxt`` (TF Metadata) and ``feature_spec.json`` into ``directory`` (at launch,
-    so a consumer finds the spec even while the data is still being written)."""
-    if not directory.startswith("gs://") and not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
+    """Writes ``schema.pbtxt`` (TF Metadata) and ``feature_spec.json`` into ``directory``."""
     for name, text in ((SCHEMA_FILE, spec.to_schema_text()), (SPEC_FILE, spec.to_json())):
         with FileSystems.create(FileSystems.join(directory, name)) as f:
             f.write(text.encode("utf-8"))
+
+
+class WriteSpec(beam.PTransform):
+    """Writes a spec's files next to the data as a step of the pipeline (not at construction, so that
+    building a job, e.g. a Dataflow ``--dry_run``, touches no storage)."""
+
+    def __init__(self, spec: FeatureSpec, directory: str) -> None:
+        super().__init__()
+        self._spec, self._dir = spec, directory
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        spec, directory = self._spec, self._dir
+        return (pbegin | "Spec" >> beam.Create([directory])
+                | "WriteSpecFiles" >> beam.Map(lambda d: write_spec_files(spec, d) or d))

@@ -73,8 +73,6 @@ def run_pipeline(name: str, argv: Sequence[str] | None,
     common = options.view_as(CommonOptions)
     if not common.output_dir:
         raise ConfigError("--output_dir is required")
-    if not FileSystems.exists(common.output_dir):
-        FileSystems.mkdirs(common.output_dir)
     summary_path = FileSystems.join(common.output_dir, SUMMARY_FILE)
     pipeline = make_pipeline(options)
     built = build(pipeline, options)

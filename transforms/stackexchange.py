@@ -26,7 +26,7 @@ from lxml import etree
 from specs import FeatureSpec, text_pair_spec
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
-from transforms.files import LineBatch, WriteShards, sort_key, write_spec_files
+from transforms.files import LineBatch, WriteShards, WriteSpec, sort_key
 from transforms.html_text import html_to_text, normalize_text
 
 POSTS, POSTLINKS = "Posts", "PostLinks"
@@ -631,7 +631,7 @@ class WritePairs(beam.PTransform):
                                                         "gzip", self._shards, self._per_shard))
             if "tfrecord" in self._formats:
                 spec = text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}")
-                write_spec_files(spec, FileSystems.join(folder, "tfrecord"))
+                _ = part.pipeline | f"Spec[{t}]" >> WriteSpec(spec, FileSystems.join(folder, "tfrecord"))
                 counts[t] = (
                     part
                     | f"Example[{t}]" >> beam.Map(lambda kv, s=spec: (kv[0], encode_texts(s, kv[1].texts)))
