@@ -167,10 +167,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         from transforms import translation_tft
 
         tokens_dir = FileSystems.join(out_dir, "tokens")
-        tft_parts = written | "MaterializeTokens" >> translation_tft.MaterializeTokens(
+        _ = written | "MaterializeTokens" >> translation_tft.MaterializeTokens(
             tokens_dir, o.vocab_file, o.seq_length, o.lower_case, common.seed, o.num_shards, o.records_per_shard,
             temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
-        stages.extend(tft_parts)
         outputs["tokenised pairs and transform_fn"] = tokens_dir
     return Built(tallies=[s.tally for s in stages], dead_letters=[s.dead_letter for s in stages], outputs=outputs)
 

@@ -15,7 +15,14 @@ from pipelines import translation_pairs
 from transforms import runtime, scripts, textnorm
 from transforms import translation as tr
 
-TATOEBA_LANGS = ("deu", "jpn", "rus", "cmn", "ara", "ell", "hin", "kor", "tha", "afr", "ukr", "heb")
+SEQ_LENGTH = 32
+
+
+def _vocab(shared_data: pathlib.Path) -> pathlib.Path:
+    return shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt"
+
+
+TATOEBA_LANGS = ("deu", "jpn", "rus", "cmn", "ara", "hin", "tha")
 
 
 def _lines(path: pathlib.Path) -> list[bytes]:
@@ -54,7 +61,7 @@ def _read_split(directory: pathlib.Path) -> tuple[tuple[str, str, str, str], ...
 
 @pytest.fixture(scope="module")
 def job(shared_data, tmp_path_factory):
-    """One run over 12 real Tatoeba pairs, planted files, and FLORES as the excluded eval set."""
+    """One run over 7 real Tatoeba pairs, planted files, and FLORES as the excluded eval set."""
     tmp = tmp_path_factory.mktemp("translation")
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
     flores = shared_data / "translation" / "flores200_devtest"
@@ -83,8 +90,10 @@ def job(shared_data, tmp_path_factory):
     inputs += [str(p) for p in sorted(tmp.glob("*.*")) if p.is_file()]
     out = tmp / "out"
     summary = _run([f"--input={','.join(inputs)}", f"--output_dir={out}", f"--exclude={flores}/*.devtest",
-                    "--jsonl_fields=src=translation.de,tgt=translation.en", "--write_jsonl"])
-    return {"tmp": tmp, "out": out, "summary": summary, "inputs": inputs, "flores": flores}
+                    "--jsonl_fields=src=translation.de,tgt=translation.en", "--write_jsonl",
+                    f"--vocab_file={_vocab(shared_data)}", "--materialize_tokens", f"--seq_length={SEQ_LENGTH}"])
+    return {"tmp": tmp, "out": out, "summary": summary, "inputs": inputs, "flores": flores,
+            "vocab": _vocab(shared_data)}
 
 
 def _input_pairs(job) -> tuple[list[tuple[str, str, str, str]], int]:
@@ -187,6 +196,33 @@ def test_statistics_cover_every_language_pair(job):
     assert sum(hist.values()) == stats["written"]["train"]["deu-eng"]["pairs"]
     uneven = stats["inputs"][str(job["tmp"] / "uneven.deu-eng")]
     assert uneven == {"in": 3, "out": 2, "dead_lettered": {"line_count_mismatch": 1}}
+
+
+def test_materialized_tokens_are_the_trainers_tokenisation_in_the_raw_order(job):
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from specs.translation import tokenized_pairs_spec
+    from trainer.tokenization import BertTokenization
+
+    tokens_dir = job["out"] / "tokens"
+    spec = tokenized_pairs_spec(SEQ_LENGTH)
+    output = tft.TFTransformOutput(str(tokens_dir))
+    assert output.transformed_feature_spec() == spec.tf_parsing_spec()
+    tokenization = BertTokenization(str(job["vocab"]), lower_case=False)
+    layer = output.transform_features_layer()
+    for split in tr.SPLITS:
+        raw = _read_split(job["out"] / split)
+        paths = sorted(str(p) for p in (tokens_dir / split).glob("pairs-*.tfrecord.gz"))
+        serialized = [r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP")]
+        assert len(serialized) == len(raw) > 0
+        got = tf.io.parse_example(serialized, spec.tf_parsing_spec())
+        from_layer = layer({"src_raw": tf.constant([r[0] for r in raw]), "tgt_raw": tf.constant([r[1] for r in raw])})
+        for i, side in enumerate(("src", "tgt")):
+            want = tokenization(tf.constant([r[i] for r in raw]), seq_length=SEQ_LENGTH, out_dtype=tf.int64)
+            for name, value in want.items():
+                assert (got[f"{side}_{name}"].numpy() == value.numpy()).all(), (split, side, name)
+                assert (from_layer[f"{side}_{name}"].numpy() == value.numpy()).all(), (split, side, name)
 
 
 def _data_files(out: pathlib.Path) -> dict[str, bytes]:
