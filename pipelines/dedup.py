@@ -57,10 +57,11 @@ class DedupOptions(PipelineOptions):
         parser.add_argument("--case_fold", action="store_true", help="Exact dedup ignores case.")
         parser.add_argument("--num_perm", type=int, default=128, help="MinHash permutations.")
         parser.add_argument("--ngram", type=int, default=5, help="Shingle size in words (characters for CJK, Thai).")
-        parser.add_argument("--bands", type=int, default=12, help="LSH bands.")
-        parser.add_argument("--rows", type=int, default=10, help="Rows per LSH band.")
+        parser.add_argument("--bands", type=int, default=0, help="LSH bands (0: chosen for --threshold).")
+        parser.add_argument("--rows", type=int, default=0, help="Rows per LSH band (0: chosen for --threshold).")
         parser.add_argument("--threshold", type=float, default=0.8,
-                            help="Verify candidates: keep pairs whose signatures agree on this fraction; 0 keeps all.")
+                            help="Jaccard threshold: sets bands x rows, and candidates are verified by whether "
+                                 "their signatures agree on this fraction (0: no verification, bands for 0.8).")
         parser.add_argument("--minhash_seed", type=int, default=1, help="Seed of the MinHash permutations.")
         parser.add_argument("--cc_rounds", type=int, default=8, help="Rounds of connected components.")
         parser.add_argument("--with_clusters", action="store_true",
@@ -161,7 +162,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     if not o.no_near:
         deduped.append(("near_dedup", records | "NearDedup" >> dedup.NearDedup(
             _texts, mode=mode, rank_fn=rank_fn, scope_fn=_source, num_perm=o.num_perm, ngram=o.ngram,
-            bands=o.bands, rows=o.rows, threshold=o.threshold or None, seed=o.minhash_seed,
+            bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None, seed=o.minhash_seed,
             cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)))
         records = deduped[-1][1].out
     stages += [result for _, result in deduped]

@@ -215,3 +215,12 @@ def test_near_dedup_either_mode_links_pairs_through_any_side(tmp_path):
                     extra=("stats",))
     assert len(got["out"]) == 2  # pairs 0, 1, 2 are one cluster (1 links 0 by src and 2 by tgt)
     assert pairs[3] in got["out"]
+
+
+def test_lsh_params_trade_recall_for_precision_around_the_threshold():
+    assert minhash.lsh_params(0.8, 128) == (12, 10)
+    for t in (0.6, 0.7, 0.8, 0.9):
+        b, r = minhash.lsh_params(t, 128)
+        assert b * r <= 128
+        candidate = 1 - (1 - np.array([t - 0.15, t + 0.08]) ** r) ** b
+        assert candidate[0] < 0.5 < candidate[1]

@@ -141,7 +141,7 @@ def test_parse_example_reads_what_tensorflow_writes():
     (["--text_fields=a,b", "--key=one"], "--key=one needs exactly one"),
     ([], "--text_fields is required"),
     (["--text_fields=a", "--no_exact", "--no_near"], "nothing to do"),
-    (["--text_fields=a", "--bands=30"], "bands x rows"),
+    (["--text_fields=a", "--bands=30", "--rows=10"], "bands x rows"),
     (["--text_fields=a", "--exclude=/nonexistent/eval*.txt"], "--exclude: no file matches"),
 ])
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path, capsys, argv, message):

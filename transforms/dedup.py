@@ -10,8 +10,8 @@ stage="exact_dedup") -> DedupResult``
     Records whose normalised texts (``textnorm.exact_key_text``: NFC, optional case fold,
     punctuation and whitespace folded) are equal form a group; one record per group is kept.
 
-``NearDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, num_perm=128, ngram=5, bands=12,
-rows=10, threshold=0.8, seed=1, cc_rounds=8, with_clusters=False, stage="near_dedup") -> DedupResult``
+``NearDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, num_perm=128, ngram=5, bands=None,
+rows=None, threshold=0.8, seed=1, cc_rounds=8, with_clusters=False, stage="near_dedup") -> DedupResult``
     MinHash signatures over unit n-grams of ``textnorm.near_key_text``, candidate pairs from LSH
     bands, candidates verified by the signatures' Jaccard estimate (``threshold=None`` keeps every
     candidate), clusters as connected components of the verified pairs; one record per cluster is
@@ -75,7 +75,7 @@ from transforms.accounting import (
 )
 from transforms.errors import ConfigError
 from transforms.files import ReadLineBatches, match_files
-from transforms.minhash import MinHasher, ngram_hashes, unit_hashes
+from transforms.minhash import MinHasher, lsh_params, ngram_hashes, unit_hashes
 from transforms.seeding import stable_hash64, stable_hash128
 
 MODES = ("pair", "one", "either")
@@ -516,22 +516,25 @@ def _near_stats(base: dict[str, Any], candidates: int, verified: int, unconverge
 class NearDedup(beam.PTransform):
     """Keeps one record per cluster of near-duplicates (MinHash LSH); see the module docstring.
 
-    Defaults: 128 permutations, 5-unit shingles, 12 bands of 10 rows (pairs at Jaccard 0.78 share a
-    band with probability 0.5, at 0.9 with 0.994), candidates verified at an estimated Jaccard of
-    0.8, 8 rounds of connected components."""
+    Defaults: 128 permutations, 5-unit shingles, candidates verified at an estimated Jaccard of 0.8,
+    8 rounds of connected components. Bands and rows, unless given, come from
+    ``minhash.lsh_params(threshold, num_perm)``: 12 bands of 10 rows for 0.8 (pairs at Jaccard 0.78
+    share a band with probability 0.5, at 0.9 with 0.994)."""
 
     def __init__(self, texts_fn: TextsFn, *, mode: str = "pair", rank_fn: RankFn | None = None,
-                 scope_fn: ScopeFn | None = None, num_perm: int = 128, ngram: int = 5, bands: int = 12,
-                 rows: int = 10, threshold: float | None = 0.8, seed: int = 1, cc_rounds: int = 8,
+                 scope_fn: ScopeFn | None = None, num_perm: int = 128, ngram: int = 5, bands: int | None = None,
+                 rows: int | None = None, threshold: float | None = 0.8, seed: int = 1, cc_rounds: int = 8,
                  with_clusters: bool = False, stage: str = "near_dedup") -> None:
         super().__init__()
         _check_mode(mode)
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ConfigError(f"near dedup: threshold must be in (0, 1], got {threshold}")
         try:
+            if bands is None or rows is None:
+                bands, rows = lsh_params(min(threshold or 0.8, 0.99), num_perm)
             self._hasher = MinHasher(num_perm=num_perm, ngram=ngram, bands=bands, rows=rows, seed=seed)
         except ValueError as e:
             raise ConfigError(f"near dedup: {e}") from None
-        if threshold is not None and not 0.0 < threshold <= 1.0:
-            raise ConfigError(f"near dedup: threshold must be in (0, 1], got {threshold}")
         self._texts_fn, self._mode, self._rank_fn, self._scope_fn = texts_fn, mode, rank_fn, scope_fn
         self._threshold, self._cc_rounds = threshold, cc_rounds
         self._with_clusters, self._stage = with_clusters, stage

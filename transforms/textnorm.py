@@ -37,7 +37,9 @@ _SPACELESS = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
     "\U00020000-\U0003134f"  # Han extensions B-G
 )
-_SPACELESS_RE = re.compile(f"([{_SPACELESS}])")
+_SPACELESS_RE = re.compile(f"[{_SPACELESS}]")
+# A unit: one character of a spaceless script, or a run of anything else but spaces.
+_UNIT_RE = re.compile(f"[{_SPACELESS}]|[^ {_SPACELESS}]+")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?\u0964\u06d4\u061f])\s+|(?<=[\u3002\uff01\uff1f])|[\r\n]+")
 
 
@@ -85,7 +87,7 @@ def near_key_text(text: str) -> str:
     character of a spaceless script set off by spaces; units are separated by single spaces."""
     text = fold(unicodedata.normalize("NFKC", text).casefold())
     if _SPACELESS_RE.search(text):
-        text = " ".join(_SPACELESS_RE.sub(r" \1 ", text).split())
+        text = " ".join(_UNIT_RE.findall(text))
     return text
 
 
