@@ -1,11 +1,19 @@
 """polyembed: Beam pipelines that build training data for multilingual BERT / LaBSE encoders, and the
 trainer that consumes it.
 
-``--setup_file=./setup.py`` ships pipelines/, transforms/, specs/ and trainer/ to Dataflow workers with
-the pipeline dependencies (``install_requires``). The trainer's own dependencies are in the
-``trainer`` extra; they deliberately carry no TensorFlow pin, so installing the trainer into a
-training container never replaces the TensorFlow build the container already has.
+Two distributions come from this one file:
+
+- ``polyembed`` (the default): pipelines/, transforms/, specs/ and trainer/ with the pipeline
+  dependencies. ``--setup_file=./setup.py`` ships it to Dataflow workers; ``pip install -e '.[trainer,test]'``
+  is the development install.
+- ``polyembed-trainer`` (built with ``POLYEMBED_DIST=trainer``, which ``python -m trainer.submit`` does):
+  trainer/ and specs/ only, with requirements that never name tensorflow, tensorflow-text or tf-keras,
+  so installing it into a training container keeps the TensorFlow build the container already has
+  (those three must match each other's minor version; the container or ``trainer.submit`` provides them).
+  Build it as a wheel: a wheel's metadata is fixed at build time, an sdist would re-run this file.
 """
+
+import os
 
 from setuptools import find_packages, setup
 
@@ -20,19 +28,32 @@ PIPELINE_REQUIRES = [
     # streams members, so archives can be transcoded without 7-Zip binaries on workers.
     "py7zr>=0.22",
     "numpy>=1.26",
+    # Beam stages --setup_file with `python -m build`; the launcher environment needs it.
+    "build>=1.0",
 ]
+# No TensorFlow pins here: see the docstring.
+TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6"]
+TEST_REQUIRES = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6", "matplotlib>=3.8"]
 
-setup(
-    name="polyembed",
-    version="0.1.0",
-    description="Beam pipelines and a TPU trainer for multilingual BERT and LaBSE-style sentence encoders",
-    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "specs",
-                                    "specs.*", "trainer", "trainer.*"]),
-    package_data={"trainer": ["configs/*.yaml"]},
-    python_requires=">=3.10",
-    install_requires=PIPELINE_REQUIRES,
-    extras_require={
-        "trainer": ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6", "matplotlib>=3.8"],
-    },
-)
+if os.environ.get("POLYEMBED_DIST") == "trainer":
+    setup(
+        name="polyembed-trainer",
+        version="0.1.0",
+        description="polyembed's BERT / LaBSE trainer (TPU, GPU, CPU) without the Beam pipelines",
+        packages=find_packages(include=["specs", "specs.*", "trainer", "trainer.*"]),
+        package_data={"trainer": ["configs/*.yaml"]},
+        python_requires=">=3.10",
+        install_requires=TRAINER_REQUIRES,
+    )
+else:
+    setup(
+        name="polyembed",
+        version="0.1.0",
+        description="Beam pipelines and a TPU trainer for multilingual BERT and LaBSE-style sentence encoders",
+        packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "specs",
+                                        "specs.*", "trainer", "trainer.*"]),
+        package_data={"trainer": ["configs/*.yaml"]},
+        python_requires=">=3.10",
+        install_requires=PIPELINE_REQUIRES,
+        extras_require={"trainer": TRAINER_REQUIRES, "test": TEST_REQUIRES},
+    )
