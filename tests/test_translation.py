@@ -193,3 +193,24 @@ def test_encoded_pair_parses_back_with_tensorflow():
     parsed = tf.io.parse_single_example(tr.encode_pair(p), TRANSLATION_PAIRS.tf_parsing_spec())
     assert parsed["src_raw"].numpy().decode() == p.src
     assert parsed["tgt_lang"].numpy() == b"eng"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--input is required"),
+    (["--input=/nonexistent/*.tsv"], "--input: no file matches"),
+    (["--input={tatoeba}.deu"], "has no partner"),
+    (["--input={tatoeba}.*", "--split=train=0.9"], "--split"),
+    (["--input={tatoeba}.*", "--materialize_tokens"], "--materialize_tokens needs --vocab_file"),
+    (["--input={tatoeba}.*", "--exclude=/nonexistent/eval.txt"], "--exclude: no file matches"),
+    (["--input={tatoeba}.*", "--sampling_alpha=2"], "--sampling_alpha"),
+    (["--input={tatoeba}.*", "--max_length_ratio=0.5"], "--max_length_ratio"),
+])
+def test_bad_configuration_fails_at_start_up_with_one_line(args, message, shared_data, tmp_path, capsys):
+    from pipelines import translation_pairs
+    from transforms import runtime
+
+    tatoeba = shared_data / "translation" / "laser_tatoeba_v1" / "tatoeba.deu-eng"
+    argv = [a.format(tatoeba=tatoeba) for a in args] + [f"--output_dir={tmp_path}"]
+    assert runtime.main("translation_pairs", translation_pairs.build, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
