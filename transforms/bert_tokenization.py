@@ -26,6 +26,7 @@ ids against an independent implementation of the reference algorithm on real tex
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import sys
 import unicodedata
@@ -125,16 +126,31 @@ def normalize_text(text: str, do_lower_case: bool) -> str:
 
 
 def normalize_batch(lines: Sequence[str], do_lower_case: bool) -> list[str]:
-    """Normalises lines that contain no ``\\n`` (see the module docstring), the whole batch at once."""
-    if not lines:
-        return []
-    joined = "\n".join(lines)
-    if joined.isascii():
-        b = joined.encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
-        if do_lower_case:
-            b = b.lower()
-        return b.decode("ascii").split("\n")
+    """Normalises lines that contain no ``\\n`` (see the module docstring), a batch at once: ASCII
+    lines (most lines of most corpora) through byte-level operations, the others together."""
+    ascii_rows = [i for i, line in enumerate(lines) if line.isascii()]
+    if len(ascii_rows) == len(lines):
+        return _normalize_ascii(lines, do_lower_case)
+    if not ascii_rows:
+        return _normalize_unicode(lines, do_lower_case)
+    out = list(lines)
+    other_rows = sorted(set(range(len(lines))) - set(ascii_rows))
+    for rows, fn in ((ascii_rows, _normalize_ascii), (other_rows, _normalize_unicode)):
+        for i, text in zip(rows, fn([lines[i] for i in rows], do_lower_case), strict=True):
+            out[i] = text
+    return out
+
+
+def _normalize_ascii(lines: Sequence[str], do_lower_case: bool) -> list[str]:
+    b = "\n".join(lines).encode("ascii").translate(_ASCII_TABLE, _ASCII_DELETE)
+    if do_lower_case:
+        b = b.lower()
+    return b.decode("ascii").split("\n")
+
+
+def _normalize_unicode(lines: Sequence[str], do_lower_case: bool) -> list[str]:
     t = _tables()
+    joined = "\n".join(lines)
     astral = _ASTRAL.search(joined) is not None
     text = t.space.sub(" ", t.delete.sub("", joined))
     if astral:
@@ -248,17 +264,17 @@ class BertTokenizer:
         ragged = tok.tokenize(tf.constant(normalized))
         flat = ragged.flat_values.numpy()
         splits = ragged.row_splits.numpy()
-        out = np.split(flat, splits[1:-1])
+        out = [flat[a:b] for a, b in itertools.pairwise(splits.tolist())]
         if self._long_word is None:
             # A run of word characters longer than the limit that starts a word (the lookbehind
             # makes the scan linear: positions inside a run fail at once).
             w = _tables().word_class
             self._long_word = re.compile(f"(?<!{w}){w}{{{self.max_chars_per_word + 1}}}")
-        joined = "\n".join(normalized)
-        if self._long_word.search(joined) or (not joined.isascii() and _has_unassigned(joined)):
-            for i, text in enumerate(normalized):
-                if self._long_word.search(text) or (not text.isascii() and _has_unassigned(text)):
-                    out[i] = np.asarray(self.python_wordpiece(text), dtype=np.int32)
+        limit = self.max_chars_per_word
+        for i, text in enumerate(normalized):
+            if (len(text) > limit and self._long_word.search(text)) or (
+                    not text.isascii() and _has_unassigned(text)):
+                out[i] = np.asarray(self.python_wordpiece(text), dtype=np.int32)
         return out
 
     def tokenize(self, line: str) -> np.ndarray:

@@ -143,7 +143,7 @@ def create_segment_pairs(document: Sequence[Sequence[int]], pool: Sequence[Seque
         length += len(document[i])
         if i == len(document) - 1 or length >= target:
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            tokens_a = [t for s in chunk[:a_end] for t in s]
+            tokens_a = list(itertools.chain.from_iterable(chunk[:a_end]))
             tokens_b: list[int] = []
             if len(chunk) == 1 or rng.random() < 0.5:
                 is_random_next = True
@@ -161,7 +161,7 @@ def create_segment_pairs(document: Sequence[Sequence[int]], pool: Sequence[Seque
                 i -= len(chunk) - a_end
             else:
                 is_random_next = False
-                tokens_b = [t for s in chunk[a_end:] for t in s]
+                tokens_b = list(itertools.chain.from_iterable(chunk[a_end:]))
             tokens_a, tokens_b = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             pairs.append(SegmentPair(tokens_a, tokens_b, is_random_next))
             chunk = []
@@ -172,12 +172,9 @@ def create_segment_pairs(document: Sequence[Sequence[int]], pool: Sequence[Seque
 
 # --- masking (reference: create_masked_lm_predictions and _masking_ngrams) -----------------------
 
-def _word_grams(ids: Sequence[int], special: frozenset[int],
-                continuation: Sequence[bool] | None) -> list[tuple[int, int]]:
-    """Maskable spans ``[begin, end)``: every non-special token, or with ``continuation`` whole
-    words (a ``##`` piece joins the open word; [CLS]/[SEP] close it)."""
-    if continuation is None:
-        return [(i, i + 1) for i in range(len(ids)) if i not in special]
+def _word_grams(ids: Sequence[int], special: frozenset[int], continuation: Sequence[bool]) -> list[tuple[int, int]]:
+    """Whole words as maskable spans ``[begin, end)``: a ``##`` piece joins the open word;
+    [CLS]/[SEP] close it and are never part of one."""
     grams: list[tuple[int, int]] = []
     start = -1
     for i, t in enumerate(ids):
@@ -191,27 +188,40 @@ def _word_grams(ids: Sequence[int], special: frozenset[int],
     return grams
 
 
+def _random_order(n: int, rng: random.Random) -> Iterator[int]:
+    """0..n-1 in uniformly random order, drawn lazily (a Fisher-Yates shuffle that stops when the
+    caller does): masking takes about ``budget`` of ~``max_seq_length`` candidates, so this costs
+    ``budget`` draws where shuffling the whole list, as the reference does, costs ``n``."""
+    moved: dict[int, int] = {}
+    draw = rng.random
+    for j in range(n):
+        k = j + int(draw() * (n - j))
+        yield moved.get(k, k)
+        moved[k] = moved.get(j, j)
+
+
 def _choose_spans(grams: list[tuple[int, int]], max_ngram_size: int, budget: int,
                   rng: random.Random) -> list[tuple[int, int]]:
     """Non-overlapping spans of 1..max_ngram_size contiguous grams covering at most ``budget``
     tokens, sizes drawn with weights 1, 1/2, 1/3, ...; a span that does not fit is skipped, not
     retried (the reference's ``_masking_ngrams``)."""
+    chosen: list[tuple[int, int]] = []
+    masked = 0
+    if max_ngram_size == 1:
+        for k in _random_order(len(grams), rng):
+            if masked >= budget:
+                break
+            begin, end = grams[k]
+            if masked + end - begin <= budget:
+                chosen.append((begin, end))
+                masked += end - begin
+        return chosen
     by_size: dict[int, list[tuple[int, int]]] = {}
     for n in range(1, max_ngram_size + 1):
         spans = [(grams[k][0], grams[k + n - 1][1]) for k in range(len(grams) - n + 1)
                  if all(grams[j][1] == grams[j + 1][0] for j in range(k, k + n - 1))]
         rng.shuffle(spans)
         by_size[n] = spans
-    chosen: list[tuple[int, int]] = []
-    masked = 0
-    if max_ngram_size == 1:
-        for begin, end in reversed(by_size[1]):
-            if masked >= budget:
-                break
-            if masked + end - begin <= budget:
-                chosen.append((begin, end))
-                masked += end - begin
-        return chosen
     sizes = list(range(1, max_ngram_size + 1))
     cum_weights = list(itertools.accumulate(1.0 / n for n in sizes))
     taken: set[int] = set()
@@ -233,14 +243,25 @@ def _choose_spans(grams: list[tuple[int, int]], max_ngram_size: int, budget: int
 
 def mask_tokens(ids: list[int], special: frozenset[int], params: InstanceParams, vocab: VocabInfo,
                 rng: random.Random) -> tuple[list[int], list[int], list[int]]:
-    """Masks ``ids`` in place of a copy: ``min(max_predictions_per_seq, max(1, round(len *
-    masked_lm_prob)))`` predictions (``len`` counts [CLS] and [SEP]); per chosen span 80% [MASK],
-    10% kept, 10% a random id of the whole vocabulary; never a position in ``special``. Returns the
-    masked ids, the sorted positions and the original ids there."""
+    """Masks a copy of ``ids``: ``min(max_predictions_per_seq, max(1, round(len * masked_lm_prob)))``
+    predictions (``len`` counts [CLS] and [SEP]); per chosen span 80% [MASK], 10% kept, 10% a random
+    id of the whole vocabulary; never a position in ``special``. Returns the masked ids, the sorted
+    positions and the original ids there."""
     budget = min(params.max_predictions_per_seq, max(1, round(len(ids) * params.masked_lm_prob)))
-    grams = _word_grams(ids, special, vocab.continuation if params.do_whole_word_mask else None)
-    spans = _choose_spans(grams, params.max_ngram_size or 1, budget, rng)
     out = list(ids)
+    if not params.do_whole_word_mask:
+        # Every token is its own word, so the reference's shuffle-and-take is a uniformly random
+        # ordered subset of the candidates: draw it directly.
+        candidates: list[int] = []
+        start = 0
+        for sp in sorted(special):
+            candidates.extend(range(start, sp))
+            start = sp + 1
+        candidates.extend(range(start, len(ids)))
+        spans = [(candidates[k], candidates[k] + 1)
+                 for k in itertools.islice(_random_order(len(candidates), rng), budget)]
+    else:
+        spans = _choose_spans(_word_grams(ids, special, vocab.continuation), params.max_ngram_size or 1, budget, rng)
     positions: list[int] = []
     for begin, end in spans:
         if rng.random() < 0.8:
@@ -248,7 +269,7 @@ def mask_tokens(ids: list[int], special: frozenset[int], params: InstanceParams,
                 out[p] = vocab.mask_id
         elif rng.random() >= 0.5:
             for p in range(begin, end):
-                out[p] = rng.randrange(vocab.size)
+                out[p] = int(rng.random() * vocab.size)
         positions.extend(range(begin, end))
     positions.sort()
     return out, positions, [ids[p] for p in positions]
@@ -283,7 +304,7 @@ def tlm_instance(src: list[int], tgt: list[int], params: InstanceParams, vocab: 
 
 # --- encoding -------------------------------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -292,18 +313,33 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_SMALL_VARINTS = [_varint_slow(n) for n in range(1 << 14)]
+
+
+def _varint(n: int) -> bytes:
+    return _SMALL_VARINTS[n] if n < 16384 else _varint_slow(n)
+
+
 def _packed_varints(matrix: np.ndarray) -> list[bytes]:
     """Each row of a non-negative int matrix as protobuf varints, vectorised over the batch."""
+    top = int(matrix.max()) if matrix.size else 0
+    if top < 0x80:  # every value is one byte: the varints are the values themselves
+        width = matrix.shape[1]
+        flat = matrix.astype(np.uint8).tobytes()
+        return [flat[i:i + width] for i in range(0, len(flat), width)]
     v = matrix.astype(np.uint64)
-    if v.size and int(v.max()) >= 1 << 35:
+    if top >= 1 << 35:
         raise ValueError("ids must be below 2**35")
-    shifts = np.arange(5, dtype=np.uint64) * np.uint64(7)
-    groups = (v[..., None] >> shifts) & np.uint64(0x7F)
-    nbytes = 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)
-    index = np.arange(5)
+    width = max(1, (top.bit_length() + 6) // 7)  # bytes of the longest varint
+    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+    groups = ((v[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
+    nbytes = np.ones(v.shape, dtype=np.int64)
+    for k in range(1, width):
+        nbytes += v >= 1 << (7 * k)
+    index = np.arange(width)
     keep = index < nbytes[..., None]
-    cont = index < (nbytes[..., None] - 1)
-    stream = (groups | (cont.astype(np.uint64) << np.uint64(7))).astype(np.uint8)[keep].tobytes()
+    cont = (index < (nbytes[..., None] - 1)).astype(np.uint8) << 7
+    stream = (groups | cont)[keep].tobytes()
     row_ends = np.cumsum(nbytes.sum(axis=1))
     starts = np.concatenate(([0], row_ends[:-1]))
     return [stream[s:e] for s, e in zip(starts.tolist(), row_ends.tolist(), strict=True)]
@@ -323,6 +359,10 @@ class InstanceEncoder:
         self.params = params
         self.ids_name = spec.features[0].name
         self.segs_name = spec.features[1].name
+        # Per feature: packed length -> prefix bytes; -1 holds the key field, -2 the type tag.
+        self._prefixes: dict[str, dict[int, bytes]] = {
+            f.name: {-1: _field(0x0A, f.name.encode("utf-8")), -2: b"\x12" if f.dtype == specs.FLOAT32 else b"\x1a"}
+            for f in spec.features}
 
     def encode(self, instances: Sequence[Instance]) -> list[bytes]:
         if not instances:
@@ -355,18 +395,30 @@ class InstanceEncoder:
             columns["masked_lm_ids"] = _packed_varints(lab)
             columns["next_sentence_labels"] = _packed_varints(nsp)
             columns["masked_lm_weights"] = [row.tobytes() for row in weights]
-        names = sorted(columns)
-        keys = {name: _field(0x0A, name.encode("utf-8")) for name in names}
-        kinds = {f.name: f.dtype for f in self.spec.features}
+        layout = [(columns[name], self._prefixes[name]) for name in sorted(columns)]
         out = []
         for r in range(B):
-            entries = []
-            for name in names:
-                packed = _field(0x0A, columns[name][r])
-                feature = _field(0x12 if kinds[name] == specs.FLOAT32 else 0x1A, packed)
-                entries.append(_field(0x0A, keys[name] + _field(0x12, feature)))
-            out.append(_field(0x0A, b"".join(entries)))
+            parts = [b""]
+            for values, prefixes in layout:
+                packed = values[r]
+                prefix = prefixes.get(len(packed))
+                if prefix is None:
+                    prefix = prefixes[len(packed)] = self._prefix(prefixes, len(packed))
+                parts.append(prefix)
+                parts.append(packed)
+            example = b"".join(parts)
+            out.append(b"\x0a" + _varint(len(example)) + example)
         return out
+
+    def _prefix(self, prefixes: dict[int, bytes], n: int) -> bytes:
+        """Everything of a feature's map entry before its packed values, which depends only on the
+        name, the type and the packed length."""
+        key, tag = prefixes[-1], prefixes[-2]
+        list_len = 1 + len(_varint(n)) + n
+        feature_len = 1 + len(_varint(list_len)) + list_len
+        body_len = len(key) + 1 + len(_varint(feature_len)) + feature_len
+        return (b"\x0a" + _varint(body_len) + key + b"\x12" + _varint(feature_len) + tag + _varint(list_len)
+                + b"\x0a" + _varint(n))
 
 
 # --- documents -----------------------------------------------------------------------------------
