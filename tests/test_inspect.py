@@ -202,3 +202,26 @@ def test_bad_arguments_fail_with_one_line(tmp_path, capsys, shared_data):
     assert "not pretraining records" in err and "\n" not in err
     assert insp.main([str(tmp_path / "nothing" / "*.tfrecord")]) == 2
     assert "no record files" in capsys.readouterr().err
+
+
+def test_inspects_the_real_output_of_pretrain_data(shared_data, tmp_path):
+    from pipelines import pretrain_data
+    from transforms import runtime
+
+    out = tmp_path / "pretrain"
+    vocab_file = shared_data / "vocab/bert-base-uncased.vocab.txt"
+    summary = runtime.run_pipeline("pretrain_data", [
+        f"--input_patterns={shared_data}/text/bert_sample_text.txt", f"--output_dir={out}",
+        f"--vocab_file={vocab_file}", "--do_lower_case", "--max_seq_length=128", "--max_predictions_per_seq=20",
+        "--dupe_factor=10", "--use_v2_feature_names", "--gzip_compress"], pretrain_data.build)
+    assert summary["balanced"]
+    text = io.StringIO()
+    res = insp.inspect(str(out), num_examples=2, histogram=str(tmp_path / "h.png"), out=text)
+    assert res["problems"] == {} and res["records"] > 100 and res["layout"]["v2_names"]
+    assert "vocabulary: " + str(vocab_file) in text.getvalue()  # found through params.json
+    p = res["predictions"]
+    assert p["count_matches_reference_formula"] == 1.0
+    for key, expected in (("replaced_by_mask", 0.8), ("replaced_by_random", 0.1), ("kept", 0.1)):
+        assert abs(p[key]["fraction"] - expected) < 4 * p[key]["ci95"], (key, p[key])
+    assert abs(res["next_sentence"]["random_next_fraction"]["fraction"] - 0.5) < 0.2
+    assert res["unk_rate"] < 0.001 and res["length"]["max"] == 128
