@@ -1,0 +1,122 @@
+"""Scores an exported sentence encoder on Tatoeba-format file pairs (line i of one file translates
+line i of the other): retrieval precision@1 in both directions, as in the LaBSE paper's Tatoeba table.
+
+    python -m trainer.evaluate --model=EXPORT_DIR \\
+        --pairs=tatoeba.deu-eng.deu:tatoeba.deu-eng.eng --pairs=... [--preprocessor=PREPROCESSING_DIR]
+    python -m trainer.evaluate --model=EXPORT_DIR --tatoeba_dir=.../laser_tatoeba_v1 --langs=deu,fra \\
+        [--skip_lines=0 --max_lines=200]
+
+Tokenisation is the export's own: a ``--preprocessor`` SavedModel if given, else the encoder's
+``vocab_file`` asset and ``do_lower_case`` through ``trainer.tokenization``. Prints one JSON line per
+pair and one with the means; ``--output_json`` also writes them to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.losses import retrieval_precision_at_1
+from trainer.tokenization import BertTokenization
+
+
+def read_lines(path: str, skip: int = 0, limit: int = 0) -> list[str]:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        lines = f.read().decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = lines[skip:]
+    return lines[:limit] if limit else lines
+
+
+class Embedder:
+    """Strings -> embeddings with a TF Hub encoder export (and its tokenisation)."""
+
+    def __init__(self, model_dir: str, preprocessor_dir: str = "", seq_length: int = 64,
+                 batch_size: int = 256) -> None:
+        import tensorflow_hub as hub
+        import tensorflow_text  # noqa: F401  (registers the ops a preprocessing SavedModel uses)
+
+        self.encoder = hub.load(model_dir)
+        self.seq_length, self.batch_size = seq_length, batch_size
+        if preprocessor_dir:
+            pre = hub.load(preprocessor_dir)
+            self._pack = lambda s: pre.bert_pack_inputs([pre.tokenize(s)], seq_length=seq_length)
+        else:
+            if not hasattr(self.encoder, "vocab_file"):
+                raise ValueError(f"{model_dir} has no vocab_file asset; pass --preprocessor")
+            vocab = self.encoder.vocab_file.asset_path.numpy().decode()
+            tok = BertTokenization(vocab, bool(self.encoder.do_lower_case.numpy()))
+            self._pack = tf.function(lambda s: tok(s, seq_length=seq_length))
+
+    def __call__(self, sentences: Sequence[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(sentences), self.batch_size):
+            inputs = self._pack(tf.constant(list(sentences[start:start + self.batch_size])))
+            out.append(self.encoder(inputs, training=False)["default"].numpy())
+        emb = np.concatenate(out) if out else np.zeros([0, 0], np.float32)
+        return emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+
+
+def score_pairs(embed: Any, src: Sequence[str], tgt: Sequence[str]) -> dict[str, float]:
+    """P@1 of finding each line's translation among all lines of the other file, both directions."""
+    if len(src) != len(tgt):
+        raise ValueError(f"the two sides have {len(src)} and {len(tgt)} lines")
+    s, t = embed(src), embed(tgt)
+    return {"pairs": len(src), "precision_at_1_src_to_tgt": retrieval_precision_at_1(s, t),
+            "precision_at_1_tgt_to_src": retrieval_precision_at_1(t, s), "chance": 1.0 / max(len(src), 1)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="An encoder export (trainer.export_tfhub --export_type=model).")
+    p.add_argument("--preprocessor", default="", help="A preprocessing export (else the encoder's vocab_file).")
+    p.add_argument("--pairs", action="append", default=[], help="SRC_FILE:TGT_FILE (repeatable).")
+    p.add_argument("--tatoeba_dir", default="", help="A LASER Tatoeba directory (tatoeba.xxx-eng.{xxx,eng}).")
+    p.add_argument("--langs", default="", help="Comma-separated languages of --tatoeba_dir.")
+    p.add_argument("--skip_lines", type=int, default=0, help="Lines to skip at the start of each file.")
+    p.add_argument("--max_lines", type=int, default=0, help="Lines to score per file after skipping (0: all).")
+    p.add_argument("--seq_length", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--output_json", default="")
+    args = p.parse_args(argv)
+    pairs = [tuple(x.split(":", 1)) for x in args.pairs]
+    if args.tatoeba_dir:
+        for lang in filter(None, args.langs.split(",")):
+            stem = os.path.join(args.tatoeba_dir, f"tatoeba.{lang}-eng")
+            pairs.append((f"{stem}.{lang}", f"{stem}.eng"))
+    if not pairs:
+        print("error: give --pairs or --tatoeba_dir with --langs", file=sys.stderr)
+        return 2
+    for src, tgt in pairs:
+        for path in (src, tgt):
+            if not tf.io.gfile.exists(path):
+                print(f"error: {path} does not exist", file=sys.stderr)
+                return 2
+    embed = Embedder(args.model, args.preprocessor, args.seq_length, args.batch_size)
+    results = []
+    for src, tgt in pairs:
+        r = score_pairs(embed, read_lines(src, args.skip_lines, args.max_lines),
+                        read_lines(tgt, args.skip_lines, args.max_lines))
+        r.update(src=src, tgt=tgt)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    mean = {k: float(np.mean([r[k] for r in results])) for k in
+            ("precision_at_1_src_to_tgt", "precision_at_1_tgt_to_src", "chance")}
+    mean["pair_files"] = len(results)
+    print(json.dumps({"mean": mean}), flush=True)
+    if args.output_json:
+        with tf.io.gfile.GFile(args.output_json, "w") as f:
+            json.dump({"pairs": results, "mean": mean}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

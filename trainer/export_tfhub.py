@@ -1,0 +1,214 @@
+"""TF Hub exports of a trained checkpoint, in the formats users load today.
+
+    python -m trainer.export_tfhub --experiment=bert/pretraining --model_dir=RUN \\
+        --config_file=trainer/configs/bert_tiny.yaml --export_type=model_with_mlm \\
+        --vocab_file=vocab.txt --do_lower_case=false --pooler=copy_from_nsp --export_path=OUT
+
+``--export_type``:
+- ``model``: the encoder. Inputs ``input_word_ids``, ``input_mask``, ``input_type_ids`` (int32,
+  ``[batch, seq]``); outputs ``pooled_output``, ``default``, ``sequence_output``, ``encoder_outputs``.
+  ``vocab_file`` (asset) and ``do_lower_case`` (variable) are attached. For ``labse/train``
+  ``pooled_output`` (= ``default``) is the L2-normalised sentence embedding.
+- ``model_with_mlm``: the same, plus an ``mlm`` sub-object that also takes ``masked_lm_positions`` and
+  adds ``mlm_logits`` ``[batch, positions, vocab]`` (``bert/pretraining`` only).
+- ``preprocessing``: ``tokenize`` (strings -> ragged ``[batch, (words), (pieces)]`` int32, with
+  ``tokenize.get_special_tokens_dict()``), ``bert_pack_inputs`` (a list of one or two tokenised
+  segments, ``seq_length`` default 128 -> the three encoder inputs) and calling the model on a batch of
+  strings (one segment, length 128). Loading it needs ``import tensorflow_text`` (its ops).
+
+``--pooler`` (encoder exports): ``trained`` (the pooler as trained: what LaBSE uses), ``untrained``
+(re-initialised), ``copy_from_nsp`` (the next-sentence head's dense layer, Model Garden's
+``copy_pooler_dense_to_encoder``), ``identity`` (identity kernel, zero bias: ``tanh`` of [CLS]).
+All load with ``hub.load`` and ``hub.KerasLayer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+
+import specs
+from trainer import modeling
+from trainer.config import ConfigError, load_config
+from trainer.tokenization import DEFAULT_SEQ_LENGTH, BertTokenization
+
+EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing")
+POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
+
+
+def _apply_pooler(encoder: tf_keras.Model, pooler: str, parts: dict[str, Any], cfg: Any) -> None:
+    dense = encoder.get_layer("pooler_transform")
+    if pooler == "trained":
+        return
+    if pooler == "untrained":
+        init = tf_keras.initializers.TruncatedNormal(stddev=cfg.initializer_range, seed=0)
+        dense.kernel.assign(init(dense.kernel.shape))
+        dense.bias.assign(tf.zeros_like(dense.bias))
+    elif pooler == "identity":
+        dense.kernel.assign(tf.eye(dense.kernel.shape[0], dtype=dense.kernel.dtype))
+        dense.bias.assign(tf.zeros_like(dense.bias))
+    elif pooler == "copy_from_nsp":
+        if "nsp" not in parts:
+            raise ConfigError("--pooler=copy_from_nsp needs a bert/pretraining checkpoint (it has no NSP head)")
+        dense.set_weights(parts["nsp"].dense.get_weights())
+
+
+def build_export_model(experiment: str, task_cfg: Any, parts: dict[str, Any], export_type: str,
+                       pooler: str) -> tf_keras.Model:
+    """A float32 copy of the trained encoder (whatever precision it trained in) with TF Hub's outputs."""
+    previous = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy("float32")
+    try:
+        enc_cfg = task_cfg.model.encoder
+        if experiment == "labse/train":
+            if export_type == "model_with_mlm":
+                raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
+            model, new_parts = modeling.build_dual_encoder(task_cfg)
+        elif export_type == "model_with_mlm":
+            pretrainer, new_parts = modeling.build_pretrainer(task_cfg)
+            for name in ("mlm", "nsp"):
+                new_parts[name].set_weights(parts[name].get_weights())
+        else:
+            new_parts = {"encoder": modeling.build_encoder(enc_cfg)}
+            model = new_parts["encoder"]
+        new_parts["encoder"].set_weights(parts["encoder"].get_weights())
+        _apply_pooler(new_parts["encoder"], pooler, parts, enc_cfg)
+        if export_type == "model_with_mlm":
+            encoder = new_parts["encoder"]
+            inputs = {n: tf_keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in modeling.INPUT_NAMES}
+            model = tf_keras.Model(inputs, encoder(inputs), name="bert_encoder")
+            mlm_inputs = dict(inputs)
+            mlm_inputs["masked_lm_positions"] = tf_keras.Input(shape=(None,), dtype=tf.int32,
+                                                               name="masked_lm_positions")
+            outputs = dict(encoder(inputs))
+            outputs["mlm_logits"] = new_parts["mlm"](outputs["sequence_output"], mlm_inputs["masked_lm_positions"])
+            model.mlm = tf_keras.Model(mlm_inputs, outputs, name="bert_encoder_with_mlm")
+            del pretrainer
+        return model
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def save_encoder(model: tf_keras.Model, export_path: str, vocab_file: str, lower_case: bool) -> None:
+    if vocab_file:
+        model.vocab_file = tf.saved_model.Asset(vocab_file)
+    model.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
+    tf.saved_model.save(model, export_path)
+
+
+class _Tokenize(tf.Module):
+    def __init__(self, tokenization: BertTokenization) -> None:
+        super().__init__(name="tokenize")
+        self.tokenization = tokenization
+        self._special = {k: tf.constant(v, tf.int32) for k, v in tokenization.special.as_dict().items()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, strings: tf.Tensor) -> tf.RaggedTensor:
+        return self.tokenization.tokenize(strings)
+
+    @tf.function(input_signature=[])
+    def get_special_tokens_dict(self) -> dict[str, tf.Tensor]:
+        return dict(self._special)
+
+
+class _PackInputs(tf.Module):
+    def __init__(self, tokenization: BertTokenization) -> None:
+        super().__init__(name="bert_pack_inputs")
+        self.tokenization = tokenization
+
+    @tf.function
+    def __call__(self, inputs: list[tf.RaggedTensor], seq_length: Any = DEFAULT_SEQ_LENGTH) -> dict[str, tf.Tensor]:
+        return self.tokenization.pack(inputs, seq_length)
+
+
+class Preprocessor(tf.Module):
+    """TF Hub's BERT preprocessing interface over ``BertTokenization``."""
+
+    def __init__(self, tokenization: BertTokenization, vocab_file: str) -> None:
+        super().__init__(name="preprocessor")
+        self.tokenization = tokenization
+        self.tokenize = _Tokenize(tokenization)
+        self.bert_pack_inputs = _PackInputs(tokenization)
+        self.vocab_file = tf.saved_model.Asset(vocab_file)
+        self.do_lower_case = tf.Variable(tokenization.lower_case, trainable=False, name="do_lower_case")
+        for segments in (1, 2):
+            for rank in (2, 3):
+                spec = tf.RaggedTensorSpec([None] * rank, tf.int32, ragged_rank=rank - 1)
+                self.bert_pack_inputs.__call__.get_concrete_function([spec] * segments, tf.TensorSpec([], tf.int32))
+                self.bert_pack_inputs.__call__.get_concrete_function([spec] * segments)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, strings: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.tokenization.pack([self.tokenization.tokenize(strings)], DEFAULT_SEQ_LENGTH)
+
+
+def save_preprocessing(export_path: str, vocab_file: str, lower_case: bool, implementation: str = "fast") -> None:
+    if not vocab_file:
+        raise ConfigError("--export_type=preprocessing needs --vocab_file")
+    tokenization = BertTokenization(vocab_file, lower_case, implementation)
+    tf.saved_model.save(Preprocessor(tokenization, vocab_file), export_path)
+
+
+def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool,
+           pooler: str = "trained") -> str:
+    """Writes one export of ``trainer``'s current weights (restore first) to ``export_path``."""
+    if export_type not in EXPORT_TYPES:
+        raise ConfigError(f"--export_type {export_type!r} is not one of {EXPORT_TYPES}")
+    if pooler not in POOLERS:
+        raise ConfigError(f"--pooler {pooler!r} is not one of {POOLERS}")
+    if export_type == "preprocessing":
+        save_preprocessing(export_path, vocab_file, lower_case, trainer.cfg.task.train_data.tokenizer)
+        return export_path
+    model = build_export_model(trainer.cfg.experiment, trainer.cfg.task, trainer.parts, export_type, pooler)
+    save_encoder(model, export_path, vocab_file, lower_case)
+    return export_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO)
+    p = argparse.ArgumentParser(prog="python -m trainer.export_tfhub", description=__doc__.splitlines()[0])
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint is exported).")
+    p.add_argument("--checkpoint_path", default="", help="A specific checkpoint instead of the latest.")
+    p.add_argument("--config_file", action="append", default=[])
+    p.add_argument("--params_override", action="append", default=[])
+    p.add_argument("--export_type", default="model", choices=EXPORT_TYPES)
+    p.add_argument("--export_path", required=True)
+    p.add_argument("--vocab_file", default="", help="Defaults to task.train_data.vocab_file.")
+    p.add_argument("--do_lower_case", default="", choices=("", "true", "false"),
+                   help="Defaults to task.train_data.lower_case.")
+    p.add_argument("--pooler", default="trained", choices=POOLERS)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
+        vocab = args.vocab_file or cfg.task.train_data.vocab_file
+        lower = cfg.task.train_data.lower_case if not args.do_lower_case else args.do_lower_case == "true"
+        if args.export_type == "preprocessing":
+            save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer)
+            return 0
+        from trainer import train_lib
+
+        trainer = train_lib.Trainer(cfg, args.model_dir or os.path.dirname(args.checkpoint_path),
+                                    strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+        if args.checkpoint_path:
+            trainer.checkpoint.read(args.checkpoint_path).expect_partial()
+        else:
+            if not trainer.manager.latest_checkpoint:
+                raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")
+            trainer.restore()
+        export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
+    except (ConfigError, specs.SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

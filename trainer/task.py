@@ -1,0 +1,79 @@
+"""Entry point: ``python -m trainer.task --experiment=... --mode=... --model_dir=...``.
+
+    python -m trainer.task --experiment=labse/train --mode=train_and_eval --model_dir=gs://b/run1 \\
+        --config_file=trainer/configs/labse_base.yaml \\
+        --params_override=task.train_data.input_path=gs://b/pairs/train-*,trainer.train_steps=20000 --tpu=local
+
+Modes: ``train``, ``eval`` (the latest checkpoint), ``train_and_eval`` (evaluates every
+``trainer.validation_interval`` steps and at the end), ``export`` (the latest checkpoint as a TF Hub
+encoder under ``$AIP_MODEL_DIR`` or ``<model_dir>/export``). A bad flag, config key or data spec ends
+the process at start-up with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import specs
+from trainer.config import EXPERIMENTS, ConfigError, load_config
+
+MODES = ("train", "eval", "train_and_eval", "export")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trainer.task", description=__doc__.splitlines()[0])
+    p.add_argument("--experiment", required=True, choices=sorted(EXPERIMENTS))
+    p.add_argument("--mode", required=True, choices=MODES)
+    p.add_argument("--model_dir", default="", help="Defaults to $AIP_MODEL_DIR.")
+    p.add_argument("--config_file", action="append", default=[], help="YAML, applied in order (repeatable).")
+    p.add_argument("--params_override", action="append", default=[], help="a.b=c,d.e=f (repeatable).")
+    p.add_argument("--tpu", default="", help='TPU name, or "local" on a Vertex TPU VM; overrides the runtime.')
+    return p.parse_args(argv)
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
+    cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
+    from trainer import train_lib
+    from trainer.tasks import TASKS
+
+    if args.mode != "export":  # the data and its spec are checked before any model is built
+        checker = TASKS[args.experiment](cfg)
+        checker.dataset("validation_data" if args.mode == "eval" else "train_data", check_only=True)
+        if args.mode == "train_and_eval" and cfg.task.validation_data.input_path:
+            checker.dataset("validation_data", check_only=True)
+
+    trainer = train_lib.Trainer(cfg, args.model_dir, args.tpu)
+    if args.mode == "train":
+        return trainer.train()
+    if args.mode == "train_and_eval":
+        trainer.train(evaluate_every=cfg.trainer.validation_interval)
+        return trainer.evaluate()
+    trainer.restore()
+    if args.mode == "eval":
+        return trainer.evaluate()
+    from trainer import export_tfhub
+
+    vocab = cfg.task.train_data.vocab_file
+    export_tfhub.export(trainer, "model", os.path.join(trainer.dirs.export, "encoder"), vocab,
+                        cfg.task.train_data.lower_case)
+    return {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        run(argv)
+    except (ConfigError, specs.SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The training loop shared by both experiments: distribution strategy, precision policy, optimizer,
+checkpoints (with optimizer state, resumable after a kill), TensorBoard summaries and evaluation.
+
+Where things go (Vertex AI sets the ``AIP_*`` variables for custom training jobs):
+- checkpoints: ``$AIP_CHECKPOINT_DIR`` if set, else ``<model_dir>/checkpoints``;
+- summaries: ``$AIP_TENSORBOARD_LOG_DIR`` if set, else ``<model_dir>/summaries`` (``train/``, ``eval/``);
+- exports: ``$AIP_MODEL_DIR`` if set, else ``<model_dir>/export``.
+The global step is the optimizer's iteration counter, so a restored checkpoint resumes at its step
+with the optimizer's moments as they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+
+from trainer.config import Params, to_yaml
+from trainer.tasks import TASKS
+
+log = logging.getLogger("trainer")
+
+
+def write_scalars(writer: tf.summary.SummaryWriter, step: int, values: dict[str, float]) -> None:
+    """Scalars in TensorBoard's format, written with TensorFlow's own summary op so the trainer does
+    not need the tensorboard package installed (TF 2.21 no longer depends on it)."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
+    with writer.as_default(step=step):
+        for k, v in values.items():
+            tf.summary.write(k, tf.constant(v, tf.float32), metadata=metadata)
+    writer.flush()
+
+
+@dataclasses.dataclass(frozen=True)
+class Dirs:
+    model: str
+    checkpoints: str
+    summaries: str
+    export: str
+
+    @classmethod
+    def from_env(cls, model_dir: str) -> Dirs:
+        model_dir = model_dir or os.environ.get("AIP_MODEL_DIR", "")
+        if not model_dir:
+            from trainer.config import ConfigError
+
+            raise ConfigError("--model_dir is not set (nor AIP_MODEL_DIR)")
+        return cls(model_dir,
+                   os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
+                   os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "summaries"),
+                   os.environ.get("AIP_MODEL_DIR") or os.path.join(model_dir, "export"))
+
+
+def make_strategy(runtime: Params, tpu_flag: str = "") -> tf.distribute.Strategy:
+    """TPUStrategy (``--tpu`` or ``runtime.tpu``; "local" on a Vertex TPU VM), MirroredStrategy over the
+    visible GPUs (or CPU), or one device."""
+    kind = "tpu" if tpu_flag else runtime.distribution_strategy
+    if kind == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_flag or runtime.tpu or "local")
+        if (tpu_flag or runtime.tpu) not in ("local", ""):
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if runtime.num_gpus:
+            gpus = gpus[:runtime.num_gpus]
+        devices = [d.name for d in gpus] or None
+        if devices is None and len(tf.config.list_logical_devices("CPU")) > 1:
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def set_precision(runtime: Params) -> None:
+    """bfloat16 on TPU and float16 on GPU (with loss scaling) by ``runtime.mixed_precision_dtype``."""
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
+
+
+class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Linear (power 1) warm-up to the initial rate, then polynomial decay: BERT's schedule."""
+
+    def __init__(self, initial: float, decay_steps: int, end: float, power: float, warmup_steps: int,
+                 warmup_power: float) -> None:
+        self.initial, self.decay_steps, self.end, self.power = initial, decay_steps, end, power
+        self.warmup_steps, self.warmup_power = warmup_steps, warmup_power
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        step = tf.cast(step, tf.float32)
+        progress = tf.minimum(step, float(self.decay_steps)) / max(float(self.decay_steps), 1.0)
+        decayed = (self.initial - self.end) * (1.0 - progress) ** self.power + self.end
+        if self.warmup_steps <= 0:
+            return decayed
+        warm = self.initial * (step / float(self.warmup_steps)) ** self.warmup_power
+        return tf.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(initial=self.initial, decay_steps=self.decay_steps, end=self.end, power=self.power,
+                    warmup_steps=self.warmup_steps, warmup_power=self.warmup_power)
+
+
+def make_optimizer(trainer_cfg: Params, runtime: Params) -> tf_keras.optimizers.Optimizer:
+    oc = trainer_cfg.optimizer_config
+    warm = oc.warmup.polynomial if oc.warmup.type == "polynomial" else None
+    if oc.learning_rate.type == "constant":
+        lr = oc.learning_rate.constant.learning_rate
+        schedule = WarmupPolynomialDecay(lr, 1, lr, 1.0, warm.warmup_steps if warm else 0,
+                                         warm.power if warm else 1.0)
+    else:
+        p = oc.learning_rate.polynomial
+        schedule = WarmupPolynomialDecay(p.initial_learning_rate, p.decay_steps, p.end_learning_rate, p.power,
+                                         warm.warmup_steps if warm else 0, warm.power if warm else 1.0)
+    a = oc.optimizer.adamw
+    opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=a.weight_decay_rate, beta_1=a.beta_1,
+                                    beta_2=a.beta_2, epsilon=a.epsilon, global_clipnorm=a.global_clipnorm or None)
+    opt.exclude_from_weight_decay(var_names=list(a.exclude_from_weight_decay))
+    if runtime.mixed_precision_dtype == "float16":
+        opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
+    return opt
+
+
+class Trainer:
+    """Builds everything for one experiment and runs train / eval / train_and_eval."""
+
+    def __init__(self, cfg: Params, model_dir: str, tpu: str = "",
+                 strategy: tf.distribute.Strategy | None = None) -> None:
+        self.cfg = cfg
+        self.dirs = Dirs.from_env(model_dir)
+        self.task = TASKS[cfg.experiment](cfg)
+        set_precision(cfg.runtime)
+        self.strategy = strategy or make_strategy(cfg.runtime, tpu)
+        with self.strategy.scope():
+            self.model, self.parts = self.task.build_model()
+            self.optimizer = make_optimizer(cfg.trainer, cfg.runtime)
+            inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+            inner.build(self.model.trainable_variables)
+        self._writers: dict[str, tf.summary.SummaryWriter] = {}
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **self.parts)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.dirs.checkpoints,
+                                                  max_to_keep=cfg.trainer.max_to_keep,
+                                                  step_counter=self.optimizer.iterations,
+                                                  checkpoint_interval=cfg.trainer.checkpoint_interval)
+
+    def _writer(self, name: str) -> tf.summary.SummaryWriter:
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.dirs.summaries, name))
+        return self._writers[name]
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self) -> None:
+        """The latest checkpoint of this run, else ``task.init_checkpoint`` (encoder weights from a
+        checkpoint of either experiment), else fresh weights."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log.info("restored %s at step %d", latest, self.step)
+        elif self.cfg.task.init_checkpoint:
+            path = self.cfg.task.init_checkpoint
+            if tf.io.gfile.isdir(path):
+                path = tf.train.latest_checkpoint(path) or path
+            tf.train.Checkpoint(encoder=self.parts["encoder"]).read(path).expect_partial()
+            log.info("initialised the encoder from %s", path)
+
+    def _train_fn(self) -> Any:
+        task, model, opt, strategy = self.task, self.model, self.optimizer, self.strategy
+        global_batch = self.cfg.task.train_data.global_batch_size
+        scaled = isinstance(opt, tf_keras.mixed_precision.LossScaleOptimizer)
+
+        def replica_step(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                loss, stats = task.step(model, features, True, global_batch)
+                to_diff = opt.get_scaled_loss(loss) if scaled else loss
+            variables = model.trainable_variables
+            grads = tape.gradient(to_diff, variables)
+            if scaled:
+                grads = opt.get_unscaled_gradients(grads)
+            # Pretraining leaves the encoder's own pooler unused (the NSP head has its dense layer,
+            # as in Model Garden); it is exported as chosen by --pooler, not trained here.
+            opt.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=True) if g is not None])
+            stats = dict(stats)
+            stats["step_loss"] = loss
+            return stats
+
+        @tf.function
+        def train_steps(iterator: Any, n: tf.Tensor) -> dict[str, tf.Tensor]:
+            totals = None
+            for _ in tf.range(n):
+                per_replica = strategy.run(replica_step, args=(next(iterator),))
+                reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                           for k, v in per_replica.items()}
+                totals = reduced if totals is None else {k: totals[k] + reduced[k] for k in reduced}
+            return totals
+
+        return train_steps
+
+    def train(self, evaluate_every: int = 0) -> dict[str, float]:
+        """Trains to ``trainer.train_steps``, checkpointing every ``checkpoint_interval`` steps (and at
+        the end), logging metrics and examples/s every ``steps_per_loop``; with ``evaluate_every``
+        also evaluates at that interval."""
+        tc = self.cfg.trainer
+        self.task.dataset("train_data", check_only=True)
+        self.restore()
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.task.dataset("train_data", ctx))
+        iterator = iter(dataset)
+        train_steps = self._train_fn()
+        tf.io.gfile.makedirs(self.dirs.model)
+        with tf.io.gfile.GFile(os.path.join(self.dirs.model, "params.yaml"), "w") as f:
+            f.write(to_yaml(self.cfg))
+        metrics: dict[str, float] = {}
+        batch = self.cfg.task.train_data.global_batch_size
+        while self.step < tc.train_steps:
+            step = self.step
+            boundaries = [tc.train_steps, (step // tc.steps_per_loop + 1) * tc.steps_per_loop,
+                          (step // tc.checkpoint_interval + 1) * tc.checkpoint_interval]
+            if evaluate_every:
+                boundaries.append((step // evaluate_every + 1) * evaluate_every)
+            n = min(boundaries) - step
+            start = time.time()
+            # The first call includes tracing; the loop's length is a tensor, so it is traced once.
+            totals = {k: float(v) for k, v in train_steps(iterator, tf.constant(n)).items()}
+            elapsed = time.time() - start
+            metrics = self.task.metrics(totals)
+            metrics["step_loss"] = totals["step_loss"] / n
+            metrics["examples_per_second"] = n * batch / max(elapsed, 1e-9)
+            metrics["learning_rate"] = float(self._learning_rate())
+            write_scalars(self._writer("train"), self.step, metrics)
+            log.info("step %d: %s", self.step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
+            self.manager.save(checkpoint_number=self.step, check_interval=True)
+            if evaluate_every and self.step % evaluate_every == 0 and self.step < tc.train_steps:
+                self.evaluate()
+        self.manager.save(checkpoint_number=self.step, check_interval=False)
+        return metrics
+
+    def _learning_rate(self) -> tf.Tensor:
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        lr = inner.learning_rate
+        return lr(self.optimizer.iterations) if callable(lr) else lr
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics of the current weights, written to the ``eval`` summaries."""
+        if not self.cfg.task.validation_data.input_path:
+            return {}
+        self.task.dataset("validation_data", check_only=True)
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.task.dataset("validation_data", ctx))
+        metrics = self.task.evaluate(self.model, self.strategy, dataset, self.cfg.trainer.validation_steps)
+        write_scalars(self._writer("eval"), self.step, metrics)
+        log.info("eval at step %d: %s", self.step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
+        return metrics
