@@ -121,8 +121,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
                             o.max_length_ratio, o.length_ratio_min_tokens, o.min_script_fraction)
     table = scripts.LanguageScripts.from_json_file(o.script_table)
     fractions = tr.parse_split_fractions(o.split)
-    if o.materialize_tokens and not o.vocab_file:
-        raise ConfigError("--materialize_tokens needs --vocab_file")
+    if o.materialize_tokens:
+        if not o.vocab_file:
+            raise ConfigError("--materialize_tokens needs --vocab_file")
+        match_files([o.vocab_file], "--vocab_file")
+        if o.seq_length < 3:
+            raise ConfigError(f"--seq_length: {o.seq_length} leaves no room for [CLS] text [SEP]")
     if o.num_shards < 0 or o.records_per_shard < 1:
         raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
     out_dir = common.output_dir
@@ -144,8 +148,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         stages.append(clean_eval)
         pairs = clean_eval.out
     splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
-    balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
-        o.sampling_alpha, o.sampling_cap, o.max_upsample, common.seed) if "train" in splits else (None, None)
+    if "train" in splits:
+        balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
+            o.sampling_alpha, o.sampling_cap, o.max_upsample, common.seed)
+    else:
+        balanced, targets = None, pipeline | "NoTargets" >> beam.Create([{}])
     written: dict[str, beam.PCollection] = {}
     outputs = {}
     for name, split in splits.items():
@@ -158,8 +165,6 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         _ = written[name] | f"Write{name.title()}" >> tr.WritePairs(
             directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl)
         outputs[f"{name} pairs"] = directory
-    if targets is None:
-        targets = pipeline | "NoTargets" >> beam.Create([{}])
     tallies = tuple(s.tally for s in stages) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)
     outputs["statistics"] = FileSystems.join(out_dir, tr.STATS_JSON)

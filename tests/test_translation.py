@@ -201,6 +201,7 @@ def test_encoded_pair_parses_back_with_tensorflow():
     (["--input={tatoeba}.deu"], "has no partner"),
     (["--input={tatoeba}.*", "--split=train=0.9"], "--split"),
     (["--input={tatoeba}.*", "--materialize_tokens"], "--materialize_tokens needs --vocab_file"),
+    (["--input={tatoeba}.*", "--materialize_tokens", "--vocab_file=/nonexistent/vocab.txt"], "--vocab_file: no file"),
     (["--input={tatoeba}.*", "--exclude=/nonexistent/eval.txt"], "--exclude: no file matches"),
     (["--input={tatoeba}.*", "--sampling_alpha=2"], "--sampling_alpha"),
     (["--input={tatoeba}.*", "--max_length_ratio=0.5"], "--max_length_ratio"),
