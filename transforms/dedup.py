@@ -281,7 +281,9 @@ def _report_convergence(n: int, stage: str, rounds: int) -> int:
 
 class _KeyRecords(AccountedDoFn):
     """Reads each record's texts once and emits ``(nodes, Member)``; with a MinHasher also each
-    node's signature on the ``"signatures"`` output. Records without readable texts are
+    node's ``(node, signature)`` on ``"signatures"`` and its ``(band key, node)`` on ``"bands"``
+    (records with equal normalised texts repeat these; the consumers do not mind). Records without
+    readable texts are
     dead-lettered here (the same stage's tallies as the keep step, so the stage balances)."""
 
     def __init__(self, stage: str, texts_fn: TextsFn, mode: str, rank_fn: RankFn | None,
@@ -310,8 +312,10 @@ class _KeyRecords(AccountedDoFn):
                 self.stage, BAD_TEXTS, record if isinstance(record, (bytes, str)) else repr(record),
                 detail=f"{type(e).__name__}: {e}"))
             return
-        for item in signatures:
-            yield beam.pvalue.TaggedOutput("signatures", item)
+        for node, sig in signatures:
+            yield beam.pvalue.TaggedOutput("signatures", (node, sig))
+            for key in self._hasher.band_keys(np.frombuffer(sig, dtype=np.uint32)):
+                yield beam.pvalue.TaggedOutput("bands", (key, node))
         yield nodes, Member(rank, fingerprint(record), scope, record)
 
 
@@ -323,7 +327,9 @@ class _KeepBest(AccountedDoFn):
         self.stage, self._reason, self._with_clusters = stage, reason, with_clusters
 
     def process(self, item: tuple[bytes, Iterable[Member]]) -> Iterator[Any]:
-        label, members = item
+        yield from self._keep_best(*item)
+
+    def _keep_best(self, label: bytes, members: Iterable[Member]) -> Iterator[Any]:
         best: Member | None = None
         size = 0
         for m in members:
@@ -348,11 +354,52 @@ class _KeepBest(AccountedDoFn):
         yield beam.pvalue.TaggedOutput("sizes", size)
 
 
-def _relabel(item: tuple[bytes, dict[str, list[Any]]]) -> Iterator[tuple[bytes, Member]]:
-    node, joined = item
-    label = joined["label"][0] if joined["label"] else node
-    for m in joined["members"]:
-        yield label, m
+class _Tagged:
+    """The values of one tag in a grouped tagged union, re-iterable without being copied (on
+    Dataflow a GroupByKey's values are paged in, so a group never has to fit in memory)."""
+
+    def __init__(self, values: Iterable[tuple[str, Any]], tag: str) -> None:
+        self._values, self._tag = values, tag
+
+    def __iter__(self) -> Iterator[Any]:
+        return (v for t, v in self._values if t == self._tag)
+
+    def first(self) -> Any:
+        return next(iter(self), None)
+
+
+class StreamingJoin(beam.PTransform):
+    """``{tag: PCollection[(key, value)]}`` -> ``(key, {tag: _Tagged})`` by one GroupByKey.
+
+    Like CoGroupByKey, except that nothing is copied into per-tag lists (Beam Python's CoGroupByKey
+    builds them): a key with a million values (a boilerplate text's records, a hub node's edges)
+    costs no memory. Consumers iterate a tag's values as often as they need."""
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        tags = sorted(inputs)
+        tagged = tuple(inputs[t] | f"Tag{t.title()}" >> beam.Map(lambda kv, t=t: (kv[0], (t, kv[1]))) for t in tags)
+        return (
+            tagged
+            | "Union" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Split" >> beam.Map(lambda kv: (kv[0], {t: _Tagged(kv[1], t) for t in tags}))
+        )
+
+
+class _KeepBestOrRelabel(_KeepBest):
+    """For one node joined with its component label: a node without a label (in no edge: most
+    nodes) is a cluster of its own records, resolved right here; the records of a labelled node go
+    to ``"relabeled"`` keyed by the label, to meet the rest of their cluster. This saves most records
+    a second shuffle."""
+
+    def process(self, item: tuple[bytes, dict[str, _Tagged]]) -> Iterator[Any]:
+        node, joined = item
+        label = joined["label"].first()
+        if label is not None:
+            for m in joined["members"]:
+                yield beam.pvalue.TaggedOutput("relabeled", (label, m))
+        else:
+            yield from self._keep_best(node, joined["members"])
 
 
 class DedupResult(NamedTuple):
@@ -385,24 +432,38 @@ class _KeepOnePerCluster(beam.PTransform):
         self._stage, self._reason, self._with_clusters = stage, reason, with_clusters
 
     def expand(self, inputs: beam.PCollection | dict[str, beam.PCollection]) -> DedupResult:
+        outputs = (TALLY, DEAD_LETTER, "sizes", "clusters")
+        parts = []
         members = inputs
         if isinstance(inputs, dict):  # {"members": ..., "label": ...}
-            members = inputs | "JoinLabels" >> beam.CoGroupByKey() | "ByCluster" >> beam.FlatMap(_relabel)
-        res = (
+            joined = (
+                inputs
+                | "JoinLabels" >> StreamingJoin()
+                | "KeepSingles" >> beam.ParDo(_KeepBestOrRelabel(self._stage, self._reason, self._with_clusters))
+                .with_outputs(*outputs, "relabeled", main="out")
+            )
+            parts.append(joined)
+            members = joined.relabeled
+        parts.append(
             members
             | "GroupClusters" >> beam.GroupByKey()
             | "KeepBest" >> beam.ParDo(_KeepBest(self._stage, self._reason, self._with_clusters)).with_outputs(
-                TALLY, DEAD_LETTER, "sizes", "clusters", main="out")
+                *outputs, main="out")
         )
+
+        def merged(tag: str) -> beam.PCollection:
+            return tuple(part[tag] for part in parts) | f"All{tag.title()}" >> beam.Flatten()
+
+        res = {tag: merged(tag) for tag in ("out", *outputs)}
         stats = (
-            res.sizes
+            res["sizes"]
             | "SizeOnes" >> beam.Map(lambda s: (s, 1))
             | "CountSizes" >> beam.CombinePerKey(sum)
             | "SizeList" >> beam.combiners.ToList()
             | "Histogram" >> beam.Map(_size_histogram)
         )
-        return DedupResult(res.out, res[TALLY], res[DEAD_LETTER], res.clusters if self._with_clusters else None,
-                           stats)
+        return DedupResult(res["out"], res[TALLY], res[DEAD_LETTER],
+                           res["clusters"] if self._with_clusters else None, stats)
 
 
 def _check_mode(mode: str) -> None:
@@ -432,11 +493,12 @@ class _Keyed(NamedTuple):
     tally: beam.PCollection
     dead_letter: beam.PCollection
     signatures: beam.PCollection
+    bands: beam.PCollection
 
 
 def _key(records: beam.PCollection, dofn: _KeyRecords) -> _Keyed:
-    res = records | "Key" >> beam.ParDo(dofn).with_outputs(TALLY, DEAD_LETTER, "signatures", main="out")
-    return _Keyed(res.out, res[TALLY], res[DEAD_LETTER], res.signatures)
+    res = records | "Key" >> beam.ParDo(dofn).with_outputs(TALLY, DEAD_LETTER, "signatures", "bands", main="out")
+    return _Keyed(res.out, res[TALLY], res[DEAD_LETTER], res.signatures, res.bands)
 
 
 class ExactDedup(beam.PTransform):
@@ -471,7 +533,7 @@ def bucket_edges(item: tuple[bytes, Iterable[bytes]]) -> Iterator[tuple[bytes, b
     _, nodes = item
     first = min(nodes, default=None)
     for n in nodes:
-        if n != first:
+        if n != first:  # a node repeated (records with equal texts) repeats its edge: made distinct later
             yield first, n
 
 
@@ -486,11 +548,12 @@ class _Verify(beam.DoFn):
         self._verified = Metrics.counter(NAMESPACE, f"{self._stage}/verified_pairs")
         self._rejected = Metrics.counter(NAMESPACE, f"{self._stage}/rejected_pairs")
 
-    def process(self, item: tuple[bytes, dict[str, list[Any]]]) -> Iterator[tuple[bytes, bytes]]:
+    def process(self, item: tuple[bytes, dict[str, _Tagged]]) -> Iterator[tuple[bytes, bytes]]:
         _, joined = item
-        if not joined["sig"]:
+        sig = joined["sig"].first()
+        if sig is None:
             return
-        sig_v = np.frombuffer(joined["sig"][0], dtype=np.uint32)
+        sig_v = np.frombuffer(sig, dtype=np.uint32)
         for u, sig_u in joined["edge"]:
             if np.count_nonzero(np.frombuffer(sig_u, dtype=np.uint32) == sig_v) >= self._threshold * len(sig_v):
                 self._verified.inc()
@@ -499,10 +562,10 @@ class _Verify(beam.DoFn):
                 self._rejected.inc()
 
 
-def _attach_sig(item: tuple[bytes, dict[str, list[Any]]]) -> Iterator[tuple[bytes, tuple[bytes, bytes]]]:
+def _attach_sig(item: tuple[bytes, dict[str, _Tagged]]) -> Iterator[tuple[bytes, tuple[bytes, bytes]]]:
     u, joined = item
-    if joined["sig"]:
-        sig = joined["sig"][0]
+    sig = joined["sig"].first()
+    if sig is not None:
         for v in joined["edge"]:
             yield v, (u, sig)
 
@@ -542,13 +605,9 @@ class NearDedup(beam.PTransform):
     def expand(self, records: beam.PCollection) -> DedupResult:
         keyed = _key(records, _KeyRecords(self._stage, self._texts_fn, self._mode, self._rank_fn, self._scope_fn,
                                           hasher=self._hasher))
-        # Records with equal normalised texts share a node and so a signature: sign each node once.
-        signatures = keyed.signatures | "OnePerNode" >> beam.CombinePerKey(min)
-        hasher = self._hasher
+        signatures = keyed.signatures
         candidates = (
-            signatures
-            | "BandKeys" >> beam.FlatMap(
-                lambda kv: [(k, kv[0]) for k in hasher.band_keys(np.frombuffer(kv[1], dtype=np.uint32))])
+            keyed.bands
             | "GroupBuckets" >> beam.GroupByKey()
             | "BucketEdges" >> beam.FlatMap(bucket_edges)
             | "DistinctCandidates" >> beam.Distinct()
@@ -557,12 +616,12 @@ class NearDedup(beam.PTransform):
         if self._threshold is not None:
             with_u = (
                 {"edge": candidates, "sig": signatures}
-                | "JoinFirstSig" >> beam.CoGroupByKey()
+                | "JoinFirstSig" >> StreamingJoin()
                 | "AttachFirstSig" >> beam.FlatMap(_attach_sig)
             )
             verified = (
                 {"edge": with_u, "sig": signatures}
-                | "JoinSecondSig" >> beam.CoGroupByKey()
+                | "JoinSecondSig" >> StreamingJoin()
                 | "VerifyPairs" >> beam.ParDo(_Verify(self._threshold, self._stage))
             )
         edges = verified
@@ -711,11 +770,10 @@ class Decontaminate(beam.PTransform):
 
 # --- clusters across two dedup stages -------------------------------------------------------------------
 
-def _chain_members(item: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[Any, bool]]]:
+def _chain_members(item: tuple[str, dict[str, _Tagged]]) -> Iterator[tuple[str, tuple[Any, bool]]]:
     """One first-stage cluster joined with its representative's second-stage cluster."""
     cid1, joined = item
-    second = joined["second"]
-    cid2, dup2 = second[0] if second else (cid1, False)
+    cid2, dup2 = joined["second"].first() or (cid1, False)
     for m in joined["first"]:
         yield cid2, (m.record, m.is_duplicate or dup2)
 
@@ -750,7 +808,7 @@ class ChainClusters(beam.PTransform):
         first_by_cluster = inputs["first"] | "FirstByCluster" >> beam.Map(lambda m: (m.cluster_id, m))
         return (
             {"first": first_by_cluster, "second": second_of_first}
-            | "JoinClusters" >> beam.CoGroupByKey()
+            | "JoinClusters" >> StreamingJoin()
             | "ToSecondCluster" >> beam.FlatMap(_chain_members)
             | "GroupFinal" >> beam.GroupByKey()
             | "Members" >> beam.FlatMap(_final_members)
