@@ -62,6 +62,9 @@ class DedupOptions(PipelineOptions):
         parser.add_argument("--threshold", type=float, default=0.8,
                             help="Jaccard threshold: sets bands x rows, and candidates are verified by whether "
                                  "their signatures agree on this fraction (0: no verification, bands for 0.8).")
+        parser.add_argument("--verify", default="signature",
+                            help="Verify candidates by the signature estimate (signature) or the exact Jaccard of "
+                                 "the shingle sets (shingles: exact, ships each text's shingles through the join).")
         parser.add_argument("--minhash_seed", type=int, default=1, help="Seed of the MinHash permutations.")
         parser.add_argument("--cc_rounds", type=int, default=8, help="Rounds of connected components.")
         parser.add_argument("--with_clusters", action="store_true",
@@ -162,8 +165,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     if not o.no_near:
         deduped.append(("near_dedup", records | "NearDedup" >> dedup.NearDedup(
             _texts, mode=mode, rank_fn=rank_fn, scope_fn=_source, num_perm=o.num_perm, ngram=o.ngram,
-            bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None, seed=o.minhash_seed,
-            cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)))
+            bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None, verify=o.verify,
+            seed=o.minhash_seed, cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)))
         records = deduped[-1][1].out
     stages += [result for _, result in deduped]
 

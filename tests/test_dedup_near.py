@@ -211,10 +211,12 @@ def test_near_dedup_either_mode_links_pairs_through_any_side(tmp_path):
          " le reste"),
         ("a lone pair about trains and timetables in winter", "rien à voir"),
     ]
-    got = run_stage(tmp_path, pairs, dedup.NearDedup(lambda p: p, mode="either", cc_rounds=3),
+    got = run_stage(tmp_path, pairs, dedup.NearDedup(lambda p: p, mode="either", cc_rounds=3, verify="shingles"),
                     extra=("stats",))
     assert len(got["out"]) == 2  # pairs 0, 1, 2 are one cluster (1 links 0 by src and 2 by tgt)
     assert pairs[3] in got["out"]
+    (stats,) = got["stats"]
+    assert stats["verified_pairs"] == 1 and stats["candidate_pairs"] >= 1  # 0-1 by src; 1-2 share a text
 
 
 def test_lsh_params_trade_recall_for_precision_around_the_threshold():

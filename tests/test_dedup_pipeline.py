@@ -51,7 +51,8 @@ def test_jsonl_job_dedups_decontaminates_and_accounts_for_every_line(tmp_path, s
     out = tmp_path / "out"
     summary = run_pipeline("dedup", [
         f"--input={tmp_path}/in/*.jsonl.gz", f"--output_dir={out}", "--text_fields=en,xx",
-        f"--exclude={evaluation}", "--with_clusters", "--rank_field=meta.score", "--cc_rounds=3"], job.build)
+        f"--exclude={evaluation}", "--with_clusters", "--rank_field=meta.score", "--cc_rounds=3",
+        "--verify=shingles"], job.build)
     assert summary["balanced"]
     stages = summary["stages"]
     read = stages["read"]["total"]
@@ -142,6 +143,7 @@ def test_parse_example_reads_what_tensorflow_writes():
     ([], "--text_fields is required"),
     (["--text_fields=a", "--no_exact", "--no_near"], "nothing to do"),
     (["--text_fields=a", "--bands=30", "--rows=10"], "bands x rows"),
+    (["--text_fields=a", "--verify=exact"], "verify must be one of"),
     (["--text_fields=a", "--exclude=/nonexistent/eval*.txt"], "--exclude: no file matches"),
 ])
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path, capsys, argv, message):

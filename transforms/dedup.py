@@ -11,9 +11,11 @@ stage="exact_dedup") -> DedupResult``
     punctuation and whitespace folded) are equal form a group; one record per group is kept.
 
 ``NearDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, num_perm=128, ngram=5, bands=None,
-rows=None, threshold=0.8, seed=1, cc_rounds=8, with_clusters=False, stage="near_dedup") -> DedupResult``
+rows=None, threshold=0.8, verify="signature", seed=1, cc_rounds=8, with_clusters=False,
+stage="near_dedup") -> DedupResult``
     MinHash signatures over unit n-grams of ``textnorm.near_key_text``, candidate pairs from LSH
-    bands, candidates verified by the signatures' Jaccard estimate (``threshold=None`` keeps every
+    bands, candidates verified at ``threshold`` by the signatures' Jaccard estimate, or with
+    ``verify="shingles"`` by the exact Jaccard of the shingle sets (``threshold=None`` keeps every
     candidate), clusters as connected components of the verified pairs; one record per cluster is
     kept.
 
@@ -75,10 +77,11 @@ from transforms.accounting import (
 )
 from transforms.errors import ConfigError
 from transforms.files import ReadLineBatches, match_files
-from transforms.minhash import MinHasher, lsh_params, ngram_hashes, unit_hashes
+from transforms.minhash import MinHasher, estimated_jaccard, jaccard, lsh_params, ngram_hashes, unit_hashes
 from transforms.seeding import stable_hash64, stable_hash128
 
 MODES = ("pair", "one", "either")
+VERIFY = ("signature", "shingles")
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 EVAL_OVERLAP = "eval_overlap"
@@ -287,10 +290,19 @@ class _KeyRecords(AccountedDoFn):
     dead-lettered here (the same stage's tallies as the keep step, so the stage balances)."""
 
     def __init__(self, stage: str, texts_fn: TextsFn, mode: str, rank_fn: RankFn | None,
-                 scope_fn: ScopeFn | None, case_fold: bool = False, hasher: MinHasher | None = None) -> None:
+                 scope_fn: ScopeFn | None, case_fold: bool = False, hasher: MinHasher | None = None,
+                 keep_shingles: bool = False) -> None:
         self.stage = stage
         self._texts_fn, self._mode, self._rank_fn, self._scope_fn = texts_fn, mode, rank_fn, scope_fn
-        self._case_fold, self._hasher = case_fold, hasher
+        self._case_fold, self._hasher, self._keep_shingles = case_fold, hasher, keep_shingles
+
+    def _signed(self, normalized: list[str]) -> tuple[np.ndarray, bytes]:
+        """The signature, and the payload verification needs: the signature's bytes, followed by the
+        sorted unique shingle hashes when candidates are verified on the real shingles."""
+        assert self._hasher is not None
+        shingles = self._hasher.shingle_hashes(normalized)
+        sig = self._hasher.signature_of_shingles(shingles)
+        return sig, sig.tobytes() + (np.unique(shingles).tobytes() if self._keep_shingles else b"")
 
     def process(self, record: Any) -> Iterator[Any]:
         scope = "all"
@@ -305,16 +317,16 @@ class _KeyRecords(AccountedDoFn):
             else:
                 signed = near_nodes(texts, self._mode)
                 nodes = tuple(node for node, _ in signed)
-                signatures = [(node, self._hasher.signature(normalized).tobytes()) for node, normalized in signed]
+                signatures = [(node, *self._signed(normalized)) for node, normalized in signed]
         except Exception as e:  # bad data must not crash the job: dead-letter it with the reason
             self.took_in(scope)
             yield self.dead_letter(scope, DeadLetter.make(
                 self.stage, BAD_TEXTS, record if isinstance(record, (bytes, str)) else repr(record),
                 detail=f"{type(e).__name__}: {e}"))
             return
-        for node, sig in signatures:
-            yield beam.pvalue.TaggedOutput("signatures", (node, sig))
-            for key in self._hasher.band_keys(np.frombuffer(sig, dtype=np.uint32)):
+        for node, sig, payload in signatures:
+            yield beam.pvalue.TaggedOutput("signatures", (node, payload))
+            for key in self._hasher.band_keys(sig):
                 yield beam.pvalue.TaggedOutput("bands", (key, node))
         yield nodes, Member(rank, fingerprint(record), scope, record)
 
@@ -538,24 +550,29 @@ def bucket_edges(item: tuple[bytes, Iterable[bytes]]) -> Iterator[tuple[bytes, b
 
 
 class _Verify(beam.DoFn):
-    """Keeps candidate pairs whose signatures agree on at least ``threshold`` of the permutations."""
+    """Keeps candidate pairs whose similarity is at least ``threshold``: the fraction of agreeing
+    permutations (``"signature"``), or the exact Jaccard of the shingle sets (``"shingles"``)."""
 
-    def __init__(self, threshold: float, stage: str) -> None:
-        self._threshold = threshold
-        self._stage = stage
+    def __init__(self, threshold: float, num_perm: int, on: str, stage: str) -> None:
+        self._threshold, self._num_perm, self._on, self._stage = threshold, num_perm, on, stage
 
     def setup(self) -> None:
         self._verified = Metrics.counter(NAMESPACE, f"{self._stage}/verified_pairs")
         self._rejected = Metrics.counter(NAMESPACE, f"{self._stage}/rejected_pairs")
 
+    def _similarity(self, a: bytes, b: bytes) -> float:
+        k = 4 * self._num_perm
+        if self._on == "shingles":
+            return jaccard(np.frombuffer(a[k:], dtype=np.uint64), np.frombuffer(b[k:], dtype=np.uint64))
+        return estimated_jaccard(np.frombuffer(a[:k], dtype=np.uint32), np.frombuffer(b[:k], dtype=np.uint32))
+
     def process(self, item: tuple[bytes, dict[str, _Tagged]]) -> Iterator[tuple[bytes, bytes]]:
         _, joined = item
-        sig = joined["sig"].first()
-        if sig is None:
+        payload_v = joined["sig"].first()
+        if payload_v is None:
             return
-        sig_v = np.frombuffer(sig, dtype=np.uint32)
-        for u, sig_u in joined["edge"]:
-            if np.count_nonzero(np.frombuffer(sig_u, dtype=np.uint32) == sig_v) >= self._threshold * len(sig_v):
+        for u, payload_u in joined["edge"]:
+            if self._similarity(payload_u, payload_v) >= self._threshold:
                 self._verified.inc()
                 yield u, item[0]
             else:
@@ -586,10 +603,13 @@ class NearDedup(beam.PTransform):
 
     def __init__(self, texts_fn: TextsFn, *, mode: str = "pair", rank_fn: RankFn | None = None,
                  scope_fn: ScopeFn | None = None, num_perm: int = 128, ngram: int = 5, bands: int | None = None,
-                 rows: int | None = None, threshold: float | None = 0.8, seed: int = 1, cc_rounds: int = 8,
-                 with_clusters: bool = False, stage: str = "near_dedup") -> None:
+                 rows: int | None = None, threshold: float | None = 0.8, verify: str = "signature", seed: int = 1,
+                 cc_rounds: int = 8, with_clusters: bool = False, stage: str = "near_dedup") -> None:
         super().__init__()
         _check_mode(mode)
+        if verify not in VERIFY:
+            raise ConfigError(f"near dedup: verify must be one of {', '.join(VERIFY)}, got {verify!r}")
+        self._verify = verify
         if threshold is not None and not 0.0 < threshold <= 1.0:
             raise ConfigError(f"near dedup: threshold must be in (0, 1], got {threshold}")
         try:
@@ -604,7 +624,7 @@ class NearDedup(beam.PTransform):
 
     def expand(self, records: beam.PCollection) -> DedupResult:
         keyed = _key(records, _KeyRecords(self._stage, self._texts_fn, self._mode, self._rank_fn, self._scope_fn,
-                                          hasher=self._hasher))
+                                          hasher=self._hasher, keep_shingles=self._verify == "shingles"))
         signatures = keyed.signatures
         candidates = (
             keyed.bands
@@ -622,7 +642,8 @@ class NearDedup(beam.PTransform):
             verified = (
                 {"edge": with_u, "sig": signatures}
                 | "JoinSecondSig" >> StreamingJoin()
-                | "VerifyPairs" >> beam.ParDo(_Verify(self._threshold, self._stage))
+                | "VerifyPairs" >> beam.ParDo(
+                    _Verify(self._threshold, self._hasher.num_perm, self._verify, self._stage))
             )
         edges = verified
         if self._mode == "either":
