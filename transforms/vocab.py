@@ -30,6 +30,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
@@ -291,22 +294,42 @@ def parse_jsonl_record(line: bytes, text_field: str, language_field: str, defaul
 class _CountWords(AccountedDoFn):
     """Pre-tokenises each line (a sentence, or a JSONL document) and counts words per language.
 
-    Outputs ``((language, word), count)`` summed over one batch of lines; the combiner downstream
-    does the rest. Each line is one record: out if it has words, filtered if blank (a document
+    Outputs ``((language, word), count)`` summed over a bundle; the combiner downstream does the
+    rest. Each line is one record: out if it has words, filtered if blank (a document
     boundary in the BERT format) or without words, dead-lettered if it is an unusable JSONL line.
     """
 
     stage = "count_words"
+    # Counts are combined over the whole bundle before they leave the DoFn (a Beam element costs
+    # microseconds, a dict update nanoseconds); past this many distinct keys they are flushed, which
+    # bounds the memory a bundle can take.
+    FLUSH_AT = 200_000
 
     def __init__(self, inputs: InputConfig, lower: bool) -> None:
         self._inputs = inputs
         self._lower = lower
 
+    def start_bundle(self) -> None:
+        super().start_bundle()
+        self._counts: dict[str, collections.Counter] = {}
+        self._keys = 0
+
+    def _flush(self) -> Iterator[tuple[tuple[str, str], int]]:
+        for lang, counts in self._counts.items():
+            for word, n in counts.items():
+                yield (lang, word), n
+        self._counts = {}
+        self._keys = 0
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for kv in self._flush():
+            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
+        yield from super().finish_bundle()
+
     def process(self, batch: LineBatch) -> Iterator[Any]:
         cfg = self._inputs
         fmt = cfg.format_of(batch.path)
         path_lang = cfg.language_of_path(batch.path)
-        counts: collections.Counter = collections.Counter()
         for offset, raw in batch.lines:
             self.took_in(batch.path)
             if not raw.strip():
@@ -326,9 +349,14 @@ class _CountWords(AccountedDoFn):
                 self.filtered(batch.path, "no_words")
                 continue
             self.out(batch.path)
-            for w in words:
-                counts[(lang, w)] += 1
-        yield from counts.items()
+            counts = self._counts.get(lang)
+            if counts is None:
+                counts = self._counts[lang] = collections.Counter()
+            before = len(counts)
+            counts.update(words)
+            self._keys += len(counts) - before
+        if self._keys >= self.FLUSH_AT:
+            yield from self._flush()
 
 
 class CountWordsByLanguage(beam.PTransform):
