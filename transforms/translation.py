@@ -24,6 +24,7 @@ transforms only wire them up and account for every record.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -34,6 +35,9 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from specs import TRANSLATION_PAIRS
 from transforms import accounting, files, scripts
@@ -746,11 +750,29 @@ class WritePairs(beam.PTransform):
 STATS_JSON, STATS_PNG = "stats.json", "stats.png"
 
 
-def _length_keys(split: str, item: tuple[int, Pair]) -> Iterator[tuple[tuple[str, str, str, int], int]]:
-    _, pair = item
-    yield (split, pair.lang_pair, "pairs", 0), 1
-    yield (split, pair.lang_pair, "src", length_bin(count_tokens(pair.src))), 1
-    yield (split, pair.lang_pair, "tgt", length_bin(count_tokens(pair.tgt))), 1
+def length_keys(split: str, pair: Pair) -> Iterator[tuple[str, str, str, int]]:
+    """The histogram keys one written pair counts towards: the pair, and each side's length bin."""
+    yield split, pair.lang_pair, "pairs", 0
+    yield split, pair.lang_pair, "src", length_bin(count_tokens(pair.src))
+    yield split, pair.lang_pair, "tgt", length_bin(count_tokens(pair.tgt))
+
+
+class _CountLengths(beam.DoFn):
+    """Histogram counts summed per bundle (a few elements per bundle instead of three per pair)."""
+
+    def __init__(self, split: str) -> None:
+        self._split = split
+
+    def start_bundle(self) -> None:
+        self._counts: collections.Counter = collections.Counter()
+
+    def process(self, item: tuple[int, Pair]) -> None:
+        self._counts.update(length_keys(self._split, item[1]))
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for key, n in sorted(self._counts.items()):
+            yield WindowedValue((key, n), MIN_TIMESTAMP, [GlobalWindow()])
+        self._counts.clear()
 
 
 def build_statistics(tallies: Iterable[tuple[tuple[str, str, str, str], int]],
@@ -860,7 +882,7 @@ class WriteStatistics(beam.PTransform):
         tallies, written, targets = inputs
         pipeline = tallies.pipeline
         lengths = (
-            tuple(pcoll | f"Lengths{split.title()}" >> beam.FlatMap(lambda x, s=split: _length_keys(s, x))
+            tuple(pcoll | f"Lengths{split.title()}" >> beam.ParDo(_CountLengths(split))
                   for split, pcoll in sorted(written.items()))
             | "AllLengths" >> beam.Flatten(pipeline=pipeline)
             | "SumLengths" >> beam.CombinePerKey(sum)
