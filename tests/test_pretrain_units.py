@@ -246,3 +246,43 @@ def test_stochastic_rounding_of_passes_is_unbiased_and_seeded():
     assert abs(np.mean(passes) - 2.3) < 0.03
     assert passes == [pt.passes_for(2.3, 11, k) for k in keys]
     assert passes != [pt.passes_for(2.3, 12, k) for k in keys]
+
+
+# --- record parsers (called directly, without a pipeline) -----------------------------------------
+
+
+def _process(dofn, *elements):
+    dofn.start_bundle()
+    out = [x for e in elements for x in dofn.process(e)]
+    tallies = {k[2:]: n for k, n in dofn._tallies.items()}
+    return out, tallies
+
+
+def test_tfrecord_documents_split_text_or_take_one_sentence_per_value():
+    import re
+
+    def example(**feats):
+        return specs.encode_example({k: (specs.BYTES, v) for k, v in feats.items()})
+
+    dofn = pt._ParseExampleDocuments("text", "lang", re.compile(r"/(\w+)\.tfrecord$"))
+    out, tallies = _process(dofn, ("/d/sw.tfrecord", example(text="One here. Two there.", lang="fr")),
+                            ("/d/sw.tfrecord", example(text=["a", " ", "b"])),
+                            ("/d/sw.tfrecord", example(text="   ")),
+                            ("/d/sw.tfrecord", example(other="x")),
+                            ("/d/sw.tfrecord", b"\xff\x00garbage"))
+    docs = [d for d in out if isinstance(d, pt.RawDocument)]
+    assert [(d.language, d.sentences) for d in docs] == [("fr", ["One here.", "Two there."]), ("sw", ["a", "b"])]
+    assert tallies == {("in", ""): 5, ("out", ""): 2, ("filtered", "empty_text"): 1,
+                       ("dead_lettered", "missing_text_feature"): 1, ("dead_lettered", "invalid_example"): 1}
+
+
+def test_translation_pairs_parse_and_account():
+    def pair(src, tgt, **extra):
+        return specs.TRANSLATION_PAIRS.encode({"src_raw": src, "tgt_raw": tgt, "src_lang": "en", "tgt_lang": "de",
+                                               **extra})
+
+    out, tallies = _process(pt._ParsePairs(), ("p", pair("Hello.", "Hallo.")), ("p", pair("x", " ")),
+                            ("p", specs.encode_example({"src_raw": (specs.BYTES, "only")})))
+    assert [o[2:] for o in out if isinstance(o, tuple)] == [("Hello.", "Hallo.", "en", "de")]
+    assert tallies == {("in", ""): 3, ("out", ""): 1, ("filtered", "empty_side"): 1,
+                       ("dead_lettered", "missing_text_feature"): 1}
