@@ -146,47 +146,58 @@ class Stats:
 
     def add(self, batch: Mapping[str, np.ndarray]) -> None:
         lay, sp = self.layout, self.sp
-        ids = np.asarray(batch[lay.ids], np.int64)
+        ids = np.asarray(batch[lay.ids], np.int64)  # as stored: masked
         segs = np.asarray(batch[lay.segments], np.int64)
         B, L = ids.shape
         col = np.arange(L)[None, :]
+        # Structure is checked on the original sequence: a random replacement may legitimately be any
+        # id of the vocabulary, [SEP] and [PAD] included (the reference draws from all of it).
+        original, predicted_at = ids, np.zeros((B, L), bool)
+        if not lay.dynamic:
+            pos = np.asarray(batch["masked_lm_positions"], np.int64)
+            r, c = np.nonzero(np.asarray(batch["masked_lm_weights"]) > 0)
+            p = np.clip(pos[r, c], 0, L - 1)
+            original = ids.copy()
+            original[r, p] = np.asarray(batch["masked_lm_ids"], np.int64)[r, c]
+            predicted_at[r, p] = True
         if "input_mask" in batch:
             mask = np.asarray(batch["input_mask"], np.int64)
             length = (mask != 0).sum(1)
         else:
-            nz = ids != 0
+            nz = original != 0
             length = np.where(nz.any(1), L - np.argmax(nz[:, ::-1], axis=1), 0)
             mask = None
         real = col < length[:, None]
-        bad_pad = ((ids != 0) & ~real).any(1) | ((ids == sp.pad) & real).any(1)
+        bad_pad = ((original != 0) & ~real).any(1) | ((original == sp.pad) & real).any(1)
         if mask is not None:
             bad_pad |= (mask != real).any(1)
         self._flag("bad_padding", bad_pad)
-        self._flag("not_cls_first", ids[:, 0] != sp.cls)
-        is_sep = (ids == sp.sep) & real
-        last = np.take_along_axis(ids, np.maximum(length - 1, 0)[:, None], 1)[:, 0]
+        self._flag("not_cls_first", original[:, 0] != sp.cls)
+        is_sep = (original == sp.sep) & real
+        last = np.take_along_axis(original, np.maximum(length - 1, 0)[:, None], 1)[:, 0]
         self._flag("not_two_seps", (is_sep.sum(1) != 2) | (last != sp.sep))
         first_sep = np.where(is_sep.any(1), np.argmax(is_sep, 1), length - 1)
         expected_segs = (col > first_sep[:, None]) & real
         self._flag("bad_segment_ids", (segs != expected_segs).any(1))
         if self.vocab_size:
-            self._flag("id_out_of_vocab", ((ids < 0) | (ids >= self.vocab_size)).any(1))
+            self._flag("id_out_of_vocab", ((ids < 0) | (ids >= self.vocab_size) | (original < 0)
+                                           | (original >= self.vocab_size)).any(1))
         a_len = np.minimum(first_sep + 1, length)
         np.add.at(self.length_hist, length, 1)
         np.add.at(self.a_hist, a_len, 1)
         np.add.at(self.b_hist, length - a_len, 1)
         self.real_tokens += int(length.sum())
-        self.unk_tokens += int(((ids == sp.unk) & real).sum())
+        self.unk_tokens += int(((original == sp.unk) & real).sum())
         if lay.has_nsp:
             nsp = np.asarray(batch["next_sentence_labels"], np.int64).reshape(B, -1)[:, 0]
             self._flag("bad_nsp_label", (nsp != 0) & (nsp != 1))
             self.nsp += np.bincount(np.clip(nsp, 0, 1), minlength=2)
         if not lay.dynamic:
-            self._add_predictions(batch, ids, length, real)
+            self._flag("mask_outside_predictions", ((ids == sp.mask) & real & ~predicted_at).any(1))
+            self._add_predictions(batch, ids, length)
         self.records += B
 
-    def _add_predictions(self, batch: Mapping[str, np.ndarray], ids: np.ndarray, length: np.ndarray,
-                         real: np.ndarray) -> None:
+    def _add_predictions(self, batch: Mapping[str, np.ndarray], ids: np.ndarray, length: np.ndarray) -> None:
         sp = self.sp
         pos = np.asarray(batch["masked_lm_positions"], np.int64)
         orig = np.asarray(batch["masked_lm_ids"], np.int64)
@@ -205,8 +216,6 @@ class Stats:
         is_mask = pw & (shown == sp.mask)
         kept = pw & ~is_mask & (shown == orig)
         self.split += [int(is_mask.sum()), int((pw & ~is_mask & ~kept).sum()), int(kept.sum())]
-        mask_tokens = ((ids == sp.mask) & real).sum(1)
-        self._flag("mask_outside_predictions", mask_tokens != is_mask.sum(1))
         np.add.at(self.pred_hist, np.minimum(n_pred, P), 1)
         if self.prob is not None:
             expected = np.minimum(P, np.maximum(1, np.rint(length * self.prob).astype(np.int64)))
