@@ -113,6 +113,9 @@ def test_better_prefers_rank_then_smaller_fingerprint():
     assert dedup.better(m(5, b"\x00", "s", None), m(5, b"\x01", "s", None))
     assert not dedup.better(m(5, b"\x01", "s", None), m(5, b"\x00", "s", None))
     assert dedup.fingerprint({"a": 1}) == dedup.fingerprint({"a": 1}) != dedup.fingerprint({"a": 2})
+    # Ranks that do not compare (None from a rank_fn) still give one answer, whichever is first.
+    a, b = m(None, b"\x00", "s", None), m(3, b"\x01", "s", None)
+    assert dedup.better(a, b) != dedup.better(b, a)
 
 
 # --- connected components, by hand and in Beam ---------------------------------------------------------

@@ -6,7 +6,7 @@ Three composite transforms, each taking a ``PCollection`` of records of any pick
 functions given:
 
 ``ExactDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, case_fold=False, with_clusters=False,
-stage="exact_dedup") -> DedupResult``
+cc_rounds=8, stage="exact_dedup") -> DedupResult``
     Records whose normalised texts (``textnorm.exact_key_text``: NFC, optional case fold,
     punctuation and whitespace folded) are equal form a group; one record per group is kept.
 
@@ -50,8 +50,15 @@ Arguments shared by all three:
 PCollection holding a dict: the histogram of cluster sizes, and for near-dedup the candidate and
 verified pair counts and the connected-components convergence check.
 
-Scale: no step holds more than one group, one LSH bucket or one node's neighbourhood in memory;
-decontamination holds the evaluation fingerprints (8 bytes per n-gram and sentence) as a side input.
+Scale: no step copies a group into memory. GroupByKey values are iterated (twice where the best
+member must be found first; Dataflow pages them in), and joins go through ``StreamingJoin`` rather
+than CoGroupByKey, which builds lists. The exceptions are small-star's set of one node's distinct
+smaller neighbours, and decontamination's evaluation fingerprints (8 bytes per eval n-gram and
+sentence), a side input on every worker.
+
+Also here: ``ChainClusters`` (one cluster per record across two stages run one after the other),
+and the record readers and writers of ``pipelines.dedup`` (JSONL lines, tf.Examples parsed without
+TensorFlow).
 """
 
 from __future__ import annotations
@@ -160,9 +167,17 @@ class ClusterMember(NamedTuple):
 
 
 def better(a: Member, b: Member) -> bool:
-    """True if ``a`` should be kept rather than ``b``: greater rank, then smaller fingerprint."""
-    if a.rank != b.rank:
-        return a.rank > b.rank
+    """True if ``a`` should be kept rather than ``b``: greater rank, then smaller fingerprint.
+
+    Ranks that cannot be compared (a ``rank_fn`` that returns None for some records, say) must not
+    crash the job: they are ordered by type name and ``repr`` instead, still deterministically."""
+    try:
+        if a.rank != b.rank:
+            return bool(a.rank > b.rank)
+    except TypeError:
+        ka, kb = (type(a.rank).__name__, repr(a.rank)), (type(b.rank).__name__, repr(b.rank))
+        if ka != kb:
+            return ka > kb
     return a.fp < b.fp
 
 
@@ -286,8 +301,8 @@ class _KeyRecords(AccountedDoFn):
     """Reads each record's texts once and emits ``(nodes, Member)``; with a MinHasher also each
     node's ``(node, signature)`` on ``"signatures"`` and its ``(band key, node)`` on ``"bands"``
     (records with equal normalised texts repeat these; the consumers do not mind). Records without
-    readable texts are
-    dead-lettered here (the same stage's tallies as the keep step, so the stage balances)."""
+    readable texts are dead-lettered here, under the same stage as the keep step, so that the
+    stage balances."""
 
     def __init__(self, stage: str, texts_fn: TextsFn, mode: str, rank_fn: RankFn | None,
                  scope_fn: ScopeFn | None, case_fold: bool = False, hasher: MinHasher | None = None,
