@@ -215,3 +215,38 @@ def test_bad_configuration_fails_at_start_up_with_one_line(args, message, shared
     assert runtime.main("translation_pairs", translation_pairs.build, argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_aligned_files_split_into_many_ranges_are_joined_by_line_index(shared_data, tmp_path):
+    """3 MB files read as three 1 MiB byte ranges (and a gzip pair read whole) still pair line i with
+    line i; the extra line of the longer file is dead-lettered with its number."""
+    import gzip
+
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.runtime import local_runner
+
+    tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
+    deu = (tatoeba / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()
+    eng = (tatoeba / "tatoeba.deu-eng.eng").read_text(encoding="utf-8").splitlines()
+    n, small = 50_000, 50
+    src = [f"{i} {deu[i % len(deu)]}\n" for i in range(n + 1)]
+    tgt = [f"{i} {eng[i % len(eng)]}\n" for i in range(n)]
+    (tmp_path / "big.de-en.de").write_text("".join(src), encoding="utf-8")
+    (tmp_path / "big.de-en.en").write_text("".join(tgt), encoding="utf-8")
+    (tmp_path / "small.de-en.de.gz").write_bytes(gzip.compress("".join(src[:small]).encode()))
+    (tmp_path / "small.de-en.en.gz").write_bytes(gzip.compress("".join(tgt[:small]).encode()))
+    plan = tr.plan_inputs(sorted(str(p) for p in tmp_path.iterdir()))
+    assert len(plan.aligned) == 2 and (tmp_path / "big.de-en.de").stat().st_size > 3_000_000
+
+    def misaligned(p: tr.Pair) -> bool:
+        i = p.src.split(" ", 1)[0]
+        return p.tgt.split(" ", 1)[0] != i or p.line != int(i) + 1
+
+    with beam.Pipeline(runner=local_runner()) as pipeline:
+        res = pipeline | tr.ReadAlignedFiles(plan.aligned, desired_bundle_size=1 << 20)
+        assert_that(res.out | "Count" >> beam.combiners.Count.Globally(), equal_to([n + small]), label="Count")
+        assert_that(res.out | "Misaligned" >> beam.Filter(misaligned), equal_to([]), label="Aligned")
+        assert_that(res.dead_letter | beam.Map(lambda d: (d.reason, d.line, d.record.split(" ", 1)[0])),
+                    equal_to([("line_count_mismatch", n + 1, str(n))]), label="Letters")

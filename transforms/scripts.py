@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Mapping
 
@@ -97,6 +98,7 @@ DEFAULT_LANGUAGE_SCRIPTS: Mapping[str, frozenset[str]] = {
 _SCRIPT_ALIASES = {"Jpan": _CJK_JA, "Hans": ("Hani",), "Hant": ("Hani",), "Kore": ("Hang", "Hani"),
                    "Hrkt": ("Hira", "Kana")}
 _CODE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Z][a-z]{3}))?(?:[-_][A-Za-z0-9]+)*$")
+_ASCII_LETTERS = string.ascii_letters.encode("ascii")
 _PLANES = 0x30000  # the BMP and the first two supplementary planes hold every modern letter
 
 
@@ -126,13 +128,14 @@ def _script_table() -> tuple[np.ndarray, tuple[str, ...]]:
 def script_counts(text: str) -> dict[str, int]:
     """Number of letters of each script in ``text`` (letters of unlisted scripts are not counted)."""
     if text.isascii():
-        n = sum(1 for c in text if c.isalpha())
+        data = text.encode("ascii")
+        n = len(data) - len(data.translate(None, _ASCII_LETTERS))
         return {"Latn": n} if n else {}
     ids, names = _script_table()
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     cps = cps[cps < _PLANES]
-    counts = np.bincount(ids[cps], minlength=len(names))
-    return {names[i]: int(n) for i, n in enumerate(counts) if i and n}
+    counts = np.bincount(ids[cps])
+    return {names[i]: int(counts[i]) for i in counts[1:].nonzero()[0] + 1}
 
 
 class LanguageScripts:
