@@ -31,7 +31,7 @@ def test_count_tokens_across_scripts():
     assert tr.count_tokens("Tom이 노래를 불렀다.") == 3
 
 
-@pytest.mark.parametrize(("src", "tgt", "sl", "tl", "reason"), [
+FILTER_CASES = [
     ("", "Hello.", "deu", "eng", tr.EMPTY),
     ("x" * 1001, "y", "deu", "eng", tr.TOO_LONG_CHARS),
     ("a " * 201, "b", "deu", "eng", tr.TOO_LONG_TOKENS),
@@ -44,9 +44,16 @@ def test_count_tokens_across_scripts():
     ("彼は手紙を書く。", "He writes a letter.", "jpn", "eng", None),
     ("我叫Jack。", "My name is Jack.", "cmn", "eng", None),
     ("Ich wohne in Berlin.", "I live in Berlin.", "deu", "eng", None),
-])
+]
+
+
+@pytest.mark.parametrize(("src", "tgt", "sl", "tl", "reason"), FILTER_CASES)
 def test_filter_reasons(src, tgt, sl, tl, reason):
     assert tr.filter_reason(src, tgt, sl, tl, CFG, TABLE) == reason
+
+
+def test_every_filter_reason_has_a_case():
+    assert {case[-1] for case in FILTER_CASES} == {*tr.FILTER_REASONS, None}
 
 
 def test_each_rule_can_be_switched_off():
