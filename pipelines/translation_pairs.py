@@ -96,8 +96,12 @@ class TranslationPairsOptions(PipelineOptions):
         parser.add_argument("--lower_case", action="store_true", help="Uncased vocabulary (LaBSE is cased).")
 
 
-def _split_list(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _split_list(values: list[str] | str | None) -> list[str]:
+    """Repeatable, comma-separated flag values as one list (a plain string too, in case another
+    pipeline in the process defined the flag without ``action="append"``)."""
+    if isinstance(values, str):
+        values = [values]
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
 def _texts(pair: tr.Pair) -> list[str]:
