@@ -330,12 +330,17 @@ def _exists(path: str) -> bool:
 def resolve_inputs(path: str, spec_dir: str | None) -> tuple[list[str], str]:
     """Data files and the directory holding their spec. PATH may be a directory (every file in it
     but the side files), one file, or a glob."""
-    is_dir = os.path.isdir(path) or (path.startswith("gs://") and path.endswith("/"))
-    pattern = FileSystems.join(path, "*") if is_dir else path
-    try:
-        found = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception as e:  # any listing failure is a bad argument here
-        raise ConfigError(f"PATH: cannot list {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    def match(pattern: str) -> list[str]:
+        try:
+            return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        except Exception as e:  # any listing failure is a bad argument here
+            raise ConfigError(f"PATH: cannot list {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
+
+    is_dir = os.path.isdir(path) or path.endswith("/")
+    found = [] if is_dir else match(path)
+    if not found and not any(c in path for c in "*?["):  # a directory on object storage has no entry
+        is_dir = True
+        found = match(FileSystems.join(path.rstrip("/"), "*"))
     files = [f for f in found if os.path.basename(f) not in SIDE_FILES and not os.path.basename(f).endswith(
         (".png", ".txt", ".json", ".pbtxt"))]
     if not files:

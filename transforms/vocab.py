@@ -596,11 +596,6 @@ def format_vocab(tokens: Sequence[str]) -> bytes:
     return ("\n".join(tokens) + "\n").encode("utf-8")
 
 
-def read_vocab(text: str) -> list[str]:
-    """Tokens of a vocab.txt (BERT format); trailing whitespace on a line is not part of the token."""
-    return [line.rstrip("\r\n").rstrip() for line in text.splitlines()]
-
-
 def summarize_coverage(per_language: Mapping[str, Sequence[int]]) -> dict[str, dict[str, float]]:
     """Per-language and total [UNK] rate and pieces per word of the training text."""
     out: dict[str, dict[str, float]] = {}
