@@ -45,8 +45,8 @@ def _add(parser: Any, *names: str, **kwargs: Any) -> None:
 class VocabOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        _add(parser, "--input_patterns", "--input_file", dest="input_patterns", default=None,
-             help="Comma-separated files or globs (local or gs://); .gz/.bz2 are read whole.")
+        _add(parser, "--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
+             help="Files or globs, comma-separated or repeated (local or gs://); .gz/.bz2 are read whole.")
         _add(parser, "--input_format", default="auto",
              help="text (sentence per line), jsonl, or auto: .jsonl/.json/.ndjson are JSONL.")
         _add(parser, "--text_field", default="text", help="JSONL field holding the document text.")
@@ -100,7 +100,7 @@ def _config(o: VocabOptions) -> tuple[list[str], wp.InputConfig, wp.LearnerConfi
         max_token_length=o.max_token_length, max_unique_chars=o.max_unique_chars, slack_ratio=o.slack_ratio,
         pad_to_vocab_size=o.pad_to_vocab_size)
     learner.validate()
-    paths = match_files([p for p in o.input_patterns.split(",") if p], "--input_patterns")
+    paths = match_files([p for arg in o.input_patterns for p in arg.split(",") if p], "--input_patterns")
     return paths, inputs, learner
 
 

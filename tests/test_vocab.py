@@ -282,7 +282,7 @@ def test_multilingual_vocabulary_with_smoothing_dead_letters_and_held_out_flores
     with gzip.open(train / "docs.jsonl.gz", "wt", encoding="utf-8") as f:
         f.write("\n".join(docs + bad) + "\n")
     out = tmp_path / "out"
-    summary = _run([f"--input_patterns={train}/*.txt,{train}/*.jsonl.gz", f"--output_dir={out}",
+    summary = _run([f"--input_patterns={train}/*.txt", f"--input_file={train}/*.jsonl.gz", f"--output_dir={out}",
                     "--vocab_size=14000", "--alpha=0.3", "--language_field=lang",
                     r"--language_pattern=/(\w+_\w+)\.txt$", "--max_words=800", "--max_unique_chars=8000",
                     "--max_token_length=24", "--min_token_count=3"])
