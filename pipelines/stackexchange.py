@@ -28,7 +28,7 @@ from transforms.runtime import Built, CommonOptions, main
 from transforms.sevenzip import TranscodeArchives
 
 
-class StackExchangeOptions(PipelineOptions):
+class StackExchangeOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         d = se.PairOptions()

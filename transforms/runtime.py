@@ -27,7 +27,14 @@ SUMMARY_FILE = "summary.json"
 
 
 class CommonOptions(PipelineOptions):
-    """Options every polyembed pipeline takes."""
+    """Options every polyembed pipeline takes, and the base of every pipeline's own options class.
+
+    Derive pipeline options from this class, not from PipelineOptions directly. Beam gathers the flags
+    of all *direct* subclasses of PipelineOptions into one argparse parser when a pipeline runs, so two
+    pipelines imported into one process (a test session, the demo) that both define, say,
+    ``--input_format`` with different choices would collide there. Grandchildren are left out of that
+    parser and still parsed by ``options.view_as(TheirClass)``.
+    """
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
