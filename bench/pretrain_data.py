@@ -143,20 +143,51 @@ def count_records(pattern: str, gzip: bool = False) -> int:
 TOKENIZE_ONLY = """
 import sys, time
 sys.path.insert(0, {repo!r})
+import tensorflow, tensorflow_text  # noqa
 from transforms import bert_tokenization as bt
+start = time.process_time()
 tok = bt.BertTokenizer(bt.load_vocab({vocab!r}), True)
 with open({corpus!r}, "rb") as f:
     lines = [bt.decode_reference(line).strip() for line in f]
 lines = [x for x in lines if x]
 for i in range(0, len(lines), 4096):
     tok.tokenize_batch(lines[i:i + 4096])
+open({cpu_file!r}, "w").write(str(time.process_time() - start))
 """
 
 
-def run_tokenizer(corpus: pathlib.Path, vocab: pathlib.Path) -> Run:
-    code = TOKENIZE_ONLY.format(repo=str(REPO), vocab=str(vocab), corpus=str(corpus))
+# Each subject writes the CPU seconds it spent after its imports, so that --exclude_imports can
+# leave out importing TensorFlow and Beam, whose cost varies by seconds on a busy machine.
+PIPELINE = """
+import sys, time
+sys.path.insert(0, {repo!r})
+import tensorflow, tensorflow_text  # noqa
+from transforms import runtime
+from pipelines import pretrain_data
+start = time.process_time()
+runtime.run_pipeline("pretrain_data", {argv!r}, pretrain_data.build)
+open({cpu_file!r}, "w").write(str(time.process_time() - start))
+"""
+
+REFERENCE = """
+import sys, time
+sys.argv = {argv!r}
+from absl import app
+from official.nlp.data import create_pretraining_data as m
+start = time.process_time()
+try:
+    app.run(m.main)
+except SystemExit:
+    pass
+open({cpu_file!r}, "w").write(str(time.process_time() - start))
+"""
+
+
+def run_tokenizer(corpus: pathlib.Path, vocab: pathlib.Path, a: argparse.Namespace) -> Run:
+    cpu_file = str(corpus) + ".cpu"
+    code = TOKENIZE_ONLY.format(repo=str(REPO), vocab=str(vocab), corpus=str(corpus), cpu_file=cpu_file)
     wall, cpu, peak, _ = measure([sys.executable, "-c", code])
-    return Run(wall, cpu, peak, 0)
+    return Run(wall, float(pathlib.Path(cpu_file).read_text()) if a.exclude_imports else cpu, peak, 0)
 
 
 def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a: argparse.Namespace,
@@ -164,11 +195,13 @@ def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a
     """In-process (``workers=0``) or with that many worker processes (the distributed layout: the
     controller holds data between stages, the workers do the work)."""
     mode = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"] if workers else []
-    cmd = [sys.executable, "-m", "pipelines.pretrain_data", f"--input_file={corpus}", f"--output_dir={out}",
+    argv = [f"--input_file={corpus}", f"--output_dir={out}",
            f"--vocab_file={vocab}", "--do_lower_case=true", f"--max_seq_length={a.max_seq_length}",
            f"--max_predictions_per_seq={a.max_predictions_per_seq}", "--masked_lm_prob=0.15",
            f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1", "--random_seed=12345", *mode]
-    wall, cpu, peak, worker_peak = measure(cmd)
+    code = PIPELINE.format(repo=str(REPO), argv=argv, cpu_file=str(out) + ".cpu")
+    wall, cpu, peak, worker_peak = measure([sys.executable, "-c", code])
+    cpu = float(pathlib.Path(str(out) + ".cpu").read_text()) if a.exclude_imports else cpu
     return Run(wall, cpu, peak, count_records(str(out / "pretrain-*")), worker_peak)
 
 
@@ -176,26 +209,29 @@ def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, 
                   stubs: pathlib.Path) -> Run:
     env = {**os.environ, "PYTHONPATH": f"{stubs}{os.pathsep}{a.reference}"}
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "official.nlp.data.create_pretraining_data", f"--input_file={corpus}",
+    argv = ["create_pretraining_data", f"--input_file={corpus}",
            f"--output_file={out / 'ref.tfrecord'}", f"--vocab_file={vocab}", "--do_lower_case=true",
            f"--max_seq_length={a.max_seq_length}", f"--max_predictions_per_seq={a.max_predictions_per_seq}",
            "--masked_lm_prob=0.15", f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1",
            "--random_seed=12345"]
-    wall, cpu, peak, _ = measure(cmd, env)
+    code = REFERENCE.format(argv=argv, cpu_file=str(out / "cpu"))
+    wall, cpu, peak, _ = measure([sys.executable, "-c", code], env)
+    cpu = float((out / "cpu").read_text()) if a.exclude_imports else cpu
     return Run(wall, cpu, peak, count_records(str(out / "ref.tfrecord")))
 
 
 def report(name: str, mb: tuple[float, float], small: Run, large: Run) -> dict[str, float]:
     dmb = mb[1] - mb[0]
-    dcpu, dwall = max(large.cpu - small.cpu, 1e-9), max(large.wall - small.wall, 1e-9)
+    dcpu, dwall = max(large.cpu - small.cpu, 1e-9), large.wall - small.wall
     dinst = large.instances - small.instances
-    r = {"mb_s_core": dmb / dcpu, "mb_s_wall": dmb / dwall, "inst_s_core": dinst / dcpu, "peak": large.peak_mib}
+    r = {"mb_s_core": dmb / dcpu, "inst_s_core": dinst / dcpu, "peak": large.peak_mib}
     for tag, size, run in (("N", mb[0], small), ("2N", mb[1], large)):
         print(f"{name if tag == 'N' else '':<22} {tag:>2} = {size:5.2f} MB: {run.wall:6.1f} s wall "
               f"{run.cpu:6.1f} s cpu "
               f"{run.peak_mib:6.0f} MiB peak {run.instances:>8} instances"
               + (f", worker processes' peak {run.worker_peak_mib:.0f} MiB" if run.worker_peak_mib else ""))
-    print(f"{'':<22} marginal: {r['mb_s_core']:.3f} MB/s per core ({r['mb_s_wall']:.3f} MB/s wall), "
+    wall = f"{dmb / dwall:.3f} MB/s" if dwall > 0 else "n/a: the machine's load changed between runs"
+    print(f"{'':<22} marginal: {r['mb_s_core']:.3f} MB/s per core (wall: {wall}), "
           f"{r['inst_s_core']:,.0f} instances/s per core; peak {r['peak']:.0f} MiB")
     return r
 
@@ -212,6 +248,8 @@ def main() -> None:
     p.add_argument("--workdir", default=None)
     p.add_argument("--workers", type=int, default=0,
                    help="also run with this many worker processes and report the workers' peak memory")
+    p.add_argument("--exclude_imports", action="store_true",
+                   help="count CPU time from after the imports (less noise on a busy machine)")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the least CPU time counts")
     a = p.parse_args()
     global REPEAT
@@ -230,7 +268,7 @@ def main() -> None:
           f"max_seq_length {a.max_seq_length}, max_predictions_per_seq {a.max_predictions_per_seq}, "
           f"dupe_factor {a.dupe_factor}, uncased; {os.cpu_count()} cores visible")
     results = {}
-    runs = [run_tokenizer(work / f"corpus_{t}.txt", vocab) for t in ("n", "2n")]
+    runs = [run_tokenizer(work / f"corpus_{t}.txt", vocab, a) for t in ("n", "2n")]
     results["tokenizer"] = report("tokenizer alone", tuple(sizes), *runs)
     runs = [run_pipeline(work / f"corpus_{t}.txt", vocab, work / f"out_{t}", a) for t in ("n", "2n")]
     results["pipeline"] = report("pretrain_data", tuple(sizes), *runs)
