@@ -58,7 +58,7 @@ def _flag_bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-class PretrainDataOptions(PipelineOptions):
+class PretrainDataOptions(runtime.CommonOptions):
     """The reference script's flags (same names, same defaults) plus what a distributed job needs."""
 
     @classmethod
