@@ -22,10 +22,14 @@ test: install lint
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: install
-	$(PY) -m pipelines.stackexchange --input=samples/stackexchange/* --output_dir=demo_out/stackexchange
+	PY=$(PY) scripts/demo.sh demo_out
 
 bench: install
 	$(PY) bench/stackexchange.py
+	$(PY) bench/translation_pairs.py
+	$(PY) bench/dedup.py
+	$(PY) bench/pretrain_data.py --exclude_imports
+	$(PY) bench/trainer.py
 
 clean:
 	rm -rf demo_out bench_out build *.egg-info

@@ -1,5 +1,10 @@
-"""Writes the bundled demo dump (content written for polyembed, released with it)."""
-import html, pathlib
+"""Writes the bundled demo dump (content written for polyembed, released with it).
+
+Run from samples/: ``python make_stackexchange_sample.py``.
+"""
+
+import html
+import pathlib
 
 site = pathlib.Path("stackexchange/cycling.example.stackexchange.com")
 Q = [

@@ -1,4 +1,10 @@
-"""Writes the bundled translation and text samples (sentences written for polyembed, released with it)."""
+"""Writes the bundled translation and text samples (sentences written for polyembed, released with it).
+
+Run from samples/: ``python make_text_samples.py``.
+"""
+
+import json
+
 # (english, german, french, spanish)
 S = [
 ("The chain needs oil after a rainy ride.", "Die Kette braucht nach einer Regenfahrt Öl.", "La chaîne a besoin d'huile après une sortie sous la pluie.", "La cadena necesita aceite después de un paseo bajo la lluvia."),
@@ -32,20 +38,19 @@ S = [
 ("The spoke broke on the way home.", "Auf dem Heimweg ist die Speiche gebrochen.", "Le rayon s'est cassé sur le chemin du retour.", "El radio se rompió de camino a casa."),
 ("Cycling is good for your heart.", "Radfahren ist gut für das Herz.", "Le vélo est bon pour le cœur.", "Montar en bicicleta es bueno para el corazón."),
 ]
-import json, pathlib
 langs = ["eng", "deu", "fra", "spa"]
-for i, l in enumerate(langs[1:], 1):
-    with open(f"translation/cycling.{l}-eng.tsv", "w", encoding="utf-8") as f:
+for i, lang in enumerate(langs[1:], 1):
+    with open(f"translation/cycling.{lang}-eng.tsv", "w", encoding="utf-8") as f:
         for s in S:
-            f.write(f"{s[i]}\t{s[0]}\t{l}\teng\n")
+            f.write(f"{s[i]}\t{s[0]}\t{lang}\teng\n")
 # Pretraining text: per language a few documents (sentence per line, blank line between documents).
 with open("text/cycling.multilingual.txt", "w", encoding="utf-8") as f:
-    for i, l in enumerate(langs):
+    for i in range(len(langs)):
         for d in range(0, len(S), 6):
             for s in S[d:d + 6]:
                 f.write(s[i] + "\n")
             f.write("\n")
 with open("text/cycling.multilingual.jsonl", "w", encoding="utf-8") as f:
-    for i, l in enumerate(langs):
+    for i, lang in enumerate(langs):
         for d in range(0, len(S), 6):
-            f.write(json.dumps({"text": " ".join(s[i] for s in S[d:d + 6]), "language": l}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"text": " ".join(s[i] for s in S[d:d + 6]), "language": lang}, ensure_ascii=False) + "\n")
