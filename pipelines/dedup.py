@@ -32,13 +32,13 @@ import specs
 from specs import dedup as dedup_specs
 from transforms import dedup
 from transforms.errors import ConfigError
-from transforms.files import WriteShards, match_files, write_spec_files
+from transforms.files import WriteShards, WriteSpec, match_files
 from transforms.runtime import Built, CommonOptions, main
 
 STATS_FILE = "dedup_stats.json"
 
 
-class DedupOptions(PipelineOptions):
+class DedupOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument("--input", action="append", default=[],
@@ -179,7 +179,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
                                       o.num_shards, o.records_per_shard))
     outputs = {"deduplicated records": kept_dir}
     if spec is not None:
-        write_spec_files(spec, kept_dir)
+        _ = pipeline | "KeptSpec" >> WriteSpec(spec, kept_dir)
 
     if deduped:
         _ = (tuple(result.stats | f"Name{name}" >> beam.Map(lambda s, n=name: (n, s)) for name, result in deduped)
@@ -198,7 +198,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
              | "WriteClusters" >> WriteShards(FileSystems.join(clusters_dir, "part"), suffix, frame, "gzip",
                                               o.num_shards, o.records_per_shard))
         if spec is not None:
-            write_spec_files(dedup_specs.with_cluster_features(spec), clusters_dir)
+            _ = pipeline | "ClustersSpec" >> WriteSpec(dedup_specs.with_cluster_features(spec), clusters_dir)
         outputs["records with clusters"] = clusters_dir
 
     return Built([s.tally for s in stages], [s.dead_letter for s in stages], outputs)

@@ -33,49 +33,40 @@ PARAMS_FILE = "vocab_params.json"
 COUNTS_FILE = "word_counts.tsv"
 
 
-def _add(parser: Any, *names: str, **kwargs: Any) -> None:
-    """Adds a flag unless another pipeline's options class, imported in the same process, defines it
-    already. Beam's ``Pipeline.run`` parses every PipelineOptions subclass with one argparse parser,
-    which rejects a second definition; our own values are parsed by ``view_as(VocabOptions)``, whose
-    parser holds only this class's flags."""
-    if not any(n in parser._option_string_actions for n in names):
-        parser.add_argument(*names, **kwargs)
-
-
-class VocabOptions(PipelineOptions):
+class VocabOptions(runtime.CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        _add(parser, "--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
+        parser.add_argument("--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
              help="Files or globs, comma-separated or repeated (local or gs://); .gz/.bz2 are read whole.")
-        _add(parser, "--input_format", default="auto",
+        parser.add_argument("--input_format", default="auto",
              help="text (sentence per line), jsonl, or auto: .jsonl/.json/.ndjson are JSONL.")
-        _add(parser, "--text_field", default="text", help="JSONL field holding the document text.")
-        _add(parser, "--language_field", default="", help="JSONL field holding the language code.")
-        _add(parser, "--language_pattern", default="",
+        parser.add_argument("--text_field", default="text", help="JSONL field holding the document text.")
+        parser.add_argument("--language_field", default="", help="JSONL field holding the language code.")
+        parser.add_argument("--language_pattern", default="",
              help="Regex on the file path whose group 1 is the language, e.g. '/(\\w+)\\.txt$'.")
-        _add(parser, "--default_language", default="und", help="Language of records without one.")
-        _add(parser, "--vocab_size", type=int, default=None, help="Target number of tokens (lines).")
-        _add(parser, "--do_lower_case", action="store_true",
+        parser.add_argument("--default_language", default="und", help="Language of records without one.")
+        parser.add_argument("--vocab_size", type=int, default=None, help="Target number of tokens (lines).")
+        parser.add_argument("--do_lower_case", action="store_true",
              help="Lower-case and strip accents (BERT uncased); default keeps case (cased).")
-        _add(parser, "--alpha", type=float, default=1.0,
+        parser.add_argument("--alpha", type=float, default=1.0,
              help="Language smoothing exponent: languages weighted as n^alpha (1 = as is).")
-        _add(parser, "--reserved_tokens", default="",
+        parser.add_argument("--reserved_tokens", default="",
              help="Comma-separated extra reserved tokens placed after [MASK] (e.g. '<S>,<T>').")
-        _add(parser, "--num_unused", type=int, default=99,
+        parser.add_argument("--num_unused", type=int, default=99,
              help="[unusedN] slots between [PAD] and [UNK]; 99 gives BERT's special ids.")
-        _add(parser, "--min_word_count", type=int, default=2,
+        parser.add_argument("--min_word_count", type=int, default=2,
              help="Words with a smaller (weighted) count are dropped before learning.")
-        _add(parser, "--max_words", type=int, default=250_000,
+        parser.add_argument("--max_words", type=int, default=250_000,
              help="At most this many most frequent words reach the single-process learner.")
-        _add(parser, "--min_token_count", type=int, default=10,
+        parser.add_argument("--min_token_count", type=int, default=10,
              help="Learner's lower threshold: a piece must occur this often.")
-        _add(parser, "--max_unique_chars", type=int, default=1000,
+        parser.add_argument("--max_unique_chars", type=int, default=1000,
              help="Alphabet size; words with rarer characters are not learned from.")
-        _add(parser, "--max_token_length", type=int, default=50, help="Longest piece the learner makes.")
-        _add(parser, "--num_iterations", type=int, default=4, help="Learner iterations per threshold.")
-        _add(parser, "--slack_ratio", type=float, default=0.05,
+        parser.add_argument("--max_token_length", type=int, default=50, help="Longest piece the learner makes.")
+        parser.add_argument("--num_iterations", type=int, default=4, help="Learner iterations per threshold.")
+        parser.add_argument("--slack_ratio", type=float, default=0.05,
              help="Learner accepts a size within this fraction below the target.")
-        _add(parser, "--no_pad_to_vocab_size", dest="pad_to_vocab_size", action="store_false",
+        parser.add_argument("--no_pad_to_vocab_size", dest="pad_to_vocab_size", action="store_false",
              help="Do not fill a short vocabulary up to --vocab_size with [unusedN].")
 
 
