@@ -1,5 +1,6 @@
 """Cross-replica negatives: a 2-replica MirroredStrategy on logical CPU devices gives the same loss and
-gradients as one replica over the whole batch (and, without the gather, it does not).
+gradients as one replica over the whole batch (and, without the gather, it does not). The same
+fresh process checks that no trainer entry point imports apache_beam.
 
 Logical devices must be configured before TensorFlow initialises, so the check runs in a fresh
 process; it prints its measurements as JSON for the assertions here."""
@@ -75,7 +76,10 @@ SCRIPT = textwrap.dedent("""
         return {"replicas": mirrored.num_replicas_in_sync, "single_loss": loss1, "mirrored_loss": loss2,
                 "max_grad_diff": diff, "max_grad": scale}
 
-    print(json.dumps({"gathered": run(True), "local_only": run(False)}))
+    result = {"gathered": run(True), "local_only": run(False)}
+    import trainer.evaluate, trainer.export_tfhub, trainer.task  # noqa: E401,F401  (every entry point)
+    result["beam_imported"] = "apache_beam" in sys.modules
+    print(json.dumps(result))
 """)
 
 
@@ -92,3 +96,5 @@ def test_two_replicas_with_gathered_negatives_equal_one_replica_over_the_global_
     assert gathered["max_grad_diff"] <= 1e-5 * max(1.0, gathered["max_grad"])
     # Without the gather each replica only sees its own half as negatives: a different objective.
     assert not np.isclose(local["mirrored_loss"], local["single_loss"], rtol=1e-3)
+    # The same fresh process imported every trainer entry point: the trainer never imports apache_beam.
+    assert result["beam_imported"] is False

@@ -12,6 +12,12 @@ def mbert(shared_data):
 
 
 @pytest.fixture(scope="module")
+def mbert_fast(mbert):
+    """Built once: the 119,547-token vocabulary takes a few seconds to compile."""
+    return BertTokenization(mbert, lower_case=False)
+
+
+@pytest.fixture(scope="module")
 def tatoeba_lines(shared_data):
     root = shared_data / "translation" / "laser_tatoeba_v1"
     lines = []
@@ -20,8 +26,8 @@ def tatoeba_lines(shared_data):
     return lines
 
 
-def test_special_tokens_and_words_from_the_real_vocab(mbert):
-    tok = BertTokenization(mbert, lower_case=False)
+def test_special_tokens_and_words_from_the_real_vocab(mbert, mbert_fast):
+    tok = mbert_fast
     assert tok.special.as_dict() == {"vocab_size": 119547, "padding_id": 0, "start_of_sequence_id": 101,
                                      "end_of_segment_id": 102, "mask_id": 103}
     vocab = load_vocab(mbert)
@@ -31,8 +37,8 @@ def test_special_tokens_and_words_from_the_real_vocab(mbert):
         SpecialTokens.from_vocab(["[PAD]", "[CLS]", "[SEP]", "[UNK]"])
 
 
-def test_word_structure_matches_the_flat_ids_and_table_implementation(mbert, tatoeba_lines):
-    fast = BertTokenization(mbert, lower_case=False)
+def test_word_structure_matches_the_flat_ids_and_table_implementation(mbert, mbert_fast, tatoeba_lines):
+    fast = mbert_fast
     table = BertTokenization(mbert, lower_case=False, implementation="table")
     words = fast.tokenize(tatoeba_lines)
     assert words.ragged_rank == 2 and words.dtype == tf.int32
@@ -69,8 +75,8 @@ def test_packing_layout_trimming_and_padding():
     assert single["input_word_ids"].numpy().tolist() == [[1, 5, 6, 2], [1, 5, 2, 0]]
 
 
-def test_call_traces_with_a_tensor_seq_length(mbert):
-    tok = BertTokenization(mbert, lower_case=False)
+def test_call_traces_with_a_tensor_seq_length(mbert_fast):
+    tok = mbert_fast
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
     def encode(s, n):

@@ -106,6 +106,7 @@ _TRAINER = {
                 "epsilon": 1e-6,
                 "global_clipnorm": 1.0,
                 "exclude_from_weight_decay": ["LayerNorm", "layer_norm", "bias"],
+                "lazy_sparse_updates": False,  # see trainer.optimization.LazyAdamW
             },
         },
         "learning_rate": {

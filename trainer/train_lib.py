@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras
 
 from trainer.config import Params, to_yaml
+from trainer.optimization import make_optimizer
 from trainer.tasks import TASKS
 
 log = logging.getLogger("trainer")
@@ -88,48 +89,6 @@ def set_precision(runtime: Params) -> None:
     tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
 
 
-class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
-    """Linear (power 1) warm-up to the initial rate, then polynomial decay: BERT's schedule."""
-
-    def __init__(self, initial: float, decay_steps: int, end: float, power: float, warmup_steps: int,
-                 warmup_power: float) -> None:
-        self.initial, self.decay_steps, self.end, self.power = initial, decay_steps, end, power
-        self.warmup_steps, self.warmup_power = warmup_steps, warmup_power
-
-    def __call__(self, step: tf.Tensor) -> tf.Tensor:
-        step = tf.cast(step, tf.float32)
-        progress = tf.minimum(step, float(self.decay_steps)) / max(float(self.decay_steps), 1.0)
-        decayed = (self.initial - self.end) * (1.0 - progress) ** self.power + self.end
-        if self.warmup_steps <= 0:
-            return decayed
-        warm = self.initial * (step / float(self.warmup_steps)) ** self.warmup_power
-        return tf.where(step < self.warmup_steps, warm, decayed)
-
-    def get_config(self) -> dict[str, Any]:
-        return dict(initial=self.initial, decay_steps=self.decay_steps, end=self.end, power=self.power,
-                    warmup_steps=self.warmup_steps, warmup_power=self.warmup_power)
-
-
-def make_optimizer(trainer_cfg: Params, runtime: Params) -> tf_keras.optimizers.Optimizer:
-    oc = trainer_cfg.optimizer_config
-    warm = oc.warmup.polynomial if oc.warmup.type == "polynomial" else None
-    if oc.learning_rate.type == "constant":
-        lr = oc.learning_rate.constant.learning_rate
-        schedule = WarmupPolynomialDecay(lr, 1, lr, 1.0, warm.warmup_steps if warm else 0,
-                                         warm.power if warm else 1.0)
-    else:
-        p = oc.learning_rate.polynomial
-        schedule = WarmupPolynomialDecay(p.initial_learning_rate, p.decay_steps, p.end_learning_rate, p.power,
-                                         warm.warmup_steps if warm else 0, warm.power if warm else 1.0)
-    a = oc.optimizer.adamw
-    opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=a.weight_decay_rate, beta_1=a.beta_1,
-                                    beta_2=a.beta_2, epsilon=a.epsilon, global_clipnorm=a.global_clipnorm or None)
-    opt.exclude_from_weight_decay(var_names=list(a.exclude_from_weight_decay))
-    if runtime.mixed_precision_dtype == "float16":
-        opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
-    return opt
-
-
 class Trainer:
     """Builds everything for one experiment and runs train / eval / train_and_eval."""
 
@@ -175,7 +134,7 @@ class Trainer:
             tf.train.Checkpoint(encoder=self.parts["encoder"]).read(path).expect_partial()
             log.info("initialised the encoder from %s", path)
 
-    def _train_fn(self) -> Any:
+    def make_train_steps(self) -> Any:
         task, model, opt, strategy = self.task, self.model, self.optimizer, self.strategy
         global_batch = self.cfg.task.train_data.global_batch_size
         scaled = isinstance(opt, tf_keras.mixed_precision.LossScaleOptimizer)
@@ -195,14 +154,17 @@ class Trainer:
             stats["step_loss"] = loss
             return stats
 
+        def one_step(iterator: Any) -> dict[str, tf.Tensor]:
+            per_replica = strategy.run(replica_step, args=(next(iterator),))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
         @tf.function
         def train_steps(iterator: Any, n: tf.Tensor) -> dict[str, tf.Tensor]:
-            totals = None
-            for _ in tf.range(n):
-                per_replica = strategy.run(replica_step, args=(next(iterator),))
-                reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                           for k, v in per_replica.items()}
-                totals = reduced if totals is None else {k: totals[k] + reduced[k] for k in reduced}
+            """``n`` (>= 1) steps in one call; returns the stats summed over replicas and steps."""
+            totals = one_step(iterator)
+            for _ in tf.range(n - 1):
+                step = one_step(iterator)
+                totals = {k: totals[k] + step[k] for k in totals}
             return totals
 
         return train_steps
@@ -217,7 +179,7 @@ class Trainer:
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.task.dataset("train_data", ctx))
         iterator = iter(dataset)
-        train_steps = self._train_fn()
+        train_steps = self.make_train_steps()
         tf.io.gfile.makedirs(self.dirs.model)
         with tf.io.gfile.GFile(os.path.join(self.dirs.model, "params.yaml"), "w") as f:
             f.write(to_yaml(self.cfg))

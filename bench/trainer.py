@@ -1,0 +1,239 @@
+"""Trainer throughput: training examples/s of the real train step (``trainer.train_lib``), the input
+pipeline's examples/s on records like the pipelines write, their ratio (above 1: input keeps up), peak
+memory and, on a GPU, model FLOP utilisation.
+
+    python bench/trainer.py --shapes=base            # BERT-base: MLM seq 128, dual encoder seq 64
+    python bench/trainer.py --shapes=tiny --steps=20  # the CPU test models
+    python bench/trainer.py --tatoeba --workdir=/tmp/tatoeba  # the real check: train, export, score
+
+``--tatoeba`` is the issue's real check: a small dual encoder trained from scratch on CPU on Tatoeba
+pairs (``--langs``, all but the first ``--held_out`` lines of each), exported as a TF Hub encoder and
+scored with ``python -m trainer.evaluate`` on the held-out lines (retrieval P@1 among them, both ways).
+
+FLOPs per example count matmuls only (training = 3x forward): per token ``2 * matmul params`` of the
+encoder plus attention ``4 * seq * hidden`` per layer; the MLM head adds ``2 * (hidden^2 + hidden *
+vocab)`` per predicted position; the dual encoder runs two sequences per example plus the global-batch
+similarity matrix. MFU divides achieved FLOP/s by the accelerator's dense bf16 peak (table below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+import specs
+from trainer import config, train_lib
+
+# Dense bf16 tensor-core peaks (FLOP/s) by substring of the device name.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 125e12, "V100": 125e12,
+             "T4": 65e12}
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def encoder_flops_per_sequence(enc: config.Params, seq: int) -> float:
+    h, i, n = enc.hidden_size, enc.intermediate_size, enc.num_layers
+    matmul_params = n * (4 * h * h + 2 * h * i) + h * h  # attention projections, FFN, pooler
+    return 2.0 * matmul_params * seq + n * 4.0 * seq * seq * h
+
+
+def flops_per_example(experiment: str, cfg: config.Params) -> float:
+    enc, data = cfg.task.model.encoder, cfg.task.train_data
+    if experiment == "bert/pretraining":
+        forward = encoder_flops_per_sequence(enc, data.seq_length)
+        forward += data.max_predictions_per_seq * 2.0 * (enc.hidden_size ** 2 + enc.hidden_size * enc.vocab_size)
+    else:
+        forward = 2 * encoder_flops_per_sequence(enc, data.seq_length)
+        forward += 2 * 2.0 * data.global_batch_size * enc.hidden_size  # both similarity directions
+    return 3.0 * forward
+
+
+def write_records(directory: Path, experiment: str, cfg: config.Params, n: int, vocab: str) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = cfg.task.train_data
+    rng = np.random.default_rng(0)
+    if experiment == "bert/pretraining":
+        spec = specs.pretraining_spec(data.seq_length, data.max_predictions_per_seq)
+        L, P = data.seq_length, data.max_predictions_per_seq
+        records = []
+        for _ in range(n):
+            ids = rng.integers(1000, cfg.task.model.encoder.vocab_size, L).tolist()
+            pos = sorted(rng.choice(np.arange(1, L - 1), P, replace=False).tolist())
+            records.append(spec.encode({"input_ids": ids, "segment_ids": [0] * (L // 2) + [1] * (L - L // 2),
+                                        "input_mask": [1] * L, "masked_lm_positions": pos,
+                                        "masked_lm_ids": [ids[p] for p in pos], "masked_lm_weights": [1.0] * P,
+                                        "next_sentence_labels": [int(rng.integers(2))]}))
+    else:
+        spec = specs.TRANSLATION_PAIRS
+        tatoeba = SHARED / "translation" / "laser_tatoeba_v1"
+        lines = []
+        for lang in ("deu", "fra", "rus", "cmn"):
+            src = (tatoeba / f"tatoeba.{lang}-eng.{lang}").read_text(encoding="utf-8").splitlines()
+            tgt = (tatoeba / f"tatoeba.{lang}-eng.eng").read_text(encoding="utf-8").splitlines()
+            lines += list(zip(src, tgt, strict=True))
+        records = [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": "x", "tgt_lang": "eng"})
+                   for s, t in (lines[i % len(lines)] for i in range(n))]
+    (directory / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
+    (directory / specs.SPEC_FILE).write_text(spec.to_json())
+    for shard in range(4):
+        with tf.io.TFRecordWriter(str(directory / f"part-{shard}.tfrecord.gz"), "GZIP") as w:
+            for r in records[shard::4]:
+                w.write(r)
+    return str(directory / "part-*")
+
+
+def measure(experiment: str, yaml_file: str, args: argparse.Namespace, workdir: Path) -> dict:
+    gpus = tf.config.list_physical_devices("GPU")
+    precision = args.precision or ("bfloat16" if gpus else "float32")
+    vocab = str(SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt")
+    override = (f"runtime.distribution_strategy={'mirrored' if gpus else 'one_device'},"
+                f"runtime.mixed_precision_dtype={precision},trainer.train_steps=1000000,"
+                f"task.train_data.vocab_file={vocab},task.train_data.shuffle_buffer_size=1000")
+    if args.batch_size:
+        override += f",task.train_data.global_batch_size={args.batch_size}"
+    if experiment == "labse/train":
+        override += ",task.model.encoder.vocab_size=119547"
+    cfg = config.load_config(experiment, [yaml_file], override)
+    data_dir = workdir / experiment.replace("/", "_")
+    path = write_records(data_dir, experiment, cfg, args.records, vocab)
+    cfg = config.load_config(experiment, [yaml_file], override + f",task.train_data.input_path={path}")
+    trainer = train_lib.Trainer(cfg, str(workdir / ("run_" + experiment.replace("/", "_"))))
+    batch = cfg.task.train_data.global_batch_size
+
+    # Input pipeline alone (parse, tokenise, mask, batch) on this host.
+    ds = trainer.task.dataset("train_data")
+    it = iter(ds)
+    for _ in range(3):
+        next(it)
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < args.input_seconds:
+        next(it)
+        n += batch
+    input_eps = n / (time.perf_counter() - start)
+
+    # The train step on one batch held in device memory, so only the model is measured.
+    one = next(iter(ds))
+    fixed = trainer.strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(one).repeat().with_options(tf.data.Options()))
+    iterator = iter(fixed)
+    train_steps = trainer.make_train_steps()
+    train_steps(iterator, tf.constant(args.warmup_steps))  # trace, compile, warm up
+    start = time.perf_counter()
+    out = train_steps(iterator, tf.constant(args.steps))
+    float(out["step_loss"])
+    elapsed = time.perf_counter() - start
+    model_eps = args.steps * batch / elapsed
+    result = {"experiment": experiment, "config": yaml_file, "device": gpus[0].name if gpus else "cpu",
+              "precision": precision, "global_batch": batch, "seq_length": cfg.task.train_data.seq_length,
+              "train_examples_per_s": round(model_eps, 2), "step_ms": round(1000 * elapsed / args.steps, 1),
+              "input_examples_per_s_host": round(input_eps, 1),
+              "input_to_model_ratio": round(input_eps / model_eps, 2),
+              "cpu_cores": os.cpu_count(),
+              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    flops = flops_per_example(experiment, cfg)
+    result["model_tflops_per_example"] = round(flops / 1e12, 6)
+    result["achieved_tflops_per_s"] = round(flops * model_eps / 1e12, 3)
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        result["gpu"] = name
+        result["peak_gpu_mem_mib"] = round(tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)
+        result["mfu"] = round(flops * model_eps / (peak * len(gpus)), 4) if peak else None
+    else:
+        result["mfu"] = "n/a (CPU; measure on a GPU)"
+    return result
+
+
+def tatoeba_check(args: argparse.Namespace) -> None:
+    """Writes the Tatoeba records the way the translation-pair pipeline does (TRANSLATION_PAIRS, GZIP,
+    spec beside), then runs the trainer, the export and the evaluator as a user would."""
+    import subprocess
+
+    work = Path(args.workdir)
+    tatoeba = SHARED / "translation" / "laser_tatoeba_v1"
+    spec = specs.TRANSLATION_PAIRS
+    rows = []
+    for lang in filter(None, (args.langs + "," + args.extra_langs).split(",")):
+        src = (tatoeba / f"tatoeba.{lang}-eng.{lang}").read_text(encoding="utf-8").splitlines()
+        tgt = (tatoeba / f"tatoeba.{lang}-eng.eng").read_text(encoding="utf-8").splitlines()
+        rows += [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": lang, "tgt_lang": "eng"})
+                 for s, t in list(zip(src, tgt, strict=True))[args.held_out:]]
+    train_dir = work / "pairs" / "train"
+    train_dir.mkdir(parents=True, exist_ok=True)
+    (train_dir / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
+    (train_dir / specs.SPEC_FILE).write_text(spec.to_json())
+    for shard in range(4):
+        with tf.io.TFRecordWriter(str(train_dir / f"part-{shard}.tfrecord.gz"), "GZIP") as w:
+            for r in rows[shard::4]:
+                w.write(r)
+    vocab = str(SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt")
+    override = (f"task.train_data.input_path={train_dir}/part-*,task.train_data.vocab_file={vocab},"
+                f"trainer.train_steps={args.train_steps},"
+                f"trainer.optimizer_config.learning_rate.polynomial.decay_steps={args.train_steps},"
+                f"trainer.checkpoint_interval={args.train_steps},task.train_data.global_batch_size={args.batch_size}")
+    if args.params_override:
+        override += "," + args.params_override
+    py = sys.executable
+    steps = [
+        [py, "-m", "trainer.task", "--experiment=labse/train", "--mode=train", f"--model_dir={work}/run",
+         "--config_file=trainer/configs/labse_tiny.yaml", f"--params_override={override}"],
+        [py, "-m", "trainer.export_tfhub", "--experiment=labse/train", f"--model_dir={work}/run",
+         "--config_file=trainer/configs/labse_tiny.yaml", f"--params_override={override}",
+         f"--export_path={work}/export"],
+        [py, "-m", "trainer.evaluate", f"--model={work}/export", f"--tatoeba_dir={tatoeba}", f"--langs={args.langs}",
+         f"--max_lines={args.held_out}", "--seq_length=32", f"--output_json={work}/tatoeba.json"],
+    ]
+    times = []
+    for cmd in steps:
+        start = time.time()
+        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parent.parent)
+        times.append(round(time.time() - start, 1))
+    mean = json.loads((work / "tatoeba.json").read_text())["mean"]
+    print(json.dumps({"train_pairs": len(rows), "held_out_per_language": args.held_out, "langs": args.langs,
+                      "extra_langs": args.extra_langs, "params_override": args.params_override,
+                      "train_steps": args.train_steps, "train_wall_s": times[0], "export_wall_s": times[1],
+                      "eval_wall_s": times[2], **mean}), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shapes", choices=("base", "tiny"), default="base")
+    p.add_argument("--experiments", default="bert/pretraining,labse/train")
+    p.add_argument("--batch_size", type=int, default=0, help="Global batch (default: the config's).")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup_steps", type=int, default=3)
+    p.add_argument("--records", type=int, default=2048)
+    p.add_argument("--input_seconds", type=float, default=5.0)
+    p.add_argument("--precision", default="", choices=("", "float32", "bfloat16", "float16"))
+    p.add_argument("--tatoeba", action="store_true", help="Run the Tatoeba real check instead.")
+    p.add_argument("--workdir", default="/tmp/polyembed_tatoeba")
+    p.add_argument("--langs", default="deu,fra,spa,ita,por,nld,pol,rus")
+    p.add_argument("--extra_langs", default="", help="Languages trained on (same held-out lines) but not scored.")
+    p.add_argument("--params_override", default="", help="Passed on to the trainer and the export.")
+    p.add_argument("--held_out", type=int, default=200, help="First lines of each language kept for eval.")
+    p.add_argument("--train_steps", type=int, default=1500)
+    args = p.parse_args()
+    if args.tatoeba:
+        args.batch_size = args.batch_size or 128
+        tatoeba_check(args)
+        return
+    configs = {"bert/pretraining": f"trainer/configs/bert_{args.shapes}.yaml",
+               "labse/train": f"trainer/configs/labse_{args.shapes}.yaml"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for experiment in args.experiments.split(","):
+            print(json.dumps(measure(experiment, configs[experiment], args, Path(tmp))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
