@@ -292,7 +292,7 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     assert scores["precision_at_1_tgt_to_src"] == pytest.approx(ev["retrieval_precision_at_1_tgt_to_src"], abs=2 / n)
 
     # task.init_checkpoint takes the encoder from a checkpoint of the other experiment.
-    cfg2 = bert_config(corpus, corpus["mlm_static"], **{"task.init_checkpoint": str(tmp_path / "checkpoints")})
+    cfg2 = bert_config(corpus, corpus["mlm_static"], **{"task.init_checkpoint": str(tmp_path)})  # a model_dir
     bert = train_lib.Trainer(cfg2, str(tmp_path / "bert_from_labse"))
     bert.restore()
     for a, b in zip(bert.parts["encoder"].weights, trainer.parts["encoder"].weights, strict=True):

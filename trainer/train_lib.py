@@ -122,15 +122,16 @@ class Trainer:
 
     def restore(self) -> None:
         """The latest checkpoint of this run, else ``task.init_checkpoint`` (encoder weights from a
-        checkpoint of either experiment), else fresh weights."""
+        checkpoint, checkpoint directory or model_dir of either experiment), else fresh weights."""
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("restored %s at step %d", latest, self.step)
         elif self.cfg.task.init_checkpoint:
             path = self.cfg.task.init_checkpoint
-            if tf.io.gfile.isdir(path):
-                path = tf.train.latest_checkpoint(path) or path
+            if tf.io.gfile.isdir(path):  # a checkpoint directory, or another run's model_dir
+                path = (tf.train.latest_checkpoint(path)
+                        or tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or path)
             tf.train.Checkpoint(encoder=self.parts["encoder"]).read(path).expect_partial()
             log.info("initialised the encoder from %s", path)
 
