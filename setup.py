@@ -28,12 +28,15 @@ PIPELINE_REQUIRES = [
     # streams members, so archives can be transcoded without 7-Zip binaries on workers.
     "py7zr>=0.22",
     "numpy>=1.26",
+    # Charts next to the statistics (translation_pairs' stats.png, inspect's histograms).
+    "matplotlib>=3.8",
     # Beam stages --setup_file with `python -m build`; the launcher environment needs it.
     "build>=1.0",
 ]
 # No TensorFlow pins here: see the docstring.
 TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6"]
-TEST_REQUIRES = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6", "matplotlib>=3.8"]
+# datasketch is the MinHash baseline that bench/dedup.py and the dedup tests compare against.
+TEST_REQUIRES = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6"]
 
 if os.environ.get("POLYEMBED_DIST") == "trainer":
     setup(

@@ -34,18 +34,11 @@ from transforms.runtime import Built, CommonOptions, main
 EXACT_MATCH_NGRAM = 64
 
 
-def _add(parser: Any, name: str, **kwargs: Any) -> None:
-    """Adds an option unless another pipeline's options (imported in the same process) already
-    define it: Beam parses every PipelineOptions subclass with one argparse parser."""
-    if name not in parser._option_string_actions:
-        parser.add_argument(name, **kwargs)
-
-
-class TranslationPairsOptions(PipelineOptions):
+class TranslationPairsOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         c = tr.CleanConfig()
-        _add(parser, "--input", action="append", default=[],
+        parser.add_argument("--input", action="append", default=[],
              help="Input files or globs (repeatable, or comma-separated); local or gs://, .gz allowed.")
         parser.add_argument("--input_format", default="auto", choices=("auto", *tr.FORMATS),
                             help="auto: *.tsv, *.jsonl, NAME.L1-L2.L1 + NAME.L1-L2.L2 aligned files.")
@@ -68,7 +61,7 @@ class TranslationPairsOptions(PipelineOptions):
         parser.add_argument("--script_table", default=None,
                             help='JSON {"lang": ["Scrp", ...]} extending the expected-script table.')
         parser.add_argument("--no_dedup", action="store_true", help="Keep exact duplicate pairs.")
-        _add(parser, "--exclude", action="append", default=[],
+        parser.add_argument("--exclude", action="append", default=[],
              help="Evaluation files (one sentence per line, or .jsonl); pairs with a side matching one are "
                   "removed (repeatable, or comma-separated).")
         parser.add_argument("--exclude_ngram", type=int, default=0,
@@ -84,9 +77,9 @@ class TranslationPairsOptions(PipelineOptions):
                             help="At most this many training pairs per language pair; 0: no cap.")
         parser.add_argument("--max_upsample", type=float, default=1.0,
                             help="With --sampling_alpha, repeat a small language pair's pairs up to this factor.")
-        _add(parser, "--num_shards", type=int, default=0,
+        parser.add_argument("--num_shards", type=int, default=0,
              help="Shards per split; 0 sizes them by --records_per_shard.")
-        _add(parser, "--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--records_per_shard", type=int, default=200_000)
         parser.add_argument("--write_jsonl", action="store_true", help="Also write a JSONL.gz copy per split.")
         parser.add_argument("--no_stats_chart", action="store_true", help="Skip stats.png.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt for --materialize_tokens.")

@@ -21,15 +21,26 @@ DATAFLOW = ["--runner=DataflowRunner", "--project=polyembed-test", "--region=us-
             "--temp_location=gs://polyembed-test-bucket/tmp", "--dry_run=True", f"--setup_file={REPO / 'setup.py'}",
             "--experiments=use_runner_v2"]
 
+OUT = "gs://polyembed-test-bucket/out"
+TEXT = SAMPLES / "text" / "cycling.multilingual.txt"
 JOBS = {
     "stackexchange": ([f"--input={SAMPLES / 'stackexchange' / 'cycling.example.stackexchange.com'}",
-                       "--output_dir=gs://polyembed-test-bucket/out/se", "--dedup=near"], "ParseRows"),
+                       f"--output_dir={OUT}/se", "--dedup=near"], "ParseRows"),
+    "translation_pairs": ([f"--input={SAMPLES / 'translation'}/*.tsv", f"--output_dir={OUT}/tp",
+                           f"--exclude={SAMPLES / 'translation' / 'cycling.deu-eng.tsv'}"], "Clean"),
+    "dedup": ([f"--input={SAMPLES / 'text' / 'cycling.multilingual.jsonl'}", "--text_fields=text",
+               f"--output_dir={OUT}/dedup", "--with_clusters"], "Near"),
+    "vocab": ([f"--input_patterns={TEXT}", f"--output_dir={OUT}/vocab", "--vocab_size=1000"], "Count"),
+    "pretrain_data": ([f"--input_patterns={TEXT}", f"--output_dir={OUT}/pretrain", "--max_seq_length=64",
+                       "--max_predictions_per_seq=10"], "CreateExamples"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(JOBS))
-def test_job_graph_serialises_for_dataflow(name):
+def test_job_graph_serialises_for_dataflow(name, shared_data):
     argv, expected_label = JOBS[name]
+    if name == "pretrain_data":
+        argv = [*argv, f"--vocab_file={shared_data / 'vocab' / 'bert-base-multilingual-cased.vocab.txt'}"]
     module = importlib.import_module(f"pipelines.{name}")
     options = PipelineOptions([*argv, *DATAFLOW])
     pipeline = make_pipeline(options)

@@ -726,7 +726,7 @@ class WritePairs(beam.PTransform):
         self._jsonl, self._base = jsonl, basename
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
-        files.write_spec_files(TRANSLATION_PAIRS, self._dir)
+        _ = pairs.pipeline | "Spec" >> files.WriteSpec(TRANSLATION_PAIRS, self._dir)
         seed = self._seed
         keyed = pairs | "SortKey" >> beam.Map(lambda ip: (files.sort_key(seed, pair_key(ip[1]), ip[0]), ip[1]))
         count = (

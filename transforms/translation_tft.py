@@ -110,7 +110,7 @@ class MaterializeTokens(beam.PTransform):
         counts = {}
         for split, pcoll in sorted(keyed.items()):
             directory = FileSystems.join(self._dir, split)
-            files.write_spec_files(tokenized_pairs_spec(self._len), directory)
+            _ = pcoll.pipeline | f"Spec{split.title()}" >> files.WriteSpec(tokenized_pairs_spec(self._len), directory)
             counts[split] = (
                 pcoll
                 | f"Batch{split.title()}" >> beam.BatchElements(min_batch_size=self._batch, max_batch_size=self._batch)
