@@ -10,6 +10,7 @@ file it came from rather than being silently ignored.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -237,6 +238,9 @@ def load_config(experiment: str, config_files: Sequence[str] = (), params_overri
     for path in config_files:
         import tensorflow as tf  # only for gfile, so gs:// config files work
 
+        shipped = os.path.join(os.path.dirname(__file__), "configs", path)
+        if not tf.io.gfile.exists(path) and "/" not in path and os.path.exists(shipped):
+            path = shipped  # a bare name is one of the configs shipped in the package (e.g. on Vertex AI)
         if not tf.io.gfile.exists(path):
             raise ConfigError(f"--config_file {path} does not exist")
         with tf.io.gfile.GFile(path) as f:
