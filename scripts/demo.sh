@@ -51,17 +51,17 @@ step "bert/pretraining: a tiny BERT, 40 MLM steps on CPU" \
     --config_file=trainer/configs/bert_tiny.yaml \
     --params_override="task.model.encoder.vocab_size=$VOCAB_SIZE,task.train_data.input_path=$OUT/pretrain/pretrain-*,task.train_data.seq_length=64,task.train_data.max_predictions_per_seq=10,task.train_data.global_batch_size=16,trainer.train_steps=40,trainer.steps_per_loop=20,trainer.checkpoint_interval=40"
 
-step "labse/train: the dual encoder from that BERT, 60 steps on the translation pairs" \
+step "labse/train: the dual encoder from that BERT, 150 steps on the translation pairs" \
   "$PY" -m trainer.task --experiment=labse/train --mode=train --model_dir="$OUT/labse" \
     --config_file=trainer/configs/labse_tiny.yaml \
-    --params_override="task.model.encoder.hidden_size=64,task.model.encoder.intermediate_size=256,task.model.encoder.vocab_size=$VOCAB_SIZE,task.init_checkpoint=$OUT/bert,task.train_data.input_path=$OUT/translation/train/pairs-*,task.train_data.vocab_file=$OUT/vocab/vocab.txt,task.train_data.global_batch_size=16,trainer.train_steps=60,trainer.steps_per_loop=20,trainer.checkpoint_interval=60"
+    --params_override="task.model.encoder.hidden_size=64,task.model.encoder.intermediate_size=256,task.model.encoder.vocab_size=$VOCAB_SIZE,task.init_checkpoint=$OUT/bert,task.train_data.input_path=$OUT/translation/train/pairs-*,task.train_data.vocab_file=$OUT/vocab/vocab.txt,task.train_data.global_batch_size=16,trainer.train_steps=150,trainer.steps_per_loop=50,trainer.checkpoint_interval=150"
 
 step "Export the encoder (TF Hub SavedModel)" \
-  "$PY" -m trainer.export_tfhub --experiment=labse/train --model_dir="$OUT/labse" --export_type=model \
+  "$PY" -m trainer.export_tfhub --experiment=labse/train --model_dir="$OUT/labse" --config_file="$OUT/labse/params.yaml" --export_type=model \
     --export_path="$OUT/export/labse_encoder" --vocab_file="$OUT/vocab/vocab.txt" --do_lower_case=false
 
 step "Export the preprocessing model" \
-  "$PY" -m trainer.export_tfhub --experiment=labse/train --model_dir="$OUT/labse" --export_type=preprocessing \
+  "$PY" -m trainer.export_tfhub --experiment=labse/train --model_dir="$OUT/labse" --config_file="$OUT/labse/params.yaml" --export_type=preprocessing \
     --export_path="$OUT/export/labse_preprocessing" --vocab_file="$OUT/vocab/vocab.txt" --do_lower_case=false
 
 step "Load the export and compare English sentences with their German translations" \
