@@ -58,5 +58,12 @@ else:
         package_data={"trainer": ["configs/*.yaml"]},
         python_requires=">=3.10",
         install_requires=PIPELINE_REQUIRES,
-        extras_require={"trainer": TRAINER_REQUIRES, "test": TEST_REQUIRES},
+        extras_require={
+            "trainer": TRAINER_REQUIRES,
+            # tensorflow-text and tf-keras matching a container's TensorFlow (tensorflow-hub alone would
+            # pull the newest tf-keras, which requires the newest TensorFlow): .[trainer,tf220]
+            "tf220": ["tensorflow-text~=2.20.0", "tf-keras~=2.20.0"],
+            "tf221": ["tensorflow-text~=2.21.0", "tf-keras~=2.21.0"],
+            "test": TEST_REQUIRES,
+        },
     )
