@@ -250,7 +250,7 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     assert trainer.step == 40
     # The additive margin keeps the loss high (chance is about ln(32) + scale * margin); what must
     # move is the loss and how often the positive wins within the batch (chance: 1/32).
-    assert metrics["loss"] < first_loss(tmp_path) - 0.1  # 0.29 seen on a loaded 2-core machine, 0.5+ idle
+    assert metrics["loss"] < first_loss(tmp_path) - 0.1  # 0.29 seen under load, over 0.3 alone
     assert metrics["in_batch_src_to_tgt_accuracy"] > 2 / 32
     ev = trainer.evaluate()
     n = len(corpus["held"])
