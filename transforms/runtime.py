@@ -44,6 +44,36 @@ class CommonOptions(PipelineOptions):
                             help="Job seed; every random decision is seeded from it and the element.")
 
 
+class _KnownJobFlags(logging.Filter):
+    """Drops Beam's "Unparseable argument" warnings for flags that a polyembed options class defines
+    (Beam's global parser does not see them, by design: see CommonOptions); typos still get Beam's
+    warning with its suggestions."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if not msg.startswith("Unparseable argument: --"):
+            return True
+        name = msg[len("Unparseable argument: "):].split()[0].split("=", 1)[0]
+        return name not in _job_flags()
+
+
+def _job_flags() -> set[str]:
+    import argparse
+
+    flags: set[str] = set()
+    pending = list(CommonOptions.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        parser = argparse.ArgumentParser(add_help=False)
+        cls._add_argparse_args(parser)
+        flags.update(o for a in parser._actions for o in a.option_strings)
+    return flags
+
+
+logging.getLogger("apache_beam.options.pipeline_options").addFilter(_KnownJobFlags())
+
+
 @dataclasses.dataclass
 class Built:
     """What a pipeline's ``build`` returns: the accounting side outputs and where outputs go."""
