@@ -66,7 +66,7 @@ step "Export the preprocessing model" \
 
 step "Load the export and compare English sentences with their German translations" \
   "$PY" -m trainer.similarity --model="$OUT/export/labse_encoder" --preprocessor="$OUT/export/labse_preprocessing" \
-    --tsv=samples/translation/cycling.deu-eng.tsv --rows=5 | tee "$OUT/similarity.txt"
+    --tsv=samples/translation/cycling.deu-eng.tsv --rows=5 --output="$OUT/similarity.txt"
 
 printf '\nDemo finished in %d s. Outputs under %s/:\n' "$((SECONDS - t0))" "$OUT"
 printf '  stackexchange/  translation/  vocab/  pretrain/  bert/  labse/  export/  similarity.txt\n'

@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tsv", required=True, help="src<TAB>tgt lines (a translation-pair TSV).")
     p.add_argument("--rows", type=int, default=5)
     p.add_argument("--seq_length", type=int, default=32)
+    p.add_argument("--output", default="", help="Also write the table to this file.")
     args = p.parse_args(argv)
     from trainer.evaluate import Embedder
 
@@ -62,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     embed = Embedder(args.model, args.preprocessor, seq_length=args.seq_length)
     sim = embed(tgt) @ embed(src).T
-    print(format_table(tgt, src, sim))
+    table = format_table(tgt, src, sim)
+    print(table)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(table + "\n")
     return 0
 
 
