@@ -65,50 +65,53 @@ class _LineBatchSource(filebasedsource.FileBasedSource):
         self._batch_size = batch_size
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[LineBatch]:
-        start = range_tracker.start_position()
+        batch: list[tuple[int, bytes]] = []
         with self.open_file(file_name) as f:
-            pos = 0
-            buf = b""
-            if start > 0:
-                # Seek one byte early: if it is a newline, the line at ``start`` is ours.
-                f.seek(start - 1)
-                pos = start - 1
-                while True:
-                    chunk = f.read(_CHUNK)
-                    if not chunk:
-                        return
-                    nl = chunk.find(b"\n")
-                    if nl >= 0:
-                        pos += nl + 1
-                        buf = chunk[nl + 1:]
-                        break
-                    pos += len(chunk)
-            batch: list[tuple[int, bytes]] = []
-            cursor = 0  # index in buf of the next line's first byte; pos is buf[0]'s file offset
-            eof = False
-            while True:
-                nl = buf.find(b"\n", cursor)
-                if nl < 0:
-                    if eof:
-                        if cursor < len(buf):
-                            if range_tracker.try_claim(pos + cursor):
-                                batch.append((pos + cursor, buf[cursor:]))
-                        break
-                    chunk = f.read(_CHUNK)
-                    pos += cursor
-                    buf = buf[cursor:] + chunk
-                    cursor = 0
-                    eof = not chunk
-                    continue
-                if not range_tracker.try_claim(pos + cursor):
+            for offset, line in lines_from(f, range_tracker.start_position()):
+                if not range_tracker.try_claim(offset):
                     break
-                batch.append((pos + cursor, buf[cursor:nl]))
-                cursor = nl + 1
+                batch.append((offset, line))
                 if len(batch) >= self._batch_size:
                     yield LineBatch(file_name, batch)
                     batch = []
-            if batch:
-                yield LineBatch(file_name, batch)
+        if batch:
+            yield LineBatch(file_name, batch)
+
+
+def lines_from(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
+    """``(byte_offset, line_without_newline)`` for every line that starts at or after ``start`` in an
+    open file, to its end (the caller claims offsets and stops). With ``start > 0`` the file is entered
+    one byte early: if that byte is a newline, the line at ``start`` is the first one."""
+    pos = 0
+    buf = b""
+    if start > 0:
+        f.seek(start - 1)
+        pos = start - 1
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                return
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                pos += nl + 1
+                buf = chunk[nl + 1:]
+                break
+            pos += len(chunk)
+    cursor = 0  # index in buf of the next line's first byte; pos is buf[0]'s file offset
+    while True:
+        nl = buf.find(b"\n", cursor)
+        if nl < 0:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                if cursor < len(buf):
+                    yield pos + cursor, buf[cursor:]
+                return
+            pos += cursor
+            buf = buf[cursor:] + chunk
+            cursor = 0
+            continue
+        yield pos + cursor, buf[cursor:nl]
+        cursor = nl + 1
 
 
 class ReadLineBatches(beam.PTransform):

@@ -40,7 +40,7 @@ import specs
 from transforms import accounting
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
-from transforms.files import ReadLineBatches, sort_key
+from transforms.files import ReadLineBatches, lines_from, sort_key
 from transforms.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
 from transforms.sentences import split_sentences
 
@@ -478,38 +478,6 @@ class _BertTextSource(filebasedsource.FileBasedSource):
         self._max = max_sentences
         self._language = language
 
-    def _lines(self, f: Any, start: int) -> Iterator[tuple[int, bytes]]:
-        pos = 0
-        buf = b""
-        if start > 0:
-            f.seek(start - 1)
-            pos = start - 1
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    return
-                nl = chunk.find(b"\n")
-                if nl >= 0:
-                    pos += nl + 1
-                    buf = chunk[nl + 1:]
-                    break
-                pos += len(chunk)
-        cursor = 0
-        while True:
-            nl = buf.find(b"\n", cursor)
-            if nl < 0:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    if cursor < len(buf):
-                        yield pos + cursor, buf[cursor:]
-                    return
-                pos += cursor
-                buf = buf[cursor:] + chunk
-                cursor = 0
-                continue
-            yield pos + cursor, buf[cursor:nl]
-            cursor = nl + 1
-
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument]:
         start = range_tracker.start_position()
         sentences: list[str] | None = None  # None: skipping lines of a document another range owns
@@ -519,7 +487,7 @@ class _BertTextSource(filebasedsource.FileBasedSource):
                 return
             sentences = []
         with self.open_file(file_name) as f:
-            for off, raw in self._lines(f, start):
+            for off, raw in lines_from(f, start):
                 text = raw.decode("utf-8", "ignore").strip()
                 if text:
                     if sentences is None:
