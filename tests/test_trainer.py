@@ -244,10 +244,12 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
 
     from trainer import evaluate, export_tfhub
 
-    cfg = labse_config(corpus)
+    # 80 steps: at 40 the in-batch accuracy sometimes stayed near chance (0.05 seen) on a loaded machine.
+    cfg = labse_config(corpus, **{"trainer.train_steps": 80,
+                                  "trainer.optimizer_config.learning_rate.polynomial.decay_steps": 80})
     trainer = train_lib.Trainer(cfg, str(tmp_path))
     metrics = trainer.train()
-    assert trainer.step == 40
+    assert trainer.step == 80
     # The additive margin keeps the loss high (chance is about ln(32) + scale * margin); what must
     # move is the loss and how often the positive wins within the batch (chance: 1/32).
     assert metrics["loss"] < first_loss(tmp_path) - 0.1  # 0.29 seen under load, over 0.3 alone
