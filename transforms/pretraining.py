@@ -594,15 +594,11 @@ class _ParseExampleDocuments(AccountedDoFn):
         self._text, self._lang, self._pattern = text_feature, language_feature, language_pattern
 
     def process(self, item: tuple[str, bytes]) -> Iterator[Any]:
-        from tensorflow.core.example import example_pb2
-
         path, raw = item
         self.took_in(path)
-        try:
-            feats = example_pb2.Example.FromString(raw).features.feature
-        except Exception as e:  # a corrupt record is bad data, not a reason to stop the job
-            yield self.dead_letter(path, DeadLetter.make(self.stage, "invalid_example", raw[:200], source=path,
-                                                         detail=str(e)))
+        feats, letter = _example_features(self, path, raw)
+        if letter is not None:
+            yield letter
             return
         if self._text not in feats or not feats[self._text].bytes_list.value:
             yield self.dead_letter(path, DeadLetter.make(self.stage, "missing_text_feature", raw[:200], source=path,
@@ -845,6 +841,18 @@ class CreatePretrainingExamples(beam.PTransform):
 
 # --- translation LM ------------------------------------------------------------------------------
 
+def _example_features(fn: AccountedDoFn, path: str, raw: bytes) -> tuple[Any, Any]:
+    """``(features map, None)`` for a ``tf.train.Example``, or ``(None, dead letter to yield)``: a corrupt
+    record is bad data, not a reason to stop the job."""
+    from tensorflow.core.example import example_pb2
+
+    try:
+        return example_pb2.Example.FromString(raw).features.feature, None
+    except Exception as e:
+        return None, fn.dead_letter(path, DeadLetter.make(fn.stage, "invalid_example", raw[:200], source=path,
+                                                          detail=str(e)))
+
+
 class _ParsePairs(AccountedDoFn):
     """Translation-pair records (``specs.TRANSLATION_PAIRS``) to ``(key, src, tgt, src_lang,
     tgt_lang)``; a record lacking a side is dead-lettered, an empty side filtered."""
@@ -852,15 +860,11 @@ class _ParsePairs(AccountedDoFn):
     stage = "read_pairs"
 
     def process(self, item: tuple[str, bytes]) -> Iterator[Any]:
-        from tensorflow.core.example import example_pb2
-
         path, raw = item
         self.took_in(path)
-        try:
-            feats = example_pb2.Example.FromString(raw).features.feature
-        except Exception as e:  # a corrupt record is bad data, not a reason to stop the job
-            yield self.dead_letter(path, DeadLetter.make(self.stage, "invalid_example", raw[:200], source=path,
-                                                         detail=str(e)))
+        feats, letter = _example_features(self, path, raw)
+        if letter is not None:
+            yield letter
             return
         values = {}
         for name in ("src_raw", "tgt_raw", "src_lang", "tgt_lang"):
