@@ -66,6 +66,20 @@ def test_write_shards_is_deterministic_and_complete(tmp_path):
     assert sorted(got) == list(range(1000))
 
 
+def test_batched_write_shards_writes_the_same_bytes(tmp_path):
+    records = [(seeding.stable_hash64(3, i).to_bytes(8, "big"), b"v%d" % i) for i in range(500)]
+    batches = [records[i:i + 37] for i in range(0, len(records), 37)] + [[]]
+    _run(lambda p: p | beam.Create(records) | files.WriteShards(str(tmp_path / "a" / "r"), ".tfrecord",
+                                                                  "tfrecord", "uncompressed", num_shards=0,
+                                                                  records_per_shard=120))
+    _run(lambda p: p | beam.Create(batches) | files.WriteShards(str(tmp_path / "b" / "r"), ".tfrecord",
+                                                                  "tfrecord", "uncompressed", num_shards=0,
+                                                                  records_per_shard=120, batched=True))
+    a = {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()}
+    b = {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()}
+    assert len(a) == 5 and a == b
+
+
 def test_tfrecord_frames_read_back_with_tensorflow(tmp_path):
     import tensorflow as tf
 

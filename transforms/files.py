@@ -16,6 +16,7 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -161,17 +162,32 @@ def shard_name(prefix: str, index: int, count: int, suffix: str) -> str:
     return f"{prefix}-{index:05d}-of-{count:05d}{suffix}"
 
 
+_WRITE_BATCH = 4096  # records joined per write call: one compressor call instead of thousands
+
+
+def _split_by_shard(batch: Sequence[tuple[bytes, bytes]], num_shards: int
+                    ) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
+    """Splits a batch of records into one list per shard, so a batch crosses the shuffle as a few
+    elements rather than one element per record."""
+    by_shard: dict[int, list[tuple[bytes, bytes]]] = {}
+    for record in batch:
+        by_shard.setdefault(stable_hash64(record[0]) % num_shards, []).append(record)
+    yield from by_shard.items()
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, prefix: str, suffix: str, fmt: str, compression: str) -> None:
         self._prefix, self._suffix, self._fmt, self._compression = prefix, suffix, fmt, compression
 
-    def process(self, shard: tuple[int, Iterable[tuple[bytes, bytes]]], num_shards: int) -> Iterator[int]:
-        index, records = shard
+    def process(self, shard: tuple[int, Iterable[Sequence[tuple[bytes, bytes]]]], num_shards: int) -> Iterator[int]:
+        """Writes one shard; ``shard`` holds lists of records (one per input batch or single record)."""
+        index, groups = shard
         path = shard_name(self._prefix, index, num_shards, self._suffix)
         frame: Callable[[bytes], bytes] = tfrecord_frame if self._fmt == "tfrecord" else (lambda b: b + b"\n")
+        records = sorted(itertools.chain.from_iterable(groups))
         with FileSystems.create(path, compression_type=self._compression) as f:
-            for _, payload in sorted(records):
-                f.write(frame(payload))
+            for start in range(0, len(records), _WRITE_BATCH):
+                f.write(b"".join(frame(payload) for _, payload in records[start:start + _WRITE_BATCH]))
         yield index
 
 
@@ -189,6 +205,10 @@ class _WriteEmptyShards(beam.DoFn):
 class WriteShards(beam.PTransform):
     """Writes ``(sort_key, payload)`` records to ``PREFIX-SSSSS-of-NNNNN SUFFIX`` deterministically.
 
+    With ``batched=True`` each input element is a list of such records: the output bytes are the same
+    as for the records one by one, but a per-element Beam cost (about 12 us on the DirectRunner, and
+    a shuffle entry on Dataflow) is paid per batch and shard instead of per record.
+
     ``fmt`` is ``"lines"`` (payload plus newline) or ``"tfrecord"``; ``compression`` is ``"gzip"`` or
     ``"uncompressed"``. With ``num_shards=0`` the shard count is ``ceil(records / records_per_shard)``,
     which bounds the memory a worker needs to sort one shard. Returns the number of records written as
@@ -196,8 +216,9 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, prefix: str, suffix: str, fmt: str = "lines", compression: str = "gzip",
-                 num_shards: int = 0, records_per_shard: int = 200_000) -> None:
+                 num_shards: int = 0, records_per_shard: int = 200_000, batched: bool = False) -> None:
         super().__init__()
+        self._batched = batched
         if fmt not in ("lines", "tfrecord"):
             raise ConfigError(f"unknown output format {fmt!r}")
         self._writer = _WriteShard(prefix, suffix, fmt,
@@ -206,13 +227,19 @@ class WriteShards(beam.PTransform):
         self._per_shard = records_per_shard
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
-        count = records | "Count" >> beam.combiners.Count.Globally()
+        if self._batched:
+            count = records | "Count" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
+        else:
+            count = records | "Count" >> beam.combiners.Count.Globally()
         fixed, per_shard = self._num_shards, self._per_shard
         num_shards = beam.pvalue.AsSingleton(
             count | "NumShards" >> beam.Map(lambda n: fixed or max(1, math.ceil(n / per_shard))))
+        if self._batched:
+            by_shard = records | "AssignShard" >> beam.FlatMap(_split_by_shard, num_shards)
+        else:
+            by_shard = records | "AssignShard" >> beam.Map(lambda kv, n: (stable_hash64(kv[0]) % n, [kv]), num_shards)
         written = (
-            records
-            | "AssignShard" >> beam.Map(lambda kv, n: (stable_hash64(kv[0]) % n, kv), num_shards)
+            by_shard
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(self._writer, num_shards)
         )
