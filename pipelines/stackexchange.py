@@ -64,6 +64,9 @@ class StackExchangeOptions(CommonOptions):
         parser.add_argument("--num_shards", type=int, default=0,
                             help="Shards per output folder; 0 sizes them by --records_per_shard.")
         parser.add_argument("--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--gzip_level", type=int, choices=range(10), default=1, metavar="0..9",
+                            help="Deflate level of the .gz outputs. 1 (the default) deflates about 4x faster "
+                                 "than zlib's 6 for about 20%% more bytes; readers are not affected.")
         parser.add_argument("--transcode_dir", default=None,
                             help="Where .7z archives are transcoded to plain shards (default: "
                                  "--temp_location/polyembed-7z, else OUTPUT_DIR/_transcoded).")
@@ -144,7 +147,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     tallies.append(cleaned.tally)
     dead.append(cleaned.dead_letter)
     writer = se.WritePairs(common.output_dir, pair_types, formats, o.with_metadata, common.seed,
-                           o.num_shards, o.records_per_shard)
+                           o.num_shards, o.records_per_shard, o.gzip_level)
     _ = cleaned.out | "WritePairs" >> writer
     return Built(tallies, dead, outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
 

@@ -80,6 +80,16 @@ def test_batched_write_shards_writes_the_same_bytes(tmp_path):
     assert len(a) == 5 and a == b
 
 
+def test_gzip_level_changes_bytes_not_content(tmp_path):
+    records = [(b"%04d" % i, b"some repetitive text %d" % (i % 7)) for i in range(3000)]
+    for level in (1, 9):
+        _run(lambda p, lv=level: p | beam.Create(records) | files.WriteShards(
+            str(tmp_path / f"l{lv}" / "r"), ".jsonl.gz", num_shards=1, gzip_level=lv))
+    fast, small = ((tmp_path / f"l{lv}" / "r-00000-of-00001.jsonl.gz").read_bytes() for lv in (1, 9))
+    assert gzip.decompress(fast) == gzip.decompress(small) == b"".join(v + b"\n" for _, v in records)
+    assert len(small) < len(fast)
+
+
 def test_tfrecord_frames_read_back_with_tensorflow(tmp_path):
     import tensorflow as tf
 

@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import math
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -176,8 +177,11 @@ def _split_by_shard(batch: Sequence[tuple[bytes, bytes]], num_shards: int
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, prefix: str, suffix: str, fmt: str, compression: str) -> None:
-        self._prefix, self._suffix, self._fmt, self._compression = prefix, suffix, fmt, compression
+    """Writes one shard file, sorted by key; gzip is done here (not by Beam's CompressedFile) so that
+    the level is a choice: level 1 deflates about 4x faster than zlib's default 6 for ~20% more bytes."""
+
+    def __init__(self, prefix: str, suffix: str, fmt: str, gzip_level: int | None) -> None:
+        self._prefix, self._suffix, self._fmt, self._gzip_level = prefix, suffix, fmt, gzip_level
 
     def process(self, shard: tuple[int, Iterable[Sequence[tuple[bytes, bytes]]]], num_shards: int) -> Iterator[int]:
         """Writes one shard; ``shard`` holds lists of records (one per input batch or single record)."""
@@ -185,9 +189,14 @@ class _WriteShard(beam.DoFn):
         path = shard_name(self._prefix, index, num_shards, self._suffix)
         frame: Callable[[bytes], bytes] = tfrecord_frame if self._fmt == "tfrecord" else (lambda b: b + b"\n")
         records = sorted(itertools.chain.from_iterable(groups))
-        with FileSystems.create(path, compression_type=self._compression) as f:
+        # wbits 31: a gzip member whose header has no name and mtime 0, so the bytes are reproducible.
+        deflate = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31) if self._gzip_level is not None else None
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for start in range(0, len(records), _WRITE_BATCH):
-                f.write(b"".join(frame(payload) for _, payload in records[start:start + _WRITE_BATCH]))
+                block = b"".join(frame(payload) for _, payload in records[start:start + _WRITE_BATCH])
+                f.write(deflate.compress(block) if deflate else block)
+            if deflate:
+                f.write(deflate.flush())
         yield index
 
 
@@ -209,20 +218,24 @@ class WriteShards(beam.PTransform):
     as for the records one by one, but a per-element Beam cost (about 12 us on the DirectRunner, and
     a shuffle entry on Dataflow) is paid per batch and shard instead of per record.
 
-    ``fmt`` is ``"lines"`` (payload plus newline) or ``"tfrecord"``; ``compression`` is ``"gzip"`` or
-    ``"uncompressed"``. With ``num_shards=0`` the shard count is ``ceil(records / records_per_shard)``,
-    which bounds the memory a worker needs to sort one shard. Returns the number of records written as
-    a singleton PCollection.
+    ``fmt`` is ``"lines"`` (payload plus newline) or ``"tfrecord"``; ``compression`` is ``"gzip"`` (at
+    ``gzip_level``, zlib's default 6 unless asked) or ``"uncompressed"``. With ``num_shards=0`` the
+    shard count is ``ceil(records / records_per_shard)``, which bounds the memory a worker needs to
+    sort one shard. Returns the number of records written as a singleton PCollection.
     """
 
     def __init__(self, prefix: str, suffix: str, fmt: str = "lines", compression: str = "gzip",
-                 num_shards: int = 0, records_per_shard: int = 200_000, batched: bool = False) -> None:
+                 num_shards: int = 0, records_per_shard: int = 200_000, batched: bool = False,
+                 gzip_level: int = 6) -> None:
         super().__init__()
         self._batched = batched
         if fmt not in ("lines", "tfrecord"):
             raise ConfigError(f"unknown output format {fmt!r}")
-        self._writer = _WriteShard(prefix, suffix, fmt,
-                                   CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED)
+        if compression not in ("gzip", "uncompressed"):
+            raise ConfigError(f"unknown output compression {compression!r}")
+        if not 0 <= gzip_level <= 9:
+            raise ConfigError(f"gzip level {gzip_level} is not in 0..9")
+        self._writer = _WriteShard(prefix, suffix, fmt, gzip_level if compression == "gzip" else None)
         self._num_shards = num_shards
         self._per_shard = records_per_shard
 

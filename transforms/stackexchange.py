@@ -21,6 +21,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 from lxml import etree
 
 from specs import FeatureSpec, text_pair_spec
@@ -596,6 +599,46 @@ class DuplicateQuestionPairs(beam.PTransform):
         return Accounted(pairs.out, tally, dead)
 
 
+class _EncodePairs(beam.DoFn):
+    """Pair -> its sort key and its bytes in every output format, sent on in batches per (type, format).
+
+    One DoFn call per pair does what would otherwise be a keying, a partition and an encoding step
+    per format; batches cross the shuffle into ``WriteShards(batched=True)`` as one element each.
+    A batch is bounded (``_BATCH`` pairs) and flushed at the end of the bundle, so memory does not
+    depend on the corpus and the bytes written do not depend on where bundles end.
+    """
+
+    _BATCH = 500
+
+    def __init__(self, types: Sequence[str], formats: Sequence[str], with_metadata: bool, seed: int) -> None:
+        self._formats, self._meta, self._seed = list(formats), with_metadata, seed
+        self._specs = {t: text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}") for t in types}
+
+    def start_bundle(self) -> None:
+        self._buffers: dict[str, list[tuple[bytes, bytes]]] = {}
+
+    def _add(self, tag: str, record: tuple[bytes, bytes]) -> Iterator[beam.pvalue.TaggedOutput]:
+        buf = self._buffers.setdefault(tag, [])
+        buf.append(record)
+        if len(buf) >= self._BATCH:
+            yield beam.pvalue.TaggedOutput(tag, buf)
+            self._buffers[tag] = []
+
+    def process(self, pair: Pair) -> Iterator[beam.pvalue.TaggedOutput]:
+        t = pair.pair_type
+        key = sort_key(self._seed, pair.site, t, *pair.ids)
+        if "jsonl" in self._formats:
+            yield from self._add(f"{t}/jsonl", (key, pair.to_json(self._meta).encode("utf-8")))
+        if "tfrecord" in self._formats:
+            yield from self._add(f"{t}/tfrecord", (key, encode_texts(self._specs[t], pair.texts)))
+
+    def finish_bundle(self) -> Iterator[beam.pvalue.TaggedOutput]:
+        for tag, buf in sorted(self._buffers.items()):
+            if buf:
+                yield beam.pvalue.TaggedOutput(tag, WindowedValue(buf, MIN_TIMESTAMP, [GlobalWindow()]))
+        self._buffers.clear()
+
+
 class WritePairs(beam.PTransform):
     """Writes each pair type to its own folder, shuffled deterministically by a seeded hash:
 
@@ -606,37 +649,30 @@ class WritePairs(beam.PTransform):
     """
 
     def __init__(self, output_dir: str, pair_types: Sequence[str], formats: Sequence[str], with_metadata: bool,
-                 seed: int, num_shards: int = 0, records_per_shard: int = 200_000) -> None:
+                 seed: int, num_shards: int = 0, records_per_shard: int = 200_000, gzip_level: int = 6) -> None:
         super().__init__()
         self._out, self._types, self._formats = output_dir, list(pair_types), list(formats)
         self._meta, self._seed = with_metadata, seed
-        self._shards, self._per_shard = num_shards, records_per_shard
+        self._shards, self._per_shard, self._gzip_level = num_shards, records_per_shard, gzip_level
 
     def folders(self) -> dict[str, str]:
         return {t: FileSystems.join(self._out, t) for t in self._types}
 
     def expand(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
-        seed, meta, types = self._seed, self._meta, self._types
-        keyed = pairs | "SortKey" >> beam.Map(
-            lambda p: (sort_key(seed, p.site, p.pair_type, *p.ids), p))
-        parts = keyed | "ByType" >> beam.Partition(lambda kv, _: types.index(kv[1].pair_type), len(types))
+        tags = [f"{t}/{fmt}" for t in self._types for fmt in self._formats]
+        encoded = pairs | "Encode" >> beam.ParDo(
+            _EncodePairs(self._types, self._formats, self._meta, self._seed)).with_outputs(*tags)
         counts = {}
-        for t, part in zip(types, parts, strict=True):
+        for t in self._types:
             folder = FileSystems.join(self._out, t)
-            if "jsonl" in self._formats:
-                counts[t] = (
-                    part
-                    | f"Json[{t}]" >> beam.Map(lambda kv: (kv[0], kv[1].to_json(meta).encode("utf-8")))
-                    | f"WriteJsonl[{t}]" >> WriteShards(FileSystems.join(folder, "jsonl", t), ".jsonl.gz", "lines",
-                                                        "gzip", self._shards, self._per_shard))
-            if "tfrecord" in self._formats:
-                spec = text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}")
-                _ = part.pipeline | f"Spec[{t}]" >> WriteSpec(spec, FileSystems.join(folder, "tfrecord"))
-                counts[t] = (
-                    part
-                    | f"Example[{t}]" >> beam.Map(lambda kv, s=spec: (kv[0], encode_texts(s, kv[1].texts)))
-                    | f"WriteTfrecord[{t}]" >> WriteShards(FileSystems.join(folder, "tfrecord", t), ".tfrecord.gz",
-                                                           "tfrecord", "gzip", self._shards, self._per_shard))
+            for fmt in self._formats:
+                if fmt == "tfrecord":
+                    spec = text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}")
+                    _ = pairs.pipeline | f"Spec[{t}]" >> WriteSpec(spec, FileSystems.join(folder, "tfrecord"))
+                suffix, frame = (".jsonl.gz", "lines") if fmt == "jsonl" else (".tfrecord.gz", "tfrecord")
+                counts[t] = encoded[f"{t}/{fmt}"] | f"Write{fmt.title()}[{t}]" >> WriteShards(
+                    FileSystems.join(folder, fmt, t), suffix, frame, "gzip", self._shards, self._per_shard,
+                    batched=True, gzip_level=self._gzip_level)
         return counts
 
 
