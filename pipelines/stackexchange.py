@@ -126,24 +126,14 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     tallies.append(rows[TALLY])
     dead.append(rows[DEAD_LETTER])
 
-    pairs = []
-    thread_types = [t for t in pair_types if t in se.THREAD_PAIR_TYPES]
-    if thread_types:
-        threads = apply_accounted(rows[se.POSTS] | "GroupByQuestion" >> beam.GroupByKey(),
-                                  "ThreadPairs", se.BuildThreadPairs(thread_types, pair_options))
-        tallies.append(threads.tally)
-        dead.append(threads.dead_letter)
-        pairs.append(threads.out)
-    duplicate_types = [t for t in pair_types if t in se.DUPLICATE_PAIR_TYPES]
-    if duplicate_types:
-        dups = (rows[se.POSTLINKS], rows[se.POSTS]) | "DuplicatePairs" >> se.DuplicateQuestionPairs(
-            duplicate_types, pair_options)
-        tallies.append(dups.tally)
-        dead.append(dups.dead_letter)
-        pairs.append(dups.out)
+    question_pairs = (rows[se.POSTS], rows[se.POSTLINKS]) | "QuestionPairs" >> se.QuestionPairs(
+        [t for t in pair_types if t in se.THREAD_PAIR_TYPES],
+        [t for t in pair_types if t in se.DUPLICATE_PAIR_TYPES], pair_options)
+    tallies.append(question_pairs.tally)
+    dead.append(question_pairs.dead_letter)
 
     cleaning = se.CleanPairs(pair_types, o.dedup, o.dedup_key, _split_list(o.exclude), o.exclude_ngram)
-    cleaned = tuple(pairs) | "AllPairs" >> beam.Flatten(pipeline=pipeline) | "CleanPairs" >> cleaning
+    cleaned = question_pairs.out | "CleanPairs" >> cleaning
     tallies.append(cleaned.tally)
     dead.append(cleaned.dead_letter)
     writer = se.WritePairs(common.output_dir, pair_types, formats, o.with_metadata, common.seed,

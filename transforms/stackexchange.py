@@ -27,7 +27,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lxml import etree
 
 from specs import FeatureSpec, text_pair_spec
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.accounting import DEAD_LETTER, TALLY, Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
 from transforms.files import LineBatch, WriteShards, WriteSpec, sort_key
 from transforms.html_text import html_to_text, normalize_text
@@ -496,11 +496,20 @@ def _account_pair(fn: AccountedDoFn, scope: str, result: Pair | str) -> Iterator
         fn.filtered(scope, result, stage="pairs")
 
 
+LINK_ENDS = "link_ends"
+
+
 class BuildThreadPairs(AccountedDoFn):
-    """((site, question_id), posts) -> Pair for every requested thread pair type.
+    """((site, question_id), posts and link ends) -> Pair for every requested thread pair type.
+
+    The group also holds the duplicate links ``(site, post_id, related_id)`` that name this question;
+    each gets the question (or None when it is missing) on the ``LINK_ENDS`` output. Joining links in
+    this one grouping, rather than in a second join of every question, means only linked questions
+    are shuffled twice.
 
     Two stages of accounting: ``threads`` (a group without its question, because the question was
     deleted or filtered, is filtered as ``answers_without_question``) and ``pairs/<type>`` per site.
+    A group holding only link ends is not a thread.
     """
 
     stage = "threads"
@@ -509,15 +518,22 @@ class BuildThreadPairs(AccountedDoFn):
         self._types = list(pair_types)
         self._o = options
 
-    def process(self, item: tuple[tuple[str, int], Iterable[Post]]) -> Iterator[Pair]:
-        (site, _), posts = item
+    def process(self, item: tuple[tuple[str, int], Iterable[Post | tuple[str, int, int]]]) -> Iterator[Any]:
+        (site, question_id), members = item
         question = None
         answers = []
-        for p in posts:
-            if p.type == QUESTION:
-                question = p
+        links = []
+        for m in members:
+            if not isinstance(m, Post):
+                links.append(m)
+            elif m.type == QUESTION:
+                question = m
             else:
-                answers.append(p)
+                answers.append(m)
+        for link in links:
+            yield beam.pvalue.TaggedOutput(LINK_ENDS, (link, (question_id, question)))
+        if not self._types or (question is None and not answers):
+            return
         self.took_in(site)
         if question is None:
             self.filtered(site, "answers_without_question")
@@ -569,34 +585,48 @@ class _CollapseLinks(AccountedDoFn):
         yield (site, post_id, related)
 
 
-class DuplicateQuestionPairs(beam.PTransform):
-    """Joins duplicate links (site, link_id, post_id, related_id) with the questions they name."""
+class QuestionPairs(beam.PTransform):
+    """(posts keyed by (site, question id), duplicate links) -> thread pairs and duplicate pairs.
 
-    def __init__(self, pair_types: Sequence[str], options: PairOptions) -> None:
+    Posts are grouped by question once. Duplicate links are collapsed to one per unordered pair, and
+    each end joins that same grouping, which hands the linked question back for the pairing.
+    """
+
+    def __init__(self, thread_types: Sequence[str], duplicate_types: Sequence[str], options: PairOptions) -> None:
         super().__init__()
-        self._types, self._o = list(pair_types), options
+        self._thread_types, self._duplicate_types, self._o = list(thread_types), list(duplicate_types), options
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> Accounted:
-        links, posts = inputs
-        collapsed = apply_accounted(
-            links
-            | "KeyUnordered" >> beam.Map(lambda s: ((s[0], min(s[2], s[3]), max(s[2], s[3])), (s[1], s[2], s[3])))
-            | "GroupUnordered" >> beam.GroupByKey(), "Collapse", _CollapseLinks())
-        wanted = collapsed.out | "BothEnds" >> beam.FlatMap(
-            lambda link: [((link[0], link[1]), link), ((link[0], link[2]), link)])
-        questions = posts | "QuestionsById" >> beam.FlatMap(
-            lambda kv: [((kv[1].site, kv[1].id), kv[1])] if kv[1].type == QUESTION else [])
-        sides = (
-            {"link": wanted, "post": questions}
-            | "JoinPosts" >> beam.CoGroupByKey()
-            | "PostPerLink" >> beam.FlatMap(lambda kv: [
-                (link, (kv[0][1], kv[1]["post"][0] if kv[1]["post"] else None)) for link in kv[1]["link"]])
-            | "GroupSides" >> beam.GroupByKey()
+        posts, links = inputs
+        members, tallies, dead = [posts], [], []
+        if self._duplicate_types:
+            collapsed = apply_accounted(
+                links
+                | "KeyUnordered" >> beam.Map(
+                    lambda s: ((s[0], min(s[2], s[3]), max(s[2], s[3])), (s[1], s[2], s[3])))
+                | "GroupUnordered" >> beam.GroupByKey(), "Collapse", _CollapseLinks())
+            tallies.append(collapsed.tally)
+            dead.append(collapsed.dead_letter)
+            members.append(collapsed.out | "BothEnds" >> beam.FlatMap(
+                lambda link: [((link[0], link[1]), link), ((link[0], link[2]), link)]))
+        threads = (
+            tuple(members)
+            | "PostsAndLinkEnds" >> beam.Flatten()
+            | "GroupByQuestion" >> beam.GroupByKey()
+            | "ThreadPairs" >> beam.ParDo(BuildThreadPairs(self._thread_types, self._o)).with_outputs(
+                TALLY, DEAD_LETTER, LINK_ENDS, main="out")
         )
-        pairs = apply_accounted(sides, "MakePairs", _LinkSide(self._types, self._o))
-        tally = (collapsed.tally, pairs.tally) | "Tallies" >> beam.Flatten()
-        dead = (collapsed.dead_letter, pairs.dead_letter) | "DeadLetters" >> beam.Flatten()
-        return Accounted(pairs.out, tally, dead)
+        tallies.append(threads[TALLY])
+        dead.append(threads[DEAD_LETTER])
+        pairs = [threads.out]
+        if self._duplicate_types:
+            dups = apply_accounted(threads[LINK_ENDS] | "GroupSides" >> beam.GroupByKey(), "DuplicatePairs",
+                                   _LinkSide(self._duplicate_types, self._o))
+            tallies.append(dups.tally)
+            dead.append(dups.dead_letter)
+            pairs.append(dups.out)
+        return Accounted(tuple(pairs) | "Pairs" >> beam.Flatten(), tuple(tallies) | "Tallies" >> beam.Flatten(),
+                         tuple(dead) | "DeadLetters" >> beam.Flatten())
 
 
 class _EncodePairs(beam.DoFn):
