@@ -230,7 +230,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     written = (
         tuple(examples) | "AllExamples" >> beam.Flatten()
         | "WriteExamples" >> WriteShards(prefix, suffix, "tfrecord", "gzip" if o.gzip_compress else "uncompressed",
-                                         o.num_output_shards, o.records_per_shard)
+                                         o.num_output_shards, o.records_per_shard, batched=True)
     )
     job_params = {
         "input_patterns": patterns, "input_format": fmt, "tlm_input": tlm_patterns, "vocab_file": o.vocab_file,

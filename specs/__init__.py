@@ -9,15 +9,20 @@ Examples are encoded here by hand (``encode_example``) rather than through the `
 protobuf class: it avoids importing TensorFlow into every Beam worker just to build messages, it is
 several times faster than filling a message per record, and it is deterministic by construction
 (features in name order, the same bytes as protobuf's ``SerializeToString(deterministic=True)``).
+``FeatureSpec.encode_batch`` writes the same bytes for a whole batch of fixed-length numeric records
+with numpy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 SCHEMA_FILE = "schema.pbtxt"
 SPEC_FILE = "feature_spec.json"
@@ -194,6 +199,50 @@ class FeatureSpec:
             raise SpecError(f"record has features not in spec {self.name!r}: {extra}")
         return encode_example({f.name: (f.dtype, values[f.name]) for f in self.features})
 
+    def encode_batch(self, columns: Mapping[str, Any]) -> list[bytes]:
+        """Serialises a batch of records given as one array per feature (a row per record), each
+        equal to ``encode`` of its row, with numpy over the whole batch instead of Python per value.
+
+        For specs whose features are all fixed-length int64 or float32: pretraining examples are
+        made at tens of thousands per second per core, and value by value the encoding would cost
+        more than making them. Values are cast to the feature's dtype.
+        """
+        missing = [f.name for f in self.features if f.name not in columns]
+        if missing or len(columns) != len(self.features):
+            raise SpecError(f"batch of spec {self.name!r}: missing {missing}, "
+                            f"not in spec {sorted(set(columns) - set(self.names))}")
+        features = sorted(self.features, key=lambda f: f.name)
+        rows = len(columns[features[0].name])
+        if rows == 0:
+            return []
+        # (uint8 matrix, the mask of its bytes to keep or None for all) per piece of the records
+        blocks: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for f in features:
+            n = f.length
+            if f.dtype == BYTES or n is None:
+                raise SpecError(f"encode_batch: feature {f.name!r} of spec {self.name!r} is not fixed-length numeric")
+            values = np.asarray(columns[f.name])
+            if values.size != rows * n:
+                raise SpecError(f"feature {f.name!r} of spec {self.name!r}: shape {values.shape}, expected "
+                                f"{rows} records of {n} values")
+            if f.dtype == INT64:
+                data, keep = _varint_matrix(values.reshape(rows, n).astype(np.int64).view(np.uint64))
+            else:
+                data, keep = values.reshape(rows, n).astype("<f4").view(np.uint8), None
+            blocks.append(_prefix_matrix(_row_sizes(data, keep),
+                                         lambda size, f=f: _entry_prefix(f.name, f.dtype, size)))
+            blocks.append((data, keep))
+        total = sum(_row_sizes(d, k) for d, k in blocks)
+        blocks.insert(0, _prefix_matrix(total, lambda size: _varint(1 << 3 | 2) + _varint(size)))
+        data = np.concatenate([d for d, _ in blocks], axis=1)
+        if all(k is None for _, k in blocks):
+            flat, width = data.tobytes(), data.shape[1]
+            return [flat[i:i + width] for i in range(0, len(flat), width)]
+        keep = np.concatenate([np.ones(d.shape, dtype=bool) if k is None else k for d, k in blocks], axis=1)
+        flat = data[keep].tobytes()
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        return [flat[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+
 
 # --- hand-rolled, deterministic tf.train.Example encoding -------------------------------------
 
@@ -227,6 +276,65 @@ def _feature(dtype: str, value: Any) -> bytes:
     items = [value] if isinstance(value, (int, float)) else value
     packed = struct.pack(f"<{len(items)}f", *items)
     return _len_delimited(2, _len_delimited(1, packed) if packed else b"")
+
+
+def _entry_prefix(name: str, dtype: str, size: int) -> bytes:
+    """The bytes of a feature's map entry that come before its ``size`` bytes of packed values."""
+    packed = bytes(size)
+    tag = 2 if dtype == FLOAT32 else 3
+    feature = _len_delimited(tag, _len_delimited(1, packed) if packed else b"")
+    entry = _len_delimited(1, _len_delimited(1, name.encode("utf-8")) + _len_delimited(2, feature))
+    return entry[:len(entry) - size]
+
+
+def _row_sizes(data: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    return np.full(len(data), data.shape[1], dtype=np.int64) if keep is None else keep.sum(axis=1)
+
+
+def _prefix_matrix(lengths: np.ndarray, prefix: Callable[[int], bytes]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per row, ``prefix(lengths[row])`` as a uint8 matrix and the mask of its bytes (prefixes vary in
+    length with their varints); computed once per distinct length."""
+    distinct, inverse = np.unique(lengths, return_inverse=True)
+    table = [prefix(int(n)) for n in distinct]
+    width = max(len(t) for t in table)
+    matrix = np.zeros((len(table), width), dtype=np.uint8)
+    for i, t in enumerate(table):
+        matrix[i, :len(t)] = np.frombuffer(t, dtype=np.uint8)
+    sizes = np.array([len(t) for t in table])
+    if (sizes == width).all():
+        return matrix[inverse], None
+    return matrix[inverse], (np.arange(width) < sizes[:, None])[inverse]
+
+
+def _varint_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each row of a uint64 matrix as packed protobuf varints: a uint8 matrix with a slot of the
+    longest varint's width per value, and the mask of the bytes to keep (None when every value
+    takes one byte)."""
+    top = int(values.max()) if values.size else 0
+    if top < 0x80:
+        return values.astype(np.uint8), None
+    rows = values.shape[0]
+    width = (top.bit_length() + 6) // 7
+    if width <= 3:  # every vocabulary id: one gather of the varints' bytes packed in a uint32
+        slots = _varint_table()[values].view(np.uint8).reshape(*values.shape, 4)[..., :width]
+        nbytes = 1 + (values >= 1 << 7).astype(np.int8) + (values >= 1 << 14)
+    else:
+        shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+        slots = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
+        nbytes = np.ones(values.shape, dtype=np.int8)
+        for k in range(1, width):
+            nbytes += values >= np.uint64(1 << (7 * k))
+        slots |= (np.arange(width) < nbytes[..., None] - 1).astype(np.uint8) << 7
+    keep = np.arange(width) < nbytes[..., None]
+    return slots.reshape(rows, -1), keep.reshape(rows, -1)
+
+
+@functools.cache
+def _varint_table() -> np.ndarray:
+    """The varint of every value below 2**21 (at most 3 bytes) as a little-endian uint32, built once."""
+    v = np.arange(1 << 21, dtype=np.uint32)
+    more1, more2 = (v >= 1 << 7).astype(np.uint32), (v >= 1 << 14).astype(np.uint32)
+    return ((v & 0x7F) | more1 << 7 | ((v >> 7) & 0x7F) << 8 | more2 << 15 | (v >> 14) << 16).astype("<u4")
 
 
 def encode_example(features: Mapping[str, tuple[str, Any]]) -> bytes:

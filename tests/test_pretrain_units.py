@@ -104,84 +104,154 @@ def _find(haystack, needle):
     return any(haystack[i:i + len(needle)] == needle for i in range(len(haystack) - len(needle) + 1))
 
 
+def _tokens(pool, pair):
+    return pool.tokens(pair.a_start, pair.a_len), pool.tokens(pair.b_start, pair.b_len)
+
+
 def test_segment_pairs_follow_the_reference_construction():
     rng = random.Random(1)
-    pool = [_doc(rng, rng.randint(1, 30)) for _ in range(40)]
+    docs = [_doc(rng, rng.randint(1, 30)) for _ in range(40)]
+    pool = pt.Pool.from_sentences(docs)
     params = pt.InstanceParams(max_seq_length=64, short_seq_prob=0.1)
     random_next = total = 0
-    for index, doc in enumerate(pool):
+    for index, doc in enumerate(docs):
         flat_doc = [t for s in doc for t in s]
         for p in range(3):
-            for a, b, is_random in pt.create_segment_pairs(doc, pool, index, params, random.Random(index * 7 + p)):
+            for pair in pt.create_segment_pairs(pool, index, params, random.Random(index * 7 + p)):
+                a, b = _tokens(pool, pair)
                 total += 1
                 assert a and b and len(a) + len(b) <= params.max_num_tokens
                 assert _find(flat_doc, a)
-                if is_random:
+                if pair.is_random_next:
                     random_next += 1
-                    assert any(_find([t for s in other for t in s], b) for other in pool)
+                    assert any(_find([t for s in other for t in s], b) for other in docs)
                 else:  # B follows A in the document (truncation may trim both at the ends)
                     assert _find(flat_doc, b)
     assert 0.45 < random_next / total < 0.75
 
 
+def test_chunks_and_random_segments_end_where_the_reference_ends_them():
+    """A is whole sentences of a chunk that stops at the first sentence reaching the target; a random
+    B is whole sentences from its start until it reaches what A leaves of the target (or its
+    document ends); nothing here needs truncating."""
+    docs = [[[1] * 10, [2] * 10, [3] * 10, [4] * 10], [[5 + k] * 5 for k in range(6)]]
+    pool = pt.Pool.from_sentences(docs)
+    params = pt.InstanceParams(max_seq_length=33, short_seq_prob=0.0)  # target 30: three sentences
+    seen = set()
+    for s in range(200):
+        pairs = pt.create_segment_pairs(pool, 0, params, random.Random(s))
+        a, b = _tokens(pool, pairs[0])
+        assert a in ([1] * 10, [1] * 10 + [2] * 10)
+        if not pairs[0].is_random_next:
+            assert a + b == [1] * 10 + [2] * 10 + [3] * 10
+            continue
+        expected = []
+        for start in range(6):
+            taken: list[int] = []
+            for sentence in docs[1][start:]:
+                taken += sentence
+                if len(taken) >= 30 - len(a):
+                    break
+            expected.append(taken)
+        assert b in expected
+        seen.add((len(a), b[0]))
+        assert _tokens(pool, pairs[1])[0][0] == (2 if len(a) == 10 else 3)  # unused sentences put back
+    assert len(seen) >= 8
+
+
 def test_single_sentence_chunks_always_take_a_random_next_segment():
-    doc = [[10, 11, 12]]
-    pool = [doc, [[20, 21], [22]]]
-    pairs = pt.create_segment_pairs(doc, pool, 0, pt.InstanceParams(max_seq_length=32), random.Random(3))
-    assert [(p.tokens_a, p.is_random_next) for p in pairs] == [([10, 11, 12], True)]
-    assert pairs[0].tokens_b in ([20, 21, 22], [22], [20, 21])
+    pool = pt.Pool.from_sentences([[[10, 11, 12]], [[20, 21], [22]]])
+    pairs = pt.create_segment_pairs(pool, 0, pt.InstanceParams(max_seq_length=32), random.Random(3))
+    assert [(_tokens(pool, p)[0], p.is_random_next) for p in pairs] == [([10, 11, 12], True)]
+    assert _tokens(pool, pairs[0])[1] in ([20, 21, 22], [22], [20, 21])
 
 
 def test_truncation_trims_the_longer_side_from_both_ends():
     fronts = collections.Counter()
     for s in range(400):
-        a, b = pt.truncate_seq_pair(list(range(100)), list(range(100, 130)), 50, random.Random(s))
+        pair = pt.truncate_pair(pt.Pair(0, 100, 100, 30, True), 50, random.Random(s))
         # A is cut to B's length, then B on ties, then the longer side again, alternately.
-        assert (len(a), len(b)) == (25, 25)
-        assert a == list(range(a[0], a[0] + 25)) and b == list(range(b[0], b[0] + 25)) and b[0] >= 100
-        fronts[a[0] > 0] += 1
-        fronts["back"] += a[-1] < 99
-    assert fronts[True] == fronts["back"] == 400  # 75 cuts from A: surely some from each end
+        assert (pair.a_len, pair.b_len, pair.is_random_next) == (25, 25, True)
+        assert 0 <= pair.a_start <= 75 and 100 <= pair.b_start <= 105
+        fronts["front"] += pair.a_start > 0
+        fronts["back"] += pair.a_start + 25 < 100
+        fronts[pair.a_start] += 1
+    assert fronts["front"] == fronts["back"] == 400  # 75 cuts from A: surely some from each end
+    mean = sum(k * n for k, n in fronts.items() if isinstance(k, int)) / 400
+    assert abs(mean - 37.5) < 4 * np.sqrt(75 / 4 / 400)  # cuts from the front: Binomial(75, 1/2)
+    assert pt.truncate_pair(pt.Pair(0, 3, 3, 3, False), 7, random.Random(0)) == pt.Pair(0, 3, 3, 3, False)
+    odd = pt.truncate_pair(pt.Pair(0, 10, 10, 10, False), 15, random.Random(0))
+    assert (odd.a_len, odd.b_len) == (8, 7)
 
 
-def _masking_trials(params, n=3000, seed=0):
-    rng = random.Random(seed)
-    stats = collections.Counter()
-    for _ in range(n):
-        ids = [INFO.cls_id, *(rng.randrange(5, 255) for _ in range(rng.randint(1, 60))), INFO.sep_id,
-               *(rng.randrange(5, 255) for _ in range(rng.randint(1, 60))), INFO.sep_id]
-        len_a = ids.index(INFO.sep_id) + 1
-        special = frozenset((0, len_a - 1, len(ids) - 1))
-        out, positions, labels = pt.mask_tokens(ids, special, params, INFO, rng)
-        budget = min(params.max_predictions_per_seq, max(1, round(len(ids) * params.masked_lm_prob)))
-        assert positions == sorted(set(positions)) and len(positions) <= budget
-        assert not special & set(positions)
-        assert labels == [ids[p] for p in positions]
-        unmasked = [i for i in range(len(ids)) if i not in positions]
-        assert [out[i] for i in unmasked] == [ids[i] for i in unmasked]
-        stats["tokens"] += len(ids)
-        stats["masked"] += len(positions)
-        stats["budget"] += budget
-        for p in positions:
-            stats["mask" if out[p] == INFO.mask_id else "kept" if out[p] == ids[p] else "random"] += 1
-        yield ids, out, positions, stats
+def _random_rows(rng, n):
+    """``n`` random ``[CLS] A [SEP] B [SEP]`` rows padded to 128, with their lengths and len_a."""
+    ids = np.zeros((n, 128), dtype=np.int64)
+    lengths, len_a = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for r in range(n):
+        a = [rng.randrange(5, 255) for _ in range(rng.randint(1, 60))]
+        b = [rng.randrange(5, 255) for _ in range(rng.randint(1, 60))]
+        row = [INFO.cls_id, *a, INFO.sep_id, *b, INFO.sep_id]
+        ids[r, :len(row)] = row
+        lengths[r], len_a[r] = len(row), len(a) + 2
+    return ids, lengths, len_a
 
 
 def test_token_masking_rate_and_80_10_10():
     params = pt.InstanceParams(max_predictions_per_seq=20, masked_lm_prob=0.15)
-    *_, stats = list(_masking_trials(params))[-1]
-    assert stats["masked"] == stats["budget"]  # token masking always fills the budget
-    n = stats["masked"]
+    rng = random.Random(0)
+    ids, lengths, len_a = _random_rows(rng, 3000)
+    words = np.random.default_rng(0).integers(0, 1 << 32, (3000, pt.token_mask_words(params)), dtype=np.uint32)
+    masked, positions, labels, count = pt.mask_batch(ids, lengths, len_a, words, params, INFO)
+    assert positions.shape == labels.shape == (3000, 20)
+    budget = np.minimum(20, np.maximum(1, np.round(lengths * 0.15)))
+    assert (count == budget).all()  # token masking always fills the budget
+    stats = collections.Counter()
+    for r in range(3000):
+        k = count[r]
+        pos = positions[r, :k].tolist()
+        assert pos == sorted(set(pos)) and not {0, len_a[r] - 1, lengths[r] - 1} & set(pos)
+        assert (positions[r, k:] == 0).all() and (labels[r, k:] == 0).all()
+        assert labels[r, :k].tolist() == ids[r, pos].tolist()
+        unmasked = np.ones(128, dtype=bool)
+        unmasked[pos] = False
+        assert (masked[r, unmasked] == ids[r, unmasked]).all()
+        for p in pos:
+            stats["mask" if masked[r, p] == INFO.mask_id else "kept" if masked[r, p] == ids[r, p] else "random"] += 1
+    n = count.sum()
     assert abs(stats["mask"] / n - 0.8) < 0.015
     assert abs(stats["kept"] / n - 0.1 - 1 / 255 * 0.1) < 0.012
     assert abs(stats["random"] / n - 0.1) < 0.012
 
 
+def test_token_masking_chooses_uniformly_among_candidates():
+    row = [INFO.cls_id, 7, 8, 9, 10, INFO.sep_id, 11, 12, 13, 14, INFO.sep_id]  # 8 candidates, 3 masked
+    n = 8000
+    ids = np.zeros((n, 16), dtype=np.int64)
+    ids[:, :len(row)] = row
+    params = pt.InstanceParams(max_seq_length=16, max_predictions_per_seq=3, masked_lm_prob=0.3)
+    words = np.random.default_rng(1).integers(0, 1 << 32, (n, pt.token_mask_words(params)), dtype=np.uint32)
+    _, positions, _, count = pt.mask_batch(ids, np.full(n, len(row)), np.full(n, 6), words, params, INFO)
+    assert (count == 3).all()
+    hits = np.bincount(positions.ravel(), minlength=16)
+    expected = n * 3 / 8
+    assert all(abs(hits[p] - expected) < 5 * np.sqrt(expected) for p in (1, 2, 3, 4, 6, 7, 8, 9))
+    assert hits[[0, 5, 10, 11]].sum() == 0
+
+
 def test_whole_word_and_ngram_masking_mask_whole_words():
     continuation = INFO.continuation
+    rng = random.Random(5)
     for ngram in (None, 3):
         params = pt.InstanceParams(do_whole_word_mask=True, max_ngram_size=ngram, masked_lm_prob=0.2)
-        for ids, _, positions, _ in _masking_trials(params, n=600, seed=5):
+        for _ in range(600):
+            ids = [INFO.cls_id, *(rng.randrange(5, 255) for _ in range(rng.randint(1, 60))), INFO.sep_id,
+                   *(rng.randrange(5, 255) for _ in range(rng.randint(1, 60))), INFO.sep_id]
+            special = frozenset((0, ids.index(INFO.sep_id), len(ids) - 1))
+            positions, values = pt.mask_whole_words(ids, special, params, INFO, rng)
+            budget = min(params.max_predictions_per_seq, max(1, round(len(ids) * params.masked_lm_prob)))
+            assert positions == sorted(set(positions)) and len(positions) <= budget and len(values) == len(positions)
+            assert not special & set(positions)
             chosen = set(positions)
             for p in positions:
                 if continuation[ids[p]] and p - 1 not in (0,) and ids[p - 1] != INFO.sep_id:
@@ -192,37 +262,98 @@ def test_whole_word_and_ngram_masking_mask_whole_words():
 
 def test_budget_rounds_half_to_even_like_python():
     params = pt.InstanceParams(max_predictions_per_seq=100, masked_lm_prob=0.25)
-    for n_tokens, expected in ((10, 2), (14, 4), (6, 2), (2, 1)):
-        ids = [INFO.cls_id, *([7] * (n_tokens - 2)), INFO.sep_id] if n_tokens > 2 else [INFO.cls_id, INFO.sep_id]
-        special = frozenset((0, len(ids) - 1))
-        _, positions, _ = pt.mask_tokens(ids, special, params, INFO, random.Random(0))
-        assert len(positions) == min(expected, len(ids) - 2), n_tokens
+    cases = ((10, 2), (14, 4), (6, 2), (18, 4), (5, 1))
+    ids = np.zeros((len(cases), 128), dtype=np.int64)
+    for r, (n_tokens, _) in enumerate(cases):
+        ids[r, :n_tokens] = [INFO.cls_id, 7, INFO.sep_id, *([7] * (n_tokens - 4)), INFO.sep_id]
+    words = np.random.default_rng(0).integers(0, 1 << 32, (len(cases), pt.token_mask_words(params)), dtype=np.uint32)
+    _, _, _, count = pt.mask_batch(ids, np.array([n for n, _ in cases]), np.full(len(cases), 3), words, params, INFO)
+    assert count.tolist() == [expected for _, expected in cases]
 
 
-@pytest.mark.parametrize("v2,dynamic", [(False, False), (True, False), (False, True)])
-def test_batch_encoder_equals_spec_encode(v2, dynamic):
-    params = pt.InstanceParams(max_seq_length=48, max_predictions_per_seq=7, dynamic_masking=dynamic)
-    spec = specs.pretraining_spec(48, 7, v2_names=v2, dynamic_masking=dynamic)
+# --- batches of instances and their encoding ------------------------------------------------------
+
+
+def test_spec_encode_batch_equals_encode():
+    for v2, dynamic in ((False, False), (True, False), (False, True)):
+        spec = specs.pretraining_spec(48, 7, v2_names=v2, dynamic_masking=dynamic)
+        rng = np.random.default_rng(0)
+        columns = {}
+        for f in spec.features:
+            if f.dtype == specs.INT64:
+                high = int(rng.choice([2, 128, 300, 20000, 300000, 2**34, 2**62]))
+                columns[f.name] = rng.integers(-5 if high == 2**62 else 0, high, size=(300, f.length))
+            else:
+                columns[f.name] = rng.random((300, f.length)).astype(np.float32)
+        got = spec.encode_batch(columns)
+        assert got == [spec.encode({k: v[r].tolist() for k, v in columns.items()}) for r in range(300)]
+    assert spec.encode_batch({k: v[:0] for k, v in columns.items()}) == []
+    with pytest.raises(specs.SpecError):
+        spec.encode_batch({"input_ids": columns["input_ids"]})
+    with pytest.raises(specs.SpecError):
+        specs.TRANSLATION_PAIRS.encode_batch({f.name: [b"x"] for f in specs.TRANSLATION_PAIRS.features})
+
+
+def _batch_records(params, spec, pool, groups):
+    """Records of ``groups`` (lists of document indexes) added to one batch each."""
+    out = []
+    for group in groups:
+        batch = pt.InstanceBatch(params, INFO, spec)
+        for index in group:
+            for p in range(2):
+                rng = random.Random(index * 10 + p)
+                batch.add(pool, pt.create_segment_pairs(pool, index, params, rng), rng)
+        out.extend(batch.encode(pool))
+    return out
+
+
+@pytest.mark.parametrize("v2,dynamic,whole_word", [(False, False, False), (True, False, True), (False, True, False)])
+def test_instance_batches_encode_what_they_were_given_whatever_the_batching(v2, dynamic, whole_word):
     rng = random.Random(2)
-    instances = []
-    for _ in range(50):
-        pair = pt.SegmentPair([rng.randrange(5, 300000) for _ in range(rng.randint(1, 20))],
-                              [rng.randrange(5, 2**34) for _ in range(rng.randint(1, 20))], rng.random() < 0.5)
-        instances.append(pt.make_instance(pair, params, INFO, rng))
-    got = pt.InstanceEncoder(spec, params).encode(instances)
+    docs = [_doc(rng, rng.randint(1, 12)) for _ in range(12)]
+    docs[3] = [[rng.randrange(5, 250) for _ in range(9)] for _ in range(6)]  # ## pieces for whole words
+    pool = pt.Pool.from_sentences(docs)
+    params = pt.InstanceParams(max_seq_length=48, max_predictions_per_seq=7, dynamic_masking=dynamic,
+                               do_whole_word_mask=whole_word)
+    spec = specs.pretraining_spec(48, 7, v2_names=v2, dynamic_masking=dynamic)
+    records = _batch_records(params, spec, pool, [range(12)])
+    assert sorted(records) == sorted(_batch_records(params, spec, pool, [[i] for i in range(12)]))
+    assert len({key for key, _ in records}) == len(records) and all(len(key) == 8 for key, _ in records)
     ids_name, seg_name = ("input_word_ids", "input_type_ids") if v2 else ("input_ids", "segment_ids")
-    for inst, data in zip(instances, got, strict=True):
-        n, pad = len(inst.input_ids), 48 - len(inst.input_ids)
-        values = {ids_name: inst.input_ids + [0] * pad,
-                  seg_name: [0] * inst.len_a + [1] * (n - inst.len_a) + [0] * pad}
-        if not dynamic:
-            k = len(inst.masked_lm_positions)
-            values.update({"input_mask": [1] * n + [0] * pad,
-                           "masked_lm_positions": inst.masked_lm_positions + [0] * (7 - k),
-                           "masked_lm_ids": inst.masked_lm_ids + [0] * (7 - k),
-                           "masked_lm_weights": [1.0] * k + [0.0] * (7 - k),
-                           "next_sentence_labels": [int(inst.is_random_next)]})
-        assert data == spec.encode(values)
+    pairs = [pair for i in range(12) for p in range(2)
+             for pair in pt.create_segment_pairs(pool, i, params, random.Random(i * 10 + p))]
+    assert len(pairs) == len(records)
+    for pair, (_, data) in zip(pairs, records, strict=True):
+        a, b = _tokens(pool, pair)
+        original = [INFO.cls_id, *a, INFO.sep_id, *b, INFO.sep_id]
+        n, pad = len(original), 48 - len(original)
+        parsed = _parse(spec, data)
+        assert parsed[seg_name] == [0] * (len(a) + 2) + [1] * (len(b) + 1) + [0] * pad
+        if dynamic:
+            assert parsed[ids_name] == original + [0] * pad
+            continue
+        k = int(sum(parsed["masked_lm_weights"]))
+        positions = parsed["masked_lm_positions"][:k]
+        assert k == min(7, max(1, round(n * 0.15))) or whole_word
+        assert positions == sorted(set(positions)) and not {0, len(a) + 1, n - 1} & set(positions)
+        assert parsed["masked_lm_ids"][:k] == [original[p] for p in positions]
+        restored = list(parsed[ids_name])
+        for p, v in zip(positions, parsed["masked_lm_ids"], strict=False):
+            restored[p] = v
+        assert restored == original + [0] * pad
+        assert parsed["input_mask"] == [1] * n + [0] * pad
+        assert parsed["next_sentence_labels"] == [int(pair.is_random_next)]
+        assert parsed["masked_lm_weights"] == [1.0] * k + [0.0] * (7 - k)
+
+
+def _parse(spec, data):
+    """A record's values by feature, decoded with protobuf (independent of our encoder)."""
+    from tensorflow.core.example import example_pb2
+
+    feats = example_pb2.Example.FromString(data).features.feature
+    assert data == example_pb2.Example.FromString(data).SerializeToString(deterministic=True)
+    return {f.name: list(feats[f.name].float_list.value if f.dtype == specs.FLOAT32 else feats[f.name].int64_list.value)
+            for f in spec.features}
 
 
 # --- language sampling ---------------------------------------------------------------------------

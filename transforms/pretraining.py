@@ -19,7 +19,9 @@ Output layout (what readers of the data may rely on), under ``OUTPUT_DIR``:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -40,7 +42,7 @@ import specs
 from transforms import accounting
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
-from transforms.files import ReadLineBatches, lines_from, sort_key
+from transforms.files import ReadLineBatches, lines_from
 from transforms.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
 from transforms.sentences import split_sentences
 
@@ -83,90 +85,115 @@ class VocabInfo:
         return cls(len(vocab), ids[CLS], ids[SEP], ids[MASK], tuple(t.startswith("##") for t in vocab))
 
 
-class SegmentPair(NamedTuple):
-    tokens_a: list[int]
-    tokens_b: list[int]
-    is_random_next: bool
+@dataclasses.dataclass
+class Pool:
+    """Tokenised documents in one flat id array: sentence ``i`` of document ``d`` is
+    ``ids[bounds[d][i]:bounds[d][i + 1]]``. Instances name their segments by offsets into it, so
+    making a pair copies no tokens; the offsets are Python lists because pairing reads them one at
+    a time."""
+
+    ids: np.ndarray
+    bounds: list[list[int]]
+
+    @classmethod
+    def from_arrays(cls, documents: Sequence[tuple[np.ndarray, np.ndarray]]) -> Pool:
+        """From ``(ids, sentence bounds)`` per document, as ``Document`` holds them."""
+        starts = np.cumsum([0, *(len(ids) for ids, _ in documents)]).tolist()
+        flat = np.concatenate([ids for ids, _ in documents]) if documents else np.zeros(0, dtype=np.int32)
+        return cls(flat, [(np.asarray(b, dtype=np.int64) + s).tolist()
+                          for (_, b), s in zip(documents, starts, strict=False)])
+
+    @classmethod
+    def from_sentences(cls, documents: Sequence[Sequence[Sequence[int]]]) -> Pool:
+        """From documents given as lists of tokenised sentences."""
+        return cls.from_arrays([
+            (np.asarray([t for s in doc for t in s], dtype=np.int32), np.cumsum([0, *(len(s) for s in doc)]))
+            for doc in documents])
+
+    @functools.cached_property
+    def id_list(self) -> list[int]:
+        """The ids as a Python list, for masking whole words token by token."""
+        return self.ids.tolist()
+
+    def tokens(self, start: int, length: int) -> list[int]:
+        return self.id_list[start:start + length]
 
 
-class Instance(NamedTuple):
-    """One example before padding: ``[CLS] A [SEP] B [SEP]`` ids (masked unless dynamic)."""
+class Pair(NamedTuple):
+    """An instance before masking: segments A and B as ``(start, length)`` in a ``Pool``'s ids."""
 
-    input_ids: list[int]
-    len_a: int  # number of tokens with segment id 0: [CLS] A [SEP]
-    masked_lm_positions: list[int]
-    masked_lm_ids: list[int]
+    a_start: int
+    a_len: int
+    b_start: int
+    b_len: int
     is_random_next: bool
 
 
 # --- instances from documents (reference: create_instances_from_document) ------------------------
 
-def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int,
-                      rng: random.Random) -> tuple[list[int], list[int]]:
+def truncate_pair(pair: Pair, max_num_tokens: int, rng: random.Random) -> Pair:
     """Trims the longer side (B on ties) one token at a time, from the front or the back with
-    probability 1/2 each, until the pair fits; the reference's ``truncate_seq_pair`` without its
-    quadratic list deletions."""
-    la, lb = len(tokens_a), len(tokens_b)
-    fa = ba = fb = bb = 0  # tokens cut from the front/back of A and B
-    while la + lb > max_num_tokens:
-        front = rng.random() < 0.5
-        if la > lb:
-            fa, ba = (fa + 1, ba) if front else (fa, ba + 1)
-            la -= 1
-        else:
-            fb, bb = (fb + 1, bb) if front else (fb, bb + 1)
-            lb -= 1
-    return tokens_a[fa:len(tokens_a) - ba], tokens_b[fb:len(tokens_b) - bb]
+    probability 1/2 each, until the pair fits, as the reference's ``truncate_seq_pair`` does.
+
+    Which side loses each token does not depend on chance, so the cuts per side are computed
+    directly; of a side's ``n`` cuts, the number taken from the front is Binomial(n, 1/2), drawn as
+    the set bits of ``n`` random bits (the reference's distribution, without a draw per token).
+    """
+    a_start, la, b_start, lb, is_random_next = pair
+    excess = la + lb - max_num_tokens
+    if excess <= 0:
+        return pair
+    gap = min(abs(la - lb), excess)
+    rest = excess - gap  # after the gap, the sides are equal and lose tokens alternately, B first
+    cut_a = (gap if la > lb else 0) + rest // 2
+    cut_b = (gap if la <= lb else 0) + rest - rest // 2
+    front_a = rng.getrandbits(cut_a).bit_count() if cut_a else 0
+    front_b = rng.getrandbits(cut_b).bit_count() if cut_b else 0
+    return Pair(a_start + front_a, la - cut_a, b_start + front_b, lb - cut_b, is_random_next)
 
 
-def create_segment_pairs(document: Sequence[Sequence[int]], pool: Sequence[Sequence[Sequence[int]]],
-                         doc_index: int, params: InstanceParams, rng: random.Random) -> list[SegmentPair]:
-    """The A/B pairs of one document and pass, as the reference builds them.
+def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng: random.Random) -> list[Pair]:
+    """The A/B pairs of document ``doc_index`` of the pool, for one pass, as the reference builds
+    them; the pool is also where random next segments come from.
 
-    ``document`` is a list of tokenised sentences; ``pool`` the documents that random next segments
-    are drawn from (``pool[doc_index]`` is this document). Sentences accumulate into a chunk until
-    the target length (``max_seq_length - 3``, or with ``short_seq_prob`` a random 2..that, drawn
-    once per document and pass); A is a random number of the chunk's sentences; B is the rest or,
-    when the chunk has one sentence or with probability 1/2, a run from a random other document, in
-    which case the unused sentences are put back.
+    Sentences accumulate into a chunk until the target length (``max_seq_length - 3``, or with
+    ``short_seq_prob`` a random 2..that, drawn once per document and pass); A is a random number of
+    the chunk's sentences; B is the rest or, when the chunk has one sentence or with probability
+    1/2, a run of sentences from a random other document (from a random sentence until B reaches
+    the length A leaves), in which case the chunk's unused sentences are put back. Chunk and run
+    ends are found by bisecting the sentence offsets rather than by adding sentences one by one.
     """
     max_num_tokens = params.max_num_tokens
     target = max_num_tokens
     if rng.random() < params.short_seq_prob:
         target = rng.randint(2, max_num_tokens)
-    pairs: list[SegmentPair] = []
-    chunk: list[Sequence[int]] = []
-    length = 0
+    bounds = pool.bounds[doc_index]
+    sentences = len(bounds) - 1
+    last_doc = len(pool.bounds) - 1
+    pairs: list[Pair] = []
     i = 0
-    while i < len(document):
-        chunk.append(document[i])
-        length += len(document[i])
-        if i == len(document) - 1 or length >= target:
-            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            tokens_a = list(itertools.chain.from_iterable(chunk[:a_end]))
-            tokens_b: list[int] = []
-            if len(chunk) == 1 or rng.random() < 0.5:
-                is_random_next = True
-                target_b = target - len(tokens_a)
-                other = doc_index
-                for _ in range(10):
-                    other = rng.randint(0, len(pool) - 1)
-                    if other != doc_index:
-                        break
-                random_doc = pool[other]
-                for sentence in itertools.islice(random_doc, rng.randint(0, len(random_doc) - 1), None):
-                    tokens_b.extend(sentence)
-                    if len(tokens_b) >= target_b:
-                        break
-                i -= len(chunk) - a_end
-            else:
-                is_random_next = False
-                tokens_b = list(itertools.chain.from_iterable(chunk[a_end:]))
-            tokens_a, tokens_b = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
-            pairs.append(SegmentPair(tokens_a, tokens_b, is_random_next))
-            chunk = []
-            length = 0
-        i += 1
+    while i < sentences:
+        end = min(bisect.bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
+        size = end - i
+        a_end = i + (rng.randint(1, size - 1) if size >= 2 else 1)
+        a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
+        if size == 1 or rng.random() < 0.5:
+            other = doc_index
+            for _ in range(10):
+                other = rng.randint(0, last_doc)
+                if other != doc_index:
+                    break
+            other_bounds = pool.bounds[other]
+            start = rng.randint(0, len(other_bounds) - 2)
+            # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
+            stop = min(bisect.bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
+                       len(other_bounds) - 1)
+            pair = Pair(a_start, a_len, other_bounds[start], other_bounds[stop] - other_bounds[start], True)
+            i = a_end
+        else:
+            pair = Pair(a_start, a_len, bounds[a_end], bounds[end] - bounds[a_end], False)
+            i = end
+        pairs.append(truncate_pair(pair, max_num_tokens, rng))
     return pairs
 
 
@@ -241,27 +268,20 @@ def _choose_spans(grams: list[tuple[int, int]], max_ngram_size: int, budget: int
     return chosen
 
 
-def mask_tokens(ids: list[int], special: frozenset[int], params: InstanceParams, vocab: VocabInfo,
-                rng: random.Random) -> tuple[list[int], list[int], list[int]]:
-    """Masks a copy of ``ids``: ``min(max_predictions_per_seq, max(1, round(len * masked_lm_prob)))``
-    predictions (``len`` counts [CLS] and [SEP]); per chosen span 80% [MASK], 10% kept, 10% a random
-    id of the whole vocabulary; never a position in ``special``. Returns the masked ids, the sorted
-    positions and the original ids there."""
-    budget = min(params.max_predictions_per_seq, max(1, round(len(ids) * params.masked_lm_prob)))
+def _budget(length: int, params: InstanceParams) -> int:
+    return min(params.max_predictions_per_seq, max(1, round(length * params.masked_lm_prob)))
+
+
+def mask_whole_words(ids: list[int], special: frozenset[int], params: InstanceParams, vocab: VocabInfo,
+                     rng: random.Random) -> tuple[list[int], list[int]]:
+    """Whole-word (and n-gram) masking of one instance, in Python: ``min(max_predictions_per_seq,
+    max(1, round(len * masked_lm_prob)))`` predictions at most (``len`` counts [CLS] and [SEP]),
+    chosen as whole words or n-grams of them; per chosen span 80% [MASK], 10% kept, 10% a random
+    id of the whole vocabulary; never a position in ``special``. Returns the sorted positions and
+    the ids written there."""
     out = list(ids)
-    if not params.do_whole_word_mask:
-        # Every token is its own word, so the reference's shuffle-and-take is a uniformly random
-        # ordered subset of the candidates: draw it directly.
-        candidates: list[int] = []
-        start = 0
-        for sp in sorted(special):
-            candidates.extend(range(start, sp))
-            start = sp + 1
-        candidates.extend(range(start, len(ids)))
-        spans = [(candidates[k], candidates[k] + 1)
-                 for k in itertools.islice(_random_order(len(candidates), rng), budget)]
-    else:
-        spans = _choose_spans(_word_grams(ids, special, vocab.continuation), params.max_ngram_size or 1, budget, rng)
+    spans = _choose_spans(_word_grams(ids, special, vocab.continuation), params.max_ngram_size or 1,
+                          _budget(len(ids), params), rng)
     positions: list[int] = []
     for begin, end in spans:
         if rng.random() < 0.8:
@@ -272,153 +292,145 @@ def mask_tokens(ids: list[int], special: frozenset[int], params: InstanceParams,
                 out[p] = int(rng.random() * vocab.size)
         positions.extend(range(begin, end))
     positions.sort()
-    return out, positions, [ids[p] for p in positions]
+    return positions, [out[p] for p in positions]
 
 
-def make_instance(pair: SegmentPair, params: InstanceParams, vocab: VocabInfo, rng: random.Random) -> Instance:
-    """``[CLS] A [SEP] B [SEP]``, masked unless the job masks dynamically."""
-    ids = [vocab.cls_id, *pair.tokens_a, vocab.sep_id, *pair.tokens_b, vocab.sep_id]
-    len_a = len(pair.tokens_a) + 2
-    if params.dynamic_masking:
-        return Instance(ids, len_a, [], [], pair.is_random_next)
-    special = frozenset((0, len_a - 1, len(ids) - 1))
-    masked, positions, labels = mask_tokens(ids, special, params, vocab, rng)
-    return Instance(masked, len_a, positions, labels, pair.is_random_next)
+def token_mask_words(params: InstanceParams) -> int:
+    """Random 32-bit words ``mask_batch`` needs per instance: a sort key per position, one word per
+    prediction for the 80/10/10 choice and two (53 bits, as ``random.random``) for a random id."""
+    return params.max_seq_length + 3 * params.max_predictions_per_seq
 
 
-def document_instances(document: Sequence[Sequence[int]], pool: Sequence[Sequence[Sequence[int]]],
-                       doc_index: int, params: InstanceParams, vocab: VocabInfo,
-                       rng: random.Random) -> list[Instance]:
-    """All instances of one document and pass, with one generator as the reference uses one."""
-    return [make_instance(p, params, vocab, rng)
-            for p in create_segment_pairs(document, pool, doc_index, params, rng)]
+def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: np.ndarray, params: InstanceParams,
+               vocab: VocabInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Token-level masking of a batch of ``[CLS] A [SEP] B [SEP]`` rows (``ids``, zero-padded to
+    ``max_seq_length``; ``len_a`` counts [CLS] A [SEP]), with numpy.
+
+    Per row, ``min(max_predictions_per_seq, max(1, round(len * masked_lm_prob)))`` positions (as
+    Python rounds, half to even) form a uniformly random subset of the positions other than [CLS]
+    and the two [SEP] (the reference shuffles those and takes the first ones: the same
+    distribution): the ones with the smallest random sort keys. Each is 80% [MASK], 10% kept, 10% a
+    random id of the whole vocabulary. ``words`` (uint32, ``token_mask_words`` per row) is the
+    rows' randomness. Returns the masked ids and, zero-padded to ``max_predictions_per_seq``, the
+    sorted positions and the original ids there, and the number of predictions per row.
+    """
+    rows, length = ids.shape
+    P = params.max_predictions_per_seq
+    k = min(P, length)
+    col = np.arange(length)
+    candidate = (col >= 1) & (col < lengths[:, None] - 1) & (col != len_a[:, None] - 1)
+    # Random high bits and the column in the low ones make the keys distinct, so every sort
+    # algorithm orders them the same way; non-candidates sort last.
+    keys = words[:, :length].astype(np.uint64) << np.uint64(max(1, (length - 1).bit_length())) | col.astype(np.uint64)
+    keys[~candidate] |= np.uint64(1 << 62)
+    order = np.argsort(keys, axis=1)[:, :k]
+    count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
+                       lengths - 3)
+    valid = np.arange(k) < count[:, None]
+    positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
+    row = np.arange(rows)[:, None]
+    labels = np.where(valid, ids[row, positions], 0)
+    choice = words[:, length:length + k] * 2.0 ** -32
+    pick = words[:, length + P:length + P + 2 * k].astype(np.float64)
+    uniform = ((pick[:, 0::2] // 32) * 67108864.0 + pick[:, 1::2] // 64) * 2.0 ** -53
+    replaced = np.where(choice < 0.8, vocab.mask_id,
+                        np.where(choice < 0.9, labels, (uniform * vocab.size).astype(np.int64)))
+    masked = ids.copy()
+    masked[row, positions] = np.where(valid, replaced, ids[row, positions])
+    if k < P:
+        positions, labels = (np.pad(m, ((0, 0), (0, P - k))) for m in (positions, labels))
+    return masked, positions, labels, count
 
 
-def tlm_instance(src: list[int], tgt: list[int], params: InstanceParams, vocab: VocabInfo,
-                 rng: random.Random) -> Instance:
-    """A translation-LM example ``[CLS] src [SEP] tgt [SEP]`` (segments 0 and 1), truncated like a
-    sentence pair and masked on both sides; ``next_sentence_labels`` is 0 (a true pair)."""
-    a, b = truncate_seq_pair(src, tgt, params.max_num_tokens, rng)
-    return make_instance(SegmentPair(a, b, False), params, vocab, rng)
+# --- batches of instances ----------------------------------------------------------------------
+
+_KEY_WORDS = 2  # random 32-bit words per instance for its 8-byte sort key
 
 
-# --- encoding -------------------------------------------------------------------------------------
+class InstanceBatch:
+    """Instances of many documents and passes, masked and encoded together with numpy.
 
-def _varint_slow(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    ``add`` takes one document's (or translation pair's) pairs for one pass and draws all their
+    randomness from that pass's generator (the reference uses one generator per run; ours is per
+    document and pass, so records do not depend on how documents are grouped into batches): whole-word
+    masks in Python, else a block of random words that ``encode`` turns into token masks, plus each
+    instance's sort key (a seeded global shuffle for the writer). Per instance, Python costs
+    tens of microseconds; numpy over a batch, a few.
+    """
 
+    def __init__(self, params: InstanceParams, vocab: VocabInfo, spec: specs.FeatureSpec) -> None:
+        self._params, self._vocab, self._spec = params, vocab, spec
+        self._whole_words = params.do_whole_word_mask and not params.dynamic_masking
+        self._token_words = 0 if params.dynamic_masking or self._whole_words else token_mask_words(params)
+        self.pairs: list[Pair] = []
+        self._words: list[bytes] = []
+        self._whole_word_masks: list[tuple[list[int], list[int]]] = []
 
-_SMALL_VARINTS = [_varint_slow(n) for n in range(1 << 14)]
+    def __len__(self) -> int:
+        return len(self.pairs)
 
+    def add(self, pool: Pool, pairs: Sequence[Pair], rng: random.Random) -> None:
+        if self._whole_words:
+            vocab = self._vocab
+            for a_start, a_len, b_start, b_len, _ in pairs:
+                ids = [vocab.cls_id, *pool.tokens(a_start, a_len), vocab.sep_id, *pool.tokens(b_start, b_len),
+                       vocab.sep_id]
+                special = frozenset((0, a_len + 1, len(ids) - 1))
+                self._whole_word_masks.append(mask_whole_words(ids, special, self._params, vocab, rng))
+        n = len(pairs) * (_KEY_WORDS + self._token_words)
+        self._words.append(rng.getrandbits(32 * n).to_bytes(4 * n, "little"))
+        self.pairs.extend(pairs)
 
-def _varint(n: int) -> bytes:
-    return _SMALL_VARINTS[n] if n < 16384 else _varint_slow(n)
-
-
-def _packed_varints(matrix: np.ndarray) -> list[bytes]:
-    """Each row of a non-negative int matrix as protobuf varints, vectorised over the batch."""
-    top = int(matrix.max()) if matrix.size else 0
-    if top < 0x80:  # every value is one byte: the varints are the values themselves
-        width = matrix.shape[1]
-        flat = matrix.astype(np.uint8).tobytes()
-        return [flat[i:i + width] for i in range(0, len(flat), width)]
-    v = matrix.astype(np.uint64)
-    if top >= 1 << 35:
-        raise ValueError("ids must be below 2**35")
-    width = max(1, (top.bit_length() + 6) // 7)  # bytes of the longest varint
-    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-    groups = ((v[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-    nbytes = np.ones(v.shape, dtype=np.int64)
-    for k in range(1, width):
-        nbytes += v >= 1 << (7 * k)
-    index = np.arange(width)
-    keep = index < nbytes[..., None]
-    cont = (index < (nbytes[..., None] - 1)).astype(np.uint8) << 7
-    stream = (groups | cont)[keep].tobytes()
-    row_ends = np.cumsum(nbytes.sum(axis=1))
-    starts = np.concatenate(([0], row_ends[:-1]))
-    return [stream[s:e] for s, e in zip(starts.tolist(), row_ends.tolist(), strict=True)]
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
-class InstanceEncoder:
-    """Serialises instances as ``tf.train.Example`` bytes equal to ``spec.encode`` (features in name
-    order, packed values), a batch at a time: the varints are computed with numpy for the whole
-    batch, which is several times faster than encoding value by value."""
-
-    def __init__(self, spec: specs.FeatureSpec, params: InstanceParams) -> None:
-        self.spec = spec
-        self.params = params
-        self.ids_name = spec.features[0].name
-        self.segs_name = spec.features[1].name
-        # Per feature: packed length -> prefix bytes; -1 holds the key field, -2 the type tag.
-        self._prefixes: dict[str, dict[int, bytes]] = {
-            f.name: {-1: _field(0x0A, f.name.encode("utf-8")), -2: b"\x12" if f.dtype == specs.FLOAT32 else b"\x1a"}
-            for f in spec.features}
-
-    def encode(self, instances: Sequence[Instance]) -> list[bytes]:
-        if not instances:
+    def encode(self, pool: Pool) -> list[tuple[bytes, bytes]]:
+        """``(sort_key, serialized tf.train.Example)`` for every instance added (``pool``: the one
+        their offsets refer to); empties the batch."""
+        if not self.pairs:
             return []
-        L, P = self.params.max_seq_length, self.params.max_predictions_per_seq
-        B = len(instances)
-        ids = np.zeros((B, L), dtype=np.int64)
-        segs = np.zeros((B, L), dtype=np.int64)
-        lengths = np.empty(B, dtype=np.int64)
-        for r, inst in enumerate(instances):
-            n = len(inst.input_ids)
-            ids[r, :n] = inst.input_ids
-            segs[r, inst.len_a:n] = 1
-            lengths[r] = n
-        columns: dict[str, list[bytes]] = {self.ids_name: _packed_varints(ids), self.segs_name: _packed_varints(segs)}
-        if not self.params.dynamic_masking:
-            mask = (np.arange(L)[None, :] < lengths[:, None]).astype(np.int64)
-            pos = np.zeros((B, P), dtype=np.int64)
-            lab = np.zeros((B, P), dtype=np.int64)
-            weights = np.zeros((B, P), dtype="<f4")
-            nsp = np.zeros((B, 1), dtype=np.int64)
-            for r, inst in enumerate(instances):
-                k = len(inst.masked_lm_positions)
-                pos[r, :k] = inst.masked_lm_positions
-                lab[r, :k] = inst.masked_lm_ids
-                weights[r, :k] = 1.0
-                nsp[r, 0] = int(inst.is_random_next)
-            columns["input_mask"] = _packed_varints(mask)
-            columns["masked_lm_positions"] = _packed_varints(pos)
-            columns["masked_lm_ids"] = _packed_varints(lab)
-            columns["next_sentence_labels"] = _packed_varints(nsp)
-            columns["masked_lm_weights"] = [row.tobytes() for row in weights]
-        layout = [(columns[name], self._prefixes[name]) for name in sorted(columns)]
-        out = []
-        for r in range(B):
-            parts = [b""]
-            for values, prefixes in layout:
-                packed = values[r]
-                prefix = prefixes.get(len(packed))
-                if prefix is None:
-                    prefix = prefixes[len(packed)] = self._prefix(prefixes, len(packed))
-                parts.append(prefix)
-                parts.append(packed)
-            example = b"".join(parts)
-            out.append(b"\x0a" + _varint(len(example)) + example)
-        return out
+        rows, L = len(self.pairs), self._params.max_seq_length
+        a_start, a_len, b_start, b_len, random_next = np.array(self.pairs, dtype=np.int64).T
+        words = np.frombuffer(b"".join(self._words), dtype="<u4").reshape(rows, -1)
+        lengths = a_len + b_len + 3
+        col = np.arange(L)
+        in_a = (col >= 1) & (col <= a_len[:, None])
+        in_b = (col >= a_len[:, None] + 2) & (col < lengths[:, None] - 1)
+        source = np.where(in_a, a_start[:, None] + col - 1,
+                          np.where(in_b, b_start[:, None] + col - a_len[:, None] - 2, 0))
+        ids = np.where(in_a | in_b, pool.ids[source], 0)
+        row = np.arange(rows)
+        ids[:, 0] = self._vocab.cls_id
+        ids[row, a_len + 1] = self._vocab.sep_id
+        ids[row, lengths - 1] = self._vocab.sep_id
+        columns = {self._spec.features[0].name: ids,
+                   self._spec.features[1].name: (col >= a_len[:, None] + 2) & (col < lengths[:, None])}
+        if not self._params.dynamic_masking:
+            if self._whole_words:
+                masked, positions, labels, count = self._apply_whole_word_masks(ids)
+            else:
+                masked, positions, labels, count = mask_batch(ids, lengths, a_len + 2, words[:, _KEY_WORDS:],
+                                                              self._params, self._vocab)
+            columns.update({self._spec.features[0].name: masked, "input_mask": col < lengths[:, None],
+                            "masked_lm_positions": positions, "masked_lm_ids": labels,
+                            "masked_lm_weights": np.arange(positions.shape[1]) < count[:, None],
+                            "next_sentence_labels": random_next})
+        keys = np.ascontiguousarray(words[:, :_KEY_WORDS]).tobytes()
+        width = 4 * _KEY_WORDS
+        records = list(zip((keys[i:i + width] for i in range(0, len(keys), width)),
+                           self._spec.encode_batch(columns), strict=True))
+        self.pairs, self._words, self._whole_word_masks = [], [], []
+        return records
 
-    def _prefix(self, prefixes: dict[int, bytes], n: int) -> bytes:
-        """Everything of a feature's map entry before its packed values, which depends only on the
-        name, the type and the packed length."""
-        key, tag = prefixes[-1], prefixes[-2]
-        list_len = 1 + len(_varint(n)) + n
-        feature_len = 1 + len(_varint(list_len)) + list_len
-        body_len = len(key) + 1 + len(_varint(feature_len)) + feature_len
-        return (b"\x0a" + _varint(body_len) + key + b"\x12" + _varint(feature_len) + tag + _varint(list_len)
-                + b"\x0a" + _varint(n))
+    def _apply_whole_word_masks(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        P = self._params.max_predictions_per_seq
+        masked = ids.copy()
+        positions = np.zeros((len(ids), P), dtype=np.int64)
+        labels = np.zeros((len(ids), P), dtype=np.int64)
+        count = np.zeros(len(ids), dtype=np.int64)
+        for r, (pos, values) in enumerate(self._whole_word_masks):
+            k = count[r] = len(pos)
+            positions[r, :k] = pos
+            labels[r, :k] = ids[r, pos]
+            masked[r, pos] = values
+        return masked, positions, labels, count
 
 
 # --- documents -----------------------------------------------------------------------------------
@@ -441,11 +453,6 @@ class Document(NamedTuple):
     language: str
     ids: np.ndarray
     bounds: np.ndarray
-
-    def sentences(self) -> list[list[int]]:
-        flat = self.ids.tolist()
-        b = self.bounds.tolist()
-        return [flat[b[i]:b[i + 1]] for i in range(len(b) - 1)]
 
 
 def document_key(doc: RawDocument) -> bytes:
@@ -772,41 +779,46 @@ class _AssignPasses(AccountedDoFn):
 INSTANCE_COUNTS = "instance_counts"
 
 
+BATCH_INSTANCES = 2048  # instances masked and encoded together, and sent to the writer as one element
+
+
 class _CreateInstances(beam.DoFn):
-    """One shuffle bucket of documents to encoded examples, every document with every pass.
+    """One shuffle bucket of documents to lists of encoded examples, every document with every pass.
 
     The bucket is the pool that random next segments come from; it is sorted by document key so the
     result does not depend on the order the shuffle delivered it in. Each document and pass has its
-    own generator (job seed, document key, pass), and each example a sort key from the same, which
-    the writer uses as a seeded global shuffle.
+    own generator (job seed, document key, pass), which also draws each example's sort key (the
+    writer's seeded global shuffle). Examples leave in lists of about ``BATCH_INSTANCES``: a Beam
+    element costs more than making an example, and the writer takes lists.
     """
 
     def __init__(self, seed: int, params: InstanceParams, vocab: VocabInfo, spec: specs.FeatureSpec) -> None:
         self._seed, self._params, self._vocab, self._spec = seed, params, vocab, spec
 
-    def setup(self) -> None:
-        self._encoder = InstanceEncoder(self._spec, self._params)
-
     def process(self, bucket: tuple[int, Iterable[tuple[Document, int]]]) -> Iterator[Any]:
         members = sorted(bucket[1], key=lambda m: m[0].key)
-        pool = [doc.sentences() for doc, _ in members]
+        pool = Pool.from_arrays([(doc.ids, doc.bounds) for doc, _ in members])
+        batch = InstanceBatch(self._params, self._vocab, self._spec)
         counts: dict[str, int] = {}
         for index, (doc, passes) in enumerate(members):
-            keys: list[bytes] = []
-            instances: list[Instance] = []
+            made = 0
             for p in range(passes):
                 rng = element_rng(self._seed, doc.key, p)
-                made = document_instances(pool[index], pool, index, self._params, self._vocab, rng)
-                keys.extend(sort_key(self._seed, doc.key, p, i) for i in range(len(made)))
-                instances.extend(made)
-            counts[doc.language] = counts.get(doc.language, 0) + len(instances)
-            yield from zip(keys, self._encoder.encode(instances), strict=True)
+                pairs = create_segment_pairs(pool, index, self._params, rng)
+                batch.add(pool, pairs, rng)
+                made += len(pairs)
+            counts[doc.language] = counts.get(doc.language, 0) + made
+            if len(batch) >= BATCH_INSTANCES:
+                yield batch.encode(pool)
+        if len(batch):
+            yield batch.encode(pool)
         for lang, n in sorted(counts.items()):
             yield beam.pvalue.TaggedOutput(INSTANCE_COUNTS, (lang, n))
 
 
 class CreatePretrainingExamples(beam.PTransform):
-    """Tokenised documents to ``(sort_key, serialized Example)`` pairs, plus per-language counts.
+    """Tokenised documents to lists of ``(sort_key, serialized Example)`` pairs, plus per-language
+    counts.
 
     Documents are counted per language (a small side input), given their passes by
     ``language_pass_rates`` and hashed into ``ceil(N / docs_per_bucket)`` buckets; each bucket,
@@ -884,17 +896,14 @@ class _ParsePairs(AccountedDoFn):
 
 
 class _TlmInstances(_BatchingDoFn):
-    """Pairs to encoded TLM examples, tokenised in batches; ``dupe_factor`` passes, each with its
-    own masks."""
+    """Pairs to lists of encoded TLM examples, tokenised in batches; ``dupe_factor`` passes, each
+    with its own masks."""
 
     stage = "tlm_tokenize"
 
     def __init__(self, tokenizer: BertTokenizer, seed: int, params: InstanceParams, vocab: VocabInfo,
                  spec: specs.FeatureSpec) -> None:
         self._tokenizer, self._seed, self._params, self._vocab, self._spec = tokenizer, seed, params, vocab, spec
-
-    def setup(self) -> None:
-        self._encoder = InstanceEncoder(self._spec, self._params)
 
     def _size(self, pair: tuple[Any, ...]) -> int:
         return 2
@@ -904,19 +913,26 @@ class _TlmInstances(_BatchingDoFn):
         if not pairs:
             return []
         ids = self._tokenizer.tokenize_batch([t for p in pairs for t in (p[2], p[3])])
-        out: list[Any] = []
+        kept = []
         for k, (path, key, _, _, src_lang, tgt_lang) in enumerate(pairs):
-            src, tgt = ids[2 * k].tolist(), ids[2 * k + 1].tolist()
             self.took_in(path)
-            if not src or not tgt:
+            if not len(ids[2 * k]) or not len(ids[2 * k + 1]):
                 self.filtered(path, "no_tokens")
                 continue
             self.out(path)
-            instances = [tlm_instance(src, tgt, self._params, self._vocab, element_rng(self._seed, key, "tlm", p))
-                         for p in range(self._params.dupe_factor)]
-            keys = [sort_key(self._seed, key, "tlm", p) for p in range(len(instances))]
-            out.extend(zip(keys, self._encoder.encode(instances), strict=True))
-            out.append(beam.pvalue.TaggedOutput(INSTANCE_COUNTS, (f"tlm:{src_lang}-{tgt_lang}", len(instances))))
+            kept.append((key, f"tlm:{src_lang}-{tgt_lang}", ids[2 * k], ids[2 * k + 1]))
+        pool = Pool.from_arrays([(np.concatenate((src, tgt)), np.array([0, len(src), len(src) + len(tgt)]))
+                                 for _, _, src, tgt in kept])
+        batch = InstanceBatch(self._params, self._vocab, self._spec)
+        counts: dict[str, int] = {}
+        for (key, pair_langs, _, _), (src, tgt, end) in zip(kept, pool.bounds, strict=True):
+            for p in range(self._params.dupe_factor):
+                rng = element_rng(self._seed, key, "tlm", p)
+                batch.add(pool, [truncate_pair(Pair(src, tgt - src, tgt, end - tgt, False), self._params.max_num_tokens,
+                                               rng)], rng)
+            counts[pair_langs] = counts.get(pair_langs, 0) + self._params.dupe_factor
+        out: list[Any] = [batch.encode(pool)] if kept else []
+        out.extend(beam.pvalue.TaggedOutput(INSTANCE_COUNTS, item) for item in sorted(counts.items()))
         return out
 
 
