@@ -6,9 +6,12 @@ Builds a Posts.xml ``--scale`` times larger than the site's (its rows repeated w
 threads and links stay consistent), then measures:
 
 - the floor: ``lxml.etree.fromstring`` over the same row lines in one Python loop;
-- the pipeline on the DirectRunner (in-process FnApiRunner), all seven pair types, jsonl + TFRecords,
-  as the marginal cost between the 1x and the ``--scale``x input (start-up cancels out), in rows/s and
-  input MB/s per core (CPU seconds of the process), and its peak RSS on the larger input.
+- the text floor: the same plus ``html_to_text`` of every Body, the per-row work no converter that
+  produces clean text can skip (shown so the ratio can be read against what is avoidable);
+- the pipeline on the DirectRunner (in-process FnApiRunner) as the marginal cost between the 1x and
+  the ``--scale``x input (start-up cancels out), in rows/s and input MB/s per core (CPU seconds of the
+  process), and its peak RSS on the larger input: once with its defaults (all seven pair types, jsonl
+  and TFRecords, gzip level 1) and once with ``--pair_types=title_body --output_formats=jsonl``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import pathlib
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,9 +64,22 @@ def floor(posts: pathlib.Path) -> tuple[int, float, float]:
     return len(lines), time.process_time() - t, mb
 
 
-def run_pipeline(site: pathlib.Path, out: pathlib.Path) -> tuple[float, float, int]:
+def text_floor(posts: pathlib.Path) -> float:
+    """Seconds for lxml.etree.fromstring over every row line plus html_to_text of each Body."""
+    from lxml import etree
+
+    from transforms.html_text import html_to_text
+
+    lines = [ln for ln in posts.read_bytes().split(b"\n") if b"<row" in ln]
+    t = time.process_time()
+    for ln in lines:
+        html_to_text(etree.fromstring(ln).get("Body", ""))
+    return time.process_time() - t
+
+
+def run_pipeline(site: pathlib.Path, out: pathlib.Path, *flags: str) -> tuple[float, float, int]:
     """(cpu seconds, wall seconds, peak RSS KiB) of one pipeline run in a child process."""
-    cmd = [sys.executable, "-m", "pipelines.stackexchange", f"--input={site}", f"--output_dir={out}"]
+    cmd = [sys.executable, "-m", "pipelines.stackexchange", f"--input={site}", f"--output_dir={out}", *flags]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -84,22 +101,35 @@ def main() -> None:
         big = scaled_site(args.site, tmp / f"x{args.scale}", args.scale)
         rows_small, _, _ = floor(small / "Posts.xml")
         rows_big, floor_s, floor_mb = floor(big / "Posts.xml")
+        text_s = text_floor(big / "Posts.xml")
         links = sum(1 for ln in (big / "PostLinks.xml").read_bytes().split(b"\n") if b"<row" in ln)
-        cpu1, wall1, _ = run_pipeline(small, tmp / "out1")
-        cpu2, wall2, rss = run_pipeline(big, tmp / "out2")
+        runs = {}
+        for name, flags in (("defaults", ()), ("title_body, jsonl", ("--pair_types=title_body",
+                                                                      "--output_formats=jsonl"))):
+            cpu1, wall1, _ = run_pipeline(small, tmp / "out1", *flags)
+            cpu2, wall2, rss = run_pipeline(big, tmp / "out2", *flags)
+            runs[name] = (cpu2 - cpu1, wall1, cpu1, wall2, cpu2, rss)
+            shutil.rmtree(tmp / "out1")
+            shutil.rmtree(tmp / "out2")
     rows = rows_big - rows_small
     mb = floor_mb * (rows / rows_big)
-    cpu = cpu2 - cpu1
     floor_rate = rows_big / floor_s
-    pipe_rate = rows / cpu
+    text_rate = rows_big / text_s
     print(f"input: {args.site.name} x{args.scale}: {rows_big} Posts rows ({floor_mb:.1f} MB), {links} PostLinks rows")
-    print(f"{'':<34}{'rows/s/core':>14}{'MB/s/core':>12}")
-    print(f"{'floor: lxml.etree.fromstring':<34}{floor_rate:>14,.0f}{floor_mb / floor_s:>12.2f}")
-    label = f"pipeline, marginal (x1 -> x{args.scale})"
-    print(f"{label:<34}{pipe_rate:>14,.0f}{mb / cpu:>12.2f}")
-    print(f"ratio pipeline / floor: {pipe_rate / floor_rate:.2f}")
-    print(f"pipeline runs: x1 {wall1:.1f} s wall / {cpu1:.1f} s CPU; x{args.scale} {wall2:.1f} s wall / "
-          f"{cpu2:.1f} s CPU; peak RSS of the x{args.scale} run: {rss / 1024:.0f} MiB")
+    print(f"{'':<46}{'rows/s/core':>12}{'MB/s/core':>11}{'/floor':>8}{'/text floor':>12}")
+    print(f"{'floor: lxml.etree.fromstring':<46}{floor_rate:>12,.0f}{floor_mb / floor_s:>11.2f}{1:>8.2f}"
+          f"{floor_rate / text_rate:>12.2f}")
+    print(f"{'text floor: + html_to_text(Body)':<46}{text_rate:>12,.0f}{floor_mb / text_s:>11.2f}"
+          f"{text_rate / floor_rate:>8.2f}{1:>12.2f}")
+    for name, (cpu, *_rest) in runs.items():
+        label = f"pipeline ({name}), marginal x1 -> x{args.scale}"
+        print(f"{label:<46}{rows / cpu:>12,.0f}{mb / cpu:>11.2f}{rows / cpu / floor_rate:>8.2f}"
+              f"{rows / cpu / text_rate:>12.2f}")
+    for name, (_, wall1, cpu1, wall2, cpu2, _) in runs.items():
+        print(f"pipeline ({name}): x1 {wall1:.1f} s wall / {cpu1:.1f} s CPU; x{args.scale} {wall2:.1f} s wall / "
+              f"{cpu2:.1f} s CPU")
+    # ru_maxrss of children is the largest so far, so only the first configuration's is its own.
+    print(f"peak RSS of the x{args.scale} run with defaults: {runs['defaults'][5] / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
