@@ -117,6 +117,33 @@ def test_tfrecord_job_keeps_examples_byte_for_byte_and_writes_specs(tmp_path, sh
     assert {int(p["cluster_size"]) for p in parsed if p["src_raw"].numpy() == rows[0]["en"].encode()} == {2}
 
 
+def test_tfrecord_job_dead_letters_a_corrupt_file_and_keeps_the_others(tmp_path, shared_data):
+    rows = _tatoeba_pairs(shared_data, ("ita",), 40)
+    spec = specs.TRANSLATION_PAIRS
+    examples = [spec.encode({"src_raw": r["en"], "tgt_raw": r["xx"], "src_lang": "en", "tgt_lang": "it"})
+                for r in rows]
+    (tmp_path / "in").mkdir()
+    good = b"".join(tfrecord_frame(e) for e in examples[:20])
+    bad = bytearray(b"".join(tfrecord_frame(e) for e in examples[20:]))
+    third = sum(len(tfrecord_frame(e)) for e in examples[20:23])
+    bad[third + 20] ^= 0xFF  # a flipped byte inside the fourth record's data
+    (tmp_path / "in" / "a.tfrecord").write_bytes(good)
+    (tmp_path / "in" / "b.tfrecord").write_bytes(bytes(bad))
+    write_spec_files(spec, str(tmp_path / "in"))
+    out = tmp_path / "out"
+    assert main("dedup", job.build, [f"--input={tmp_path}/in/*.tfrecord", f"--output_dir={out}",
+                                     "--text_fields=src_raw,tgt_raw", "--no_near"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    frames = summary["stages"]["read_tfrecord_frames"]["scopes"]
+    assert frames[str(tmp_path / "in" / "a.tfrecord")]["out"] == 20
+    assert frames[str(tmp_path / "in" / "b.tfrecord")]["out"] == 3
+    assert frames[str(tmp_path / "in" / "b.tfrecord")]["dead_lettered"] == {"corrupt_record": 1}
+    dead = [json.loads(x) for f in (out / "dead_letter").glob("*.gz") for x in gzip.decompress(f.read_bytes())
+            .splitlines()]
+    assert [(d["reason"], d["source"]) for d in dead] == [("corrupt_record", str(tmp_path / "in" / "b.tfrecord"))]
+    assert f"record 3 at byte {third}" in dead[0]["detail"]
+
+
 def test_parse_example_reads_what_tensorflow_writes():
     import tensorflow as tf
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
 import pathlib
 
 import apache_beam as beam
+import pytest
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
+from apache_beam.testing.util import assert_that, equal_to
 
 from transforms import accounting, files, seeding
 from transforms.runtime import local_runner
@@ -129,3 +132,41 @@ def test_accounting_identity_and_summary(tmp_path):
     assert (e["in"], e["out"], e["filtered"], e["dead_lettered"]) == (100, 60, {"multiple_of_3": 30}, {"bad": 10})
     assert s["balanced"] and e["balanced"]
     assert "holds for every stage" in accounting.format_summary(s)
+
+
+def _frames(n: int) -> bytes:
+    return b"".join(files.tfrecord_frame(b"record %d" % i) for i in range(n))
+
+
+def test_tfrecord_records_reads_every_frame_and_stops_at_the_first_bad_one():
+    data = _frames(5)
+    assert list(files.tfrecord_records(io.BytesIO(data))) == [b"record %d" % i for i in range(5)]
+    flipped = bytearray(data)
+    flipped[len(files.tfrecord_frame(b"record 0")) + 3] ^= 1  # the second frame's length
+    got = files.tfrecord_records(io.BytesIO(bytes(flipped)))
+    assert next(got) == b"record 0"
+    with pytest.raises(files.TFRecordError) as e:
+        next(got)
+    assert e.value.reason == "corrupt_record" and "record 1 at byte 24" in e.value.detail
+    with pytest.raises(files.TFRecordError) as e:
+        list(files.tfrecord_records(io.BytesIO(data[:-2])))
+    assert e.value.reason == "truncated_record"
+
+
+def test_read_tfrecords_dead_letters_a_truncated_gzip_file(tmp_path):
+    (tmp_path / "ok.tfrecord.gz").write_bytes(gzip.compress(_frames(4)))
+    whole = gzip.compress(_frames(50))
+    (tmp_path / "cut.tfrecord.gz").write_bytes(whole[:len(whole) // 2])
+    ok, cut = str(tmp_path / "ok.tfrecord.gz"), str(tmp_path / "cut.tfrecord.gz")
+
+    def check(p):
+        res = p | files.ReadTFRecords([str(tmp_path / "*.tfrecord.gz")])
+        # the cut file's records before the cut are read; nothing after it is
+        in_order = res.out | beam.Map(lambda kv: (kv[0], int(kv[1].split()[1]))) | beam.GroupByKey() | beam.Map(
+            lambda kv: (kv[0], sorted(kv[1]) == list(range(len(kv[1]))),
+                       len(kv[1]) if kv[0] == ok else 0 < len(kv[1]) < 50))
+        assert_that(in_order, equal_to([(ok, True, 4), (cut, True, True)]), label="Records")
+        assert_that(res.dead_letter | beam.Map(lambda d: (d.reason, d.source)),
+                    equal_to([("unreadable_file", cut)]), label="DeadLetters")
+
+    _run(check)

@@ -83,7 +83,7 @@ from transforms.accounting import (
     apply_accounted,
 )
 from transforms.errors import ConfigError
-from transforms.files import ReadLineBatches, match_files
+from transforms.files import ReadLineBatches, ReadTFRecords, match_files
 from transforms.minhash import MinHasher, estimated_jaccard, jaccard, lsh_params, ngram_hashes, unit_hashes
 from transforms.seeding import stable_hash64, stable_hash128
 
@@ -1074,9 +1074,10 @@ class ReadDedupInput(beam.PTransform):
         if self._fmt == JSONL:
             return apply_accounted(pbegin | "ReadLines" >> ReadLineBatches(self._paths), "ParseJsonl",
                                    _ParseJsonl(self._fields, self._rank))
-        raw = (pbegin | "Paths" >> beam.Create(self._paths)
-               | "ReadTFRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True))
-        return apply_accounted(raw, "ParseExamples", _ParseExamples(self._fields, self._rank))
+        frames = pbegin | "ReadTFRecords" >> ReadTFRecords(self._paths)
+        parsed = apply_accounted(frames.out, "ParseExamples", _ParseExamples(self._fields, self._rank))
+        return Accounted(parsed.out, (frames.tally, parsed.tally) | "Tallies" >> beam.Flatten(),
+                         (frames.dead_letter, parsed.dead_letter) | "DeadLetters" >> beam.Flatten())
 
 
 def record_sort_key(record: JobRecord) -> bytes:

@@ -16,6 +16,7 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import itertools
 import math
 import struct
@@ -30,6 +31,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from specs import SCHEMA_FILE, SPEC_FILE, FeatureSpec
+from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
 from transforms.seeding import stable_hash64
 
@@ -267,6 +269,102 @@ class WriteShards(beam.PTransform):
 def sort_key(seed: int, *parts: bytes | str | int) -> bytes:
     """A sort key that orders records pseudo-randomly but reproducibly (a seeded shuffle)."""
     return stable_hash64(seed, *parts).to_bytes(8, "big")
+
+
+# --- TFRecord reading that survives corrupt files -----------------------------------------------
+
+class TFRecordError(Exception):
+    """A TFRecord frame that cannot be read: nothing after it in the file can be trusted."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _read_exact(f: Any, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def tfrecord_records(f: Any) -> Iterator[bytes]:
+    """The records of an open (decompressed) TFRecord stream, CRCs checked; raises TFRecordError at
+    the first frame that is truncated or fails its checksum. Memory holds one record at a time."""
+    offset, index = 0, 0
+    while True:
+        header = _read_exact(f, 12)
+        if not header:
+            return
+        where = f"record {index} at byte {offset}"
+        if len(header) < 12:
+            raise TFRecordError("truncated_record", f"{where}: the file ends inside a frame header")
+        length_bytes = header[:8]
+        if _masked_crc(length_bytes) != struct.unpack("<I", header[8:])[0]:
+            raise TFRecordError("corrupt_record", f"{where}: length checksum mismatch")
+        (length,) = struct.unpack("<Q", length_bytes)
+        data = _read_exact(f, length)
+        crc = _read_exact(f, 4)
+        if len(data) < length or len(crc) < 4:
+            raise TFRecordError("truncated_record", f"{where}: the file ends inside a {length}-byte record")
+        if _masked_crc(data) != struct.unpack("<I", crc)[0]:
+            raise TFRecordError("corrupt_record", f"{where}: data checksum mismatch")
+        yield data
+        offset += 16 + length
+        index += 1
+
+
+def _open_records(path: str) -> Any:
+    """A TFRecord file, decompressed: gzip through Python's gzip module, which checks the stream's
+    CRC and length and raises on a truncated file (where a frame boundary would hide it)."""
+    if CompressionTypes.detect_compression_type(path) == CompressionTypes.GZIP:
+        return gzip.GzipFile(fileobj=FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED),
+                             mode="rb")
+    return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
+
+
+class _ReadTFRecordFile(AccountedDoFn):
+    """path -> (path, record) for every intact record; a corrupt or truncated frame (or a broken gzip
+    stream) becomes one dead letter naming the record and byte offset, and the rest of that file is
+    not read, because a frame's length cannot be trusted after a bad checksum. Beam's own TFRecord
+    reader raises instead, which fails the whole job on one bad file."""
+
+    stage = "read_tfrecord_frames"
+
+    def process(self, path: str) -> Iterator[Any]:
+        try:
+            with _open_records(path) as f:
+                for record in tfrecord_records(f):
+                    self.took_in(path)
+                    self.out(path)
+                    yield path, record
+        except (TFRecordError, zlib.error, EOFError, OSError, ValueError) as e:
+            reason, detail = ((e.reason, e.detail) if isinstance(e, TFRecordError)
+                              else ("unreadable_file", f"{type(e).__name__}: {e}"))
+            self.took_in(path)
+            yield self.dead_letter(path, DeadLetter.make(self.stage, reason, b"", source=path,
+                                                         detail=f"{detail}; the rest of the file is not read"))
+
+
+class ReadTFRecords(beam.PTransform):
+    """Files or globs of TFRecords (plain or gzip, by extension) -> ``(path, record)``, accounted per
+    file. TFRecords have no sync markers, so a file is read whole by one worker; files are spread
+    over workers."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        super().__init__()
+        self._paths = list(paths)
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
+        files = (pbegin
+                 | "Patterns" >> beam.Create(self._paths)
+                 | "Match" >> beam.FlatMap(lambda p: [m.path for m in FileSystems.match([p])[0].metadata_list])
+                 | "Spread" >> beam.Reshuffle())
+        return apply_accounted(files, "ReadFrames", _ReadTFRecordFile())
 
 
 # --- dead letters ----------------------------------------------------------------------------
