@@ -7,8 +7,10 @@ line i of the other): retrieval precision@1 in both directions, as in the LaBSE 
         [--skip_lines=0 --max_lines=200]
 
 Tokenisation is the export's own: a ``--preprocessor`` SavedModel if given, else the encoder's
-``vocab_file`` asset and ``do_lower_case`` through ``trainer.tokenization``. Prints one JSON line per
-pair and one with the means; ``--output_json`` also writes them to a file.
+``text_preprocessor`` (the tensorflow-transform graph it was trained through; its sequence length wins
+over ``--seq_length``), else its ``vocab_file`` asset and ``do_lower_case`` through
+``trainer.tokenization``. Prints one JSON line per pair and one with the means; ``--output_json`` also
+writes them to a file.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ class Embedder:
         if preprocessor_dir:
             pre = hub.load(preprocessor_dir)
             self._pack = lambda s: pre.bert_pack_inputs([pre.tokenize(s)], seq_length=seq_length)
+        elif hasattr(self.encoder, "text_preprocessor"):
+            self._pack = self.encoder.text_preprocessor
         else:
             if not hasattr(self.encoder, "vocab_file"):
-                raise ValueError(f"{model_dir} has no vocab_file asset; pass --preprocessor")
+                raise ValueError(f"{model_dir} has no vocab_file asset nor text_preprocessor; pass --preprocessor")
             vocab = self.encoder.vocab_file.asset_path.numpy().decode()
             tok = BertTokenization(vocab, bool(self.encoder.do_lower_case.numpy()))
             self._pack = tf.function(lambda s: tok(s, seq_length=seq_length))

@@ -16,6 +16,14 @@
   segments, ``seq_length`` default 128 -> the three encoder inputs) and calling the model on a batch of
   strings (one segment, length 128). Loading it needs ``import tensorflow_text`` (its ops).
 
+When the run trained on tokens a tensorflow-transform job materialised (``transform_output_dir``), both
+exports embed that job's own transform graph (``tft.TFTransformOutput(DIR).transform_features_layer()``),
+so raw strings go through exactly the computation that wrote the training records: the preprocessing
+model's call on strings runs it (at the job's ``seq_length``, not 128), and the encoder gains a
+``text_preprocessor`` (strings -> its three inputs). ``tokenize`` and ``bert_pack_inputs`` keep TF Hub's
+interface over ``--vocab_file``; the export checks on probe sentences that they give the transform
+graph's ids and stops with one line if the vocabulary or casing differ.
+
 ``--pooler`` (encoder exports): ``trained`` (the pooler as trained: what LaBSE uses), ``untrained``
 (re-initialised), ``copy_from_nsp`` (the next-sentence head's dense layer, Model Garden's
 ``copy_pooler_dense_to_encoder``), ``identity`` (identity kernel, zero bias: ``tanh`` of [CLS]).
@@ -41,6 +49,12 @@ from trainer.tokenization import DEFAULT_SEQ_LENGTH, BertTokenization
 
 EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing")
 POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
+# Sentences the export tokenises both through the transform graph and with --vocab_file/casing: scripts,
+# case, accents, punctuation and a long sentence that must be truncated, so a wrong vocabulary, casing or
+# sequence length shows up as different ids.
+PROBE_TEXTS = ("Hello World! How are you today?", "Ich heiße Jürgen und wohne in München.",
+               "¿Dónde está la estación? C'est l'été.", "Это очень ХОРОШО, спасибо.", "東京は日本の首都です。",
+               " ".join(["A long sentence that has to be truncated"] * 12))
 
 
 def _apply_pooler(encoder: tf_keras.Model, pooler: str, parts: dict[str, Any], cfg: Any) -> None:
@@ -96,10 +110,57 @@ def build_export_model(experiment: str, task_cfg: Any, parts: dict[str, Any], ex
         tf_keras.mixed_precision.set_global_policy(previous)
 
 
-def save_encoder(model: tf_keras.Model, export_path: str, vocab_file: str, lower_case: bool) -> None:
+class TransformPreprocessor(tf.Module):
+    """Strings -> ``input_word_ids``, ``input_mask``, ``input_type_ids`` (int32, ``[batch,
+    seq_length]``) through a tensorflow-transform run's transform graph: the strings are fed as
+    ``src_raw`` and the ``src_*`` outputs returned, the computation that wrote the source side of the
+    records the trainer read (the graph is pruned to what ``src_raw`` feeds, so ``tgt_raw`` is not
+    needed)."""
+
+    def __init__(self, transform_output_dir: str) -> None:
+        import tensorflow_transform as tft
+
+        super().__init__(name="text_preprocessor")
+        output = tft.TFTransformOutput(transform_output_dir)
+        spec = output.transformed_feature_spec()
+        shapes = {n: list(getattr(spec.get(f"src_{n}"), "shape", []) or []) for n in modeling.INPUT_NAMES}
+        if any(len(shape) != 1 or shape != shapes["input_word_ids"] for shape in shapes.values()):
+            raise ConfigError(f"the transform graph in {transform_output_dir} does not write src_{{"
+                              f"{','.join(modeling.INPUT_NAMES)}}} of one fixed length (found {shapes})")
+        self.seq_length = shapes["input_word_ids"][0]
+        self.transform = output.transform_features_layer()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, strings: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = self.transform({"src_raw": strings})
+        return {n: tf.cast(out[f"src_{n}"], tf.int32) for n in modeling.INPUT_NAMES}
+
+
+def check_matches_transform(tokenization: BertTokenization, transform: TransformPreprocessor, what: str,
+                            where: str) -> None:
+    """Stops the export when ``tokenization`` would give other ids than the transform graph: an export
+    whose ``tokenize``/``vocab_file`` disagreed with the ids the encoder was trained on would embed
+    users' text wrongly without any error."""
+    probes = tf.constant(PROBE_TEXTS)
+    want = transform(probes)
+    got = tokenization(probes, seq_length=transform.seq_length)
+    for name in modeling.INPUT_NAMES:
+        if not bool(tf.reduce_all(tf.equal(want[name], got[name]))):
+            raise ConfigError(f"{what} does not tokenise as the transform graph in {where} "
+                              f"({name} differs on probe sentences): pass the vocabulary and casing the "
+                              "tensorflow-transform job used")
+
+
+def save_encoder(model: tf_keras.Model, export_path: str, vocab_file: str, lower_case: bool,
+                 transform_output_dir: str = "") -> None:
     if vocab_file:
         model.vocab_file = tf.saved_model.Asset(vocab_file)
     model.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
+    if transform_output_dir:
+        model.text_preprocessor = TransformPreprocessor(transform_output_dir)
+        if vocab_file:
+            check_matches_transform(BertTokenization(vocab_file, lower_case), model.text_preprocessor,
+                                    f"vocab_file {vocab_file} (do_lower_case={lower_case})", transform_output_dir)
     tf.saved_model.save(model, export_path)
 
 
@@ -129,15 +190,18 @@ class _PackInputs(tf.Module):
 
 
 class Preprocessor(tf.Module):
-    """TF Hub's BERT preprocessing interface over ``BertTokenization``."""
+    """TF Hub's BERT preprocessing interface over ``BertTokenization``; with a ``transform``, calling it
+    on strings runs the tensorflow-transform graph instead (its ids, its sequence length)."""
 
-    def __init__(self, tokenization: BertTokenization, vocab_file: str) -> None:
+    def __init__(self, tokenization: BertTokenization, vocab_file: str,
+                 transform: TransformPreprocessor | None = None) -> None:
         super().__init__(name="preprocessor")
         self.tokenization = tokenization
         self.tokenize = _Tokenize(tokenization)
         self.bert_pack_inputs = _PackInputs(tokenization)
         self.vocab_file = tf.saved_model.Asset(vocab_file)
         self.do_lower_case = tf.Variable(tokenization.lower_case, trainable=False, name="do_lower_case")
+        self.transform = transform
         for segments in (1, 2):
             for rank in (2, 3):
                 spec = tf.RaggedTensorSpec([None] * rank, tf.int32, ragged_rank=rank - 1)
@@ -146,14 +210,22 @@ class Preprocessor(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, strings: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self.transform is not None:
+            return self.transform(strings)
         return self.tokenization.pack([self.tokenization.tokenize(strings)], DEFAULT_SEQ_LENGTH)
 
 
-def save_preprocessing(export_path: str, vocab_file: str, lower_case: bool, implementation: str = "fast") -> None:
+def save_preprocessing(export_path: str, vocab_file: str, lower_case: bool, implementation: str = "fast",
+                       transform_output_dir: str = "") -> None:
     if not vocab_file:
         raise ConfigError("--export_type=preprocessing needs --vocab_file")
     tokenization = BertTokenization(vocab_file, lower_case, implementation)
-    tf.saved_model.save(Preprocessor(tokenization, vocab_file), export_path)
+    transform = None
+    if transform_output_dir:
+        transform = TransformPreprocessor(transform_output_dir)
+        check_matches_transform(tokenization, transform, f"--vocab_file {vocab_file} (do_lower_case={lower_case})",
+                                transform_output_dir)
+    tf.saved_model.save(Preprocessor(tokenization, vocab_file, transform), export_path)
 
 
 def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool,
@@ -163,11 +235,13 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
         raise ConfigError(f"--export_type {export_type!r} is not one of {EXPORT_TYPES}")
     if pooler not in POOLERS:
         raise ConfigError(f"--pooler {pooler!r} is not one of {POOLERS}")
+    data_cfg = trainer.cfg.task.train_data
+    transform_dir = data_cfg.transform_output_dir
     if export_type == "preprocessing":
-        save_preprocessing(export_path, vocab_file, lower_case, trainer.cfg.task.train_data.tokenizer)
+        save_preprocessing(export_path, vocab_file, lower_case, data_cfg.tokenizer, transform_dir)
         return export_path
     model = build_export_model(trainer.cfg.experiment, trainer.cfg.task, trainer.parts, export_type, pooler)
-    save_encoder(model, export_path, vocab_file, lower_case)
+    save_encoder(model, export_path, vocab_file, lower_case, transform_dir)
     return export_path
 
 
@@ -191,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         vocab = args.vocab_file or cfg.task.train_data.vocab_file
         lower = cfg.task.train_data.lower_case if not args.do_lower_case else args.do_lower_case == "true"
         if args.export_type == "preprocessing":
-            save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer)
+            save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
+                               cfg.task.train_data.transform_output_dir)
             return 0
         from trainer import train_lib
 
