@@ -382,6 +382,24 @@ def test_kill_and_resume_continues_from_the_saved_step_with_its_optimizer_state(
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith(f"-{saved_step + 5}")
 
 
+def test_a_resumed_run_reads_a_fresh_seeded_order_instead_of_replaying_the_first_batches(corpus):
+    """A run restarted at step s draws its input order from (seed, s): repeatable, and not the batches
+    the killed run began with (which repeated preemptions would otherwise train on again and again)."""
+    from trainer import tasks
+
+    task = tasks.DualEncoderTask(labse_config(corpus, **{"task.train_data.deterministic": True}))
+
+    def first_batches(start_step: int) -> list[np.ndarray]:
+        it = iter(task.dataset("train_data", start_step=start_step))
+        return [next(it)["src_input_word_ids"].numpy() for _ in range(3)]
+
+    fresh, resumed = first_batches(0), first_batches(40)
+    for a, b in zip(fresh + resumed, first_batches(0) + first_batches(40), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not any(np.array_equal(a, b) for a, b in zip(fresh, resumed, strict=True))
+    assert data.input_seed(42, 0) == 42 and len({data.input_seed(42, s) for s in (0, 40, 80)}) == 3
+
+
 def test_lazy_adamw_updates_only_touched_rows_and_equals_adamw_on_them():
     from trainer.optimization import LazyAdamW
 

@@ -59,6 +59,9 @@ def _data_config(**overrides: Any) -> dict[str, Any]:
         "shuffle_buffer_size": 10000,
         "cycle_length": 8,  # files read in parallel per input pipeline
         "drop_remainder": True,
+        # training reads in whatever order parallel reads finish (faster); true: a seeded, repeatable
+        # order (validation always is)
+        "deterministic": False,
         # bert/pretraining
         "max_predictions_per_seq": 20,
         "use_next_sentence_label": True,

@@ -11,10 +11,17 @@ magic bytes, so a directory may mix compressed and plain shards.
 
 Randomness (dynamic masking) is seeded per element from a fingerprint of the record, the job seed and
 the epoch, never from a global RNG: a record gets the same mask in the same epoch on any host count.
+
+Resuming: a run restarted from a checkpoint at step ``s`` reads with ``input_seed(seed, s)``, a fresh
+seeded order, instead of replaying the killed run's first batches (which, with regular preemptions,
+would train on the start of epoch 0 over and over). It does not continue the killed run's permutation:
+TF 2.21's distributed iterators cannot be checkpointed (``tf.train.Checkpoint`` rejects them as not
+trackable) and skipping ``s * batch`` records costs a read of all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -79,7 +86,7 @@ def compression_of(path: str) -> str:
         return "GZIP" if f.read(2) == b"\x1f\x8b" else ""
 
 
-def _records(files: list[str], is_training: bool, cycle_length: int,
+def _records(files: list[str], is_training: bool, ordered: bool, cycle_length: int,
              input_context: tf.distribute.InputContext | None, seed: int, epoch: tf.Tensor) -> tf.data.Dataset:
     """One pass over this input pipeline's share of the records (files shuffled per epoch in training)."""
     ds = tf.data.Dataset.from_tensor_slices((files, [compression_of(f) for f in files]))
@@ -93,10 +100,19 @@ def _records(files: list[str], is_training: bool, cycle_length: int,
         ds = ds.shuffle(len(files), seed=tf.cast(seed, tf.int64) + tf.cast(epoch, tf.int64))
     records = ds.interleave(lambda f, c: tf.data.TFRecordDataset(f, compression_type=c, buffer_size=8 << 20),
                             cycle_length=max(1, min(cycle_length, len(files))), num_parallel_calls=AUTOTUNE,
-                            deterministic=not is_training)
+                            deterministic=ordered)
     if shard_records:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     return records
+
+
+def input_seed(seed: int, start_step: int) -> int:
+    """The seed of a run's input order (shuffles, dynamic masks): the job seed from step 0, and for a
+    run resumed at ``start_step`` one derived from both, so each resumption draws a different but
+    reproducible order."""
+    if start_step == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{start_step}".encode()).digest()[:7], "little")
 
 
 def element_seed(record: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.Tensor:
@@ -112,23 +128,24 @@ def make_dataset(files: list[str], data_cfg: Any, input_context: tf.distribute.I
     batching, or ``parse_one(serialized, element_seed)`` per record when it needs per-element randomness."""
     batch = (input_context.get_per_replica_batch_size(data_cfg.global_batch_size) if input_context
              else data_cfg.global_batch_size)
+    ordered = not data_cfg.is_training or data_cfg.deterministic
     if data_cfg.is_training:
         ds = tf.data.Dataset.counter().flat_map(
-            lambda epoch: _records(files, True, data_cfg.cycle_length, input_context, seed, epoch).map(
+            lambda epoch: _records(files, True, ordered, data_cfg.cycle_length, input_context, seed, epoch).map(
                 lambda r: (r, epoch)))
         ds = ds.shuffle(data_cfg.shuffle_buffer_size, seed=seed)
     else:
-        ds = _records(files, False, data_cfg.cycle_length, input_context, seed, tf.constant(0, tf.int64))
+        ds = _records(files, False, True, data_cfg.cycle_length, input_context, seed, tf.constant(0, tf.int64))
         ds = ds.map(lambda r: (r, tf.constant(0, tf.int64)))
     if parse_one is not None:
         ds = ds.map(lambda r, e: parse_one(r, element_seed(r, seed, e)), num_parallel_calls=AUTOTUNE,
-                    deterministic=not data_cfg.is_training)
+                    deterministic=ordered)
         ds = ds.batch(batch, drop_remainder=data_cfg.drop_remainder)
     else:
         ds = ds.map(lambda r, e: r).batch(batch, drop_remainder=data_cfg.drop_remainder)
-        ds = ds.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=not data_cfg.is_training)
+        ds = ds.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=ordered)
     options = tf.data.Options()
-    options.deterministic = not data_cfg.is_training
+    options.deterministic = ordered
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 

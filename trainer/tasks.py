@@ -31,9 +31,10 @@ class PretrainingTask:
         return modeling.build_pretrainer(self.task)
 
     def dataset(self, section: str, input_context: tf.distribute.InputContext | None = None,
-                check_only: bool = False) -> tf.data.Dataset | None:
+                check_only: bool = False, start_step: int = 0) -> tf.data.Dataset | None:
+        """``start_step``: the step a resumed run starts at (see ``data.input_seed``)."""
         return data.pretraining_dataset(self.task, self.task[section], f"task.{section}", input_context,
-                                        self.cfg.trainer.seed, check_only)
+                                        data.input_seed(self.cfg.trainer.seed, start_step), check_only)
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -103,9 +104,10 @@ class DualEncoderTask:
         return modeling.build_dual_encoder(self.task)
 
     def dataset(self, section: str, input_context: tf.distribute.InputContext | None = None,
-                check_only: bool = False) -> tf.data.Dataset | None:
+                check_only: bool = False, start_step: int = 0) -> tf.data.Dataset | None:
+        """``start_step``: the step a resumed run starts at (see ``data.input_seed``)."""
         return data.pairs_dataset(self.task, self.task[section], f"task.{section}", input_context,
-                                  self.cfg.trainer.seed, check_only)
+                                  data.input_seed(self.cfg.trainer.seed, start_step), check_only)
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

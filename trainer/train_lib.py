@@ -177,8 +177,9 @@ class Trainer:
         tc = self.cfg.trainer
         self.task.dataset("train_data", check_only=True)
         self.restore()
+        start_step = self.step
         dataset = self.strategy.distribute_datasets_from_function(
-            lambda ctx: self.task.dataset("train_data", ctx))
+            lambda ctx: self.task.dataset("train_data", ctx, start_step=start_step))
         iterator = iter(dataset)
         train_steps = self.make_train_steps()
         tf.io.gfile.makedirs(self.dirs.model)
