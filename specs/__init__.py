@@ -215,8 +215,9 @@ class FeatureSpec:
         rows = len(columns[features[0].name])
         if rows == 0:
             return []
-        # (uint8 matrix, the mask of its bytes to keep or None for all) per piece of the records
-        blocks: list[tuple[np.ndarray, np.ndarray | None]] = []
+        # The records' pieces in order, each a uint8 matrix (a row per record), the mask of its bytes
+        # to keep (None: all) and its bytes per row.
+        pieces: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
         for f in features:
             n = f.length
             if f.dtype == BYTES or n is None:
@@ -226,21 +227,27 @@ class FeatureSpec:
                 raise SpecError(f"feature {f.name!r} of spec {self.name!r}: shape {values.shape}, expected "
                                 f"{rows} records of {n} values")
             if f.dtype == INT64:
-                data, keep = _varint_matrix(values.reshape(rows, n).astype(np.int64).view(np.uint64))
+                data, keep, sizes = _varint_matrix(values.reshape(rows, n).astype(np.int64).view(np.uint64))
             else:
-                data, keep = values.reshape(rows, n).astype("<f4").view(np.uint8), None
-            blocks.append(_prefix_matrix(_row_sizes(data, keep),
-                                         lambda size, f=f: _entry_prefix(f.name, f.dtype, size)))
-            blocks.append((data, keep))
-        total = sum(_row_sizes(d, k) for d, k in blocks)
-        blocks.insert(0, _prefix_matrix(total, lambda size: _varint(1 << 3 | 2) + _varint(size)))
-        data = np.concatenate([d for d, _ in blocks], axis=1)
-        if all(k is None for _, k in blocks):
-            flat, width = data.tobytes(), data.shape[1]
+                data, keep, sizes = values.reshape(rows, n).astype("<f4").view(np.uint8), None, np.full(rows, 4 * n)
+            pieces.append(_prefix_matrix(sizes, lambda size, f=f: _entry_prefix(f.name, f.dtype, size)))
+            pieces.append((data, keep, sizes))
+        body = sum(sizes for _, _, sizes in pieces)
+        pieces.insert(0, _prefix_matrix(body, lambda size: _varint(1 << 3 | 2) + _varint(size)))
+        width = sum(d.shape[1] for d, _, _ in pieces)
+        data = np.empty((rows, width), dtype=np.uint8)
+        keep = np.ones((rows, width), dtype=bool) if any(k is not None for _, k, _ in pieces) else None
+        col = 0
+        for d, k, _ in pieces:
+            data[:, col:col + d.shape[1]] = d
+            if k is not None and keep is not None:
+                keep[:, col:col + d.shape[1]] = k
+            col += d.shape[1]
+        if keep is None:
+            flat = data.tobytes()
             return [flat[i:i + width] for i in range(0, len(flat), width)]
-        keep = np.concatenate([np.ones(d.shape, dtype=bool) if k is None else k for d, k in blocks], axis=1)
         flat = data[keep].tobytes()
-        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        ends = np.cumsum(body + pieces[0][2]).tolist()
         return [flat[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
 
 
@@ -287,13 +294,13 @@ def _entry_prefix(name: str, dtype: str, size: int) -> bytes:
     return entry[:len(entry) - size]
 
 
-def _row_sizes(data: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    return np.full(len(data), data.shape[1], dtype=np.int64) if keep is None else keep.sum(axis=1)
-
-
-def _prefix_matrix(lengths: np.ndarray, prefix: Callable[[int], bytes]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per row, ``prefix(lengths[row])`` as a uint8 matrix and the mask of its bytes (prefixes vary in
-    length with their varints); computed once per distinct length."""
+def _prefix_matrix(lengths: np.ndarray, prefix: Callable[[int], bytes]
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Per row, ``prefix(lengths[row])`` as a uint8 matrix, the mask of its bytes (prefixes vary in
+    length with their varints) and their number; computed once per distinct length."""
+    if lengths.min() == lengths.max():  # fixed-length features: one prefix for every row
+        first = np.frombuffer(prefix(int(lengths[0])), dtype=np.uint8)
+        return np.broadcast_to(first, (len(lengths), len(first))), None, np.full(len(lengths), len(first))
     distinct, inverse = np.unique(lengths, return_inverse=True)
     table = [prefix(int(n)) for n in distinct]
     width = max(len(t) for t in table)
@@ -302,39 +309,45 @@ def _prefix_matrix(lengths: np.ndarray, prefix: Callable[[int], bytes]) -> tuple
         matrix[i, :len(t)] = np.frombuffer(t, dtype=np.uint8)
     sizes = np.array([len(t) for t in table])
     if (sizes == width).all():
-        return matrix[inverse], None
-    return matrix[inverse], (np.arange(width) < sizes[:, None])[inverse]
+        return matrix[inverse], None, sizes[inverse]
+    return matrix[inverse], (np.arange(width) < sizes[:, None])[inverse], sizes[inverse]
 
 
-def _varint_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Each row of a uint64 matrix as packed protobuf varints: a uint8 matrix with a slot of the
-    longest varint's width per value, and the mask of the bytes to keep (None when every value
-    takes one byte)."""
+def _varint_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Each row of a uint64 matrix as packed protobuf varints: a uint8 matrix with a slot per value
+    (4 bytes below 2**21, else the longest varint's width), the mask of the bytes to keep (None
+    when every value takes one byte) and the bytes per row."""
+    rows, n = values.shape
     top = int(values.max()) if values.size else 0
     if top < 0x80:
-        return values.astype(np.uint8), None
-    rows = values.shape[0]
+        return values.astype(np.uint8), None, np.full(rows, n)
     width = (top.bit_length() + 6) // 7
-    if width <= 3:  # every vocabulary id: one gather of the varints' bytes packed in a uint32
-        slots = _varint_table()[values].view(np.uint8).reshape(*values.shape, 4)[..., :width]
-        nbytes = 1 + (values >= 1 << 7).astype(np.int8) + (values >= 1 << 14)
-    else:
-        shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-        slots = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-        nbytes = np.ones(values.shape, dtype=np.int8)
-        for k in range(1, width):
-            nbytes += values >= np.uint64(1 << (7 * k))
-        slots |= (np.arange(width) < nbytes[..., None] - 1).astype(np.uint8) << 7
-    keep = np.arange(width) < nbytes[..., None]
-    return slots.reshape(rows, -1), keep.reshape(rows, -1)
+    if width <= 3:  # every vocabulary id: gathers from tables, no per-byte arithmetic
+        table, used = _varint_table()
+        index = values.view(np.int64)
+        nbytes = (values >= 1 << 7).astype(np.int8)
+        nbytes += 1 + (values >= 1 << 14)
+        return (table[index].view(np.uint8).reshape(rows, 4 * n), used[index].view(bool).reshape(rows, 4 * n),
+                nbytes.sum(axis=1, dtype=np.int64))
+    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+    slots = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
+    nbytes = np.ones(values.shape, dtype=np.int8)
+    for k in range(1, width):
+        nbytes += values >= np.uint64(1 << (7 * k))
+    slots |= (np.arange(width) < nbytes[..., None] - 1).astype(np.uint8) << 7
+    keep = np.arange(width, dtype=np.int8) < nbytes[..., None]
+    return slots.reshape(rows, -1), keep.reshape(rows, -1), nbytes.sum(axis=1, dtype=np.int64)
 
 
 @functools.cache
-def _varint_table() -> np.ndarray:
-    """The varint of every value below 2**21 (at most 3 bytes) as a little-endian uint32, built once."""
+def _varint_table() -> tuple[np.ndarray, np.ndarray]:
+    """For every value below 2**21: its varint (at most 3 bytes) in a 4-byte slot, and the slot's
+    used bytes (1 per used byte), both as little-endian uint32; built once per process."""
     v = np.arange(1 << 21, dtype=np.uint32)
     more1, more2 = (v >= 1 << 7).astype(np.uint32), (v >= 1 << 14).astype(np.uint32)
-    return ((v & 0x7F) | more1 << 7 | ((v >> 7) & 0x7F) << 8 | more2 << 15 | (v >> 14) << 16).astype("<u4")
+    table = (v & 0x7F) | more1 << 7 | ((v >> 7) & 0x7F) << 8 | more2 << 15 | (v >> 14) << 16
+    used = 1 | more1 << 8 | more2 << 16
+    return table.astype("<u4"), used.astype("<u4")
 
 
 def encode_example(features: Mapping[str, tuple[str, Any]]) -> bytes:

@@ -161,30 +161,33 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     the chunk's sentences; B is the rest or, when the chunk has one sentence or with probability
     1/2, a run of sentences from a random other document (from a random sentence until B reaches
     the length A leaves), in which case the chunk's unused sentences are put back. Chunk and run
-    ends are found by bisecting the sentence offsets rather than by adding sentences one by one.
+    ends are found by bisecting the sentence offsets rather than by adding sentences one by one, and
+    a uniform integer below ``n`` is ``int(random() * n)`` where the reference calls ``randint``
+    (the same distribution to within ``n / 2**53``, one draw instead of a rejection loop).
     """
+    draw = rng.random
     max_num_tokens = params.max_num_tokens
     target = max_num_tokens
-    if rng.random() < params.short_seq_prob:
-        target = rng.randint(2, max_num_tokens)
+    if draw() < params.short_seq_prob:
+        target = 2 + int(draw() * (max_num_tokens - 1))
     bounds = pool.bounds[doc_index]
     sentences = len(bounds) - 1
-    last_doc = len(pool.bounds) - 1
+    documents = len(pool.bounds)
     pairs: list[Pair] = []
     i = 0
     while i < sentences:
         end = min(bisect.bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
         size = end - i
-        a_end = i + (rng.randint(1, size - 1) if size >= 2 else 1)
+        a_end = i + 1 + (int(draw() * (size - 1)) if size >= 2 else 0)
         a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
-        if size == 1 or rng.random() < 0.5:
+        if size == 1 or draw() < 0.5:
             other = doc_index
             for _ in range(10):
-                other = rng.randint(0, last_doc)
+                other = int(draw() * documents)
                 if other != doc_index:
                     break
             other_bounds = pool.bounds[other]
-            start = rng.randint(0, len(other_bounds) - 2)
+            start = int(draw() * (len(other_bounds) - 1))
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
             stop = min(bisect.bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
                        len(other_bounds) - 1)
@@ -321,8 +324,9 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     candidate = (col >= 1) & (col < lengths[:, None] - 1) & (col != len_a[:, None] - 1)
     # Random high bits and the column in the low ones make the keys distinct, so every sort
     # algorithm orders them the same way; non-candidates sort last.
-    keys = words[:, :length].astype(np.uint64) << np.uint64(max(1, (length - 1).bit_length())) | col.astype(np.uint64)
-    keys[~candidate] |= np.uint64(1 << 62)
+    low = col.astype(np.uint64)
+    low = np.where(candidate, low, low | np.uint64(1 << 62))
+    keys = words[:, :length].astype(np.uint64) << np.uint64(max(1, (length - 1).bit_length())) | low
     order = np.argsort(keys, axis=1)[:, :k]
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
@@ -331,8 +335,8 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     row = np.arange(rows)[:, None]
     labels = np.where(valid, ids[row, positions], 0)
     choice = words[:, length:length + k] * 2.0 ** -32
-    pick = words[:, length + P:length + P + 2 * k].astype(np.float64)
-    uniform = ((pick[:, 0::2] // 32) * 67108864.0 + pick[:, 1::2] // 64) * 2.0 ** -53
+    pick = words[:, length + P:length + P + 2 * k]
+    uniform = ((pick[:, 0::2] >> 5) * 67108864.0 + (pick[:, 1::2] >> 6)) * 2.0 ** -53  # as random.random()
     replaced = np.where(choice < 0.8, vocab.mask_id,
                         np.where(choice < 0.9, labels, (uniform * vocab.size).astype(np.int64)))
     masked = ids.copy()
@@ -387,21 +391,21 @@ class InstanceBatch:
         if not self.pairs:
             return []
         rows, L = len(self.pairs), self._params.max_seq_length
-        a_start, a_len, b_start, b_len, random_next = np.array(self.pairs, dtype=np.int64).T
+        a_start, a_len, b_start, b_len, random_next = np.fromiter(
+            itertools.chain.from_iterable(self.pairs), dtype=np.int64, count=5 * rows).reshape(rows, 5).T
         words = np.frombuffer(b"".join(self._words), dtype="<u4").reshape(rows, -1)
         lengths = a_len + b_len + 3
         col = np.arange(L)
-        in_a = (col >= 1) & (col <= a_len[:, None])
-        in_b = (col >= a_len[:, None] + 2) & (col < lengths[:, None] - 1)
-        source = np.where(in_a, a_start[:, None] + col - 1,
-                          np.where(in_b, b_start[:, None] + col - a_len[:, None] - 2, 0))
-        ids = np.where(in_a | in_b, pool.ids[source], 0)
+        # Column c holds A's token c - 1 (1 <= c <= len A) or B's token c - len A - 2.
+        in_b = col >= a_len[:, None] + 2
+        source = np.where(in_b, (b_start - a_len - 2)[:, None], (a_start - 1)[:, None]) + col
+        token = (col >= 1) & (col < lengths[:, None] - 1) & (col != a_len[:, None] + 1)
+        ids = np.where(token, pool.ids.take(source, mode="clip"), 0)
         row = np.arange(rows)
         ids[:, 0] = self._vocab.cls_id
         ids[row, a_len + 1] = self._vocab.sep_id
         ids[row, lengths - 1] = self._vocab.sep_id
-        columns = {self._spec.features[0].name: ids,
-                   self._spec.features[1].name: (col >= a_len[:, None] + 2) & (col < lengths[:, None])}
+        columns = {self._spec.features[0].name: ids, self._spec.features[1].name: in_b & (col < lengths[:, None])}
         if not self._params.dynamic_masking:
             if self._whole_words:
                 masked, positions, labels, count = self._apply_whole_word_masks(ids)
