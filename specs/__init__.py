@@ -226,8 +226,10 @@ class FeatureSpec:
             if values.size != rows * n:
                 raise SpecError(f"feature {f.name!r} of spec {self.name!r}: shape {values.shape}, expected "
                                 f"{rows} records of {n} values")
-            if f.dtype == INT64:
-                data, keep, sizes = _varint_matrix(values.reshape(rows, n).astype(np.int64).view(np.uint64))
+            if f.dtype == INT64 and values.dtype == bool:  # 0/1 flags are their own one-byte varints
+                data, keep, sizes = values.reshape(rows, n).view(np.uint8), None, np.full(rows, n)
+            elif f.dtype == INT64:
+                data, keep, sizes = _varint_matrix(values.reshape(rows, n).astype(np.int64, copy=False).view(np.uint64))
             else:
                 data, keep, sizes = values.reshape(rows, n).astype("<f4").view(np.uint8), None, np.full(rows, 4 * n)
             pieces.append(_prefix_matrix(sizes, lambda size, f=f: _entry_prefix(f.name, f.dtype, size)))

@@ -139,10 +139,14 @@ def truncate_pair(pair: Pair, max_num_tokens: int, rng: random.Random) -> Pair:
     directly; of a side's ``n`` cuts, the number taken from the front is Binomial(n, 1/2), drawn as
     the set bits of ``n`` random bits (the reference's distribution, without a draw per token).
     """
-    a_start, la, b_start, lb, is_random_next = pair
+    return _fitted(*pair, max_num_tokens, rng)
+
+
+def _fitted(a_start: int, la: int, b_start: int, lb: int, is_random_next: bool, max_num_tokens: int,
+            rng: random.Random) -> Pair:
     excess = la + lb - max_num_tokens
     if excess <= 0:
-        return pair
+        return Pair(a_start, la, b_start, lb, is_random_next)
     gap = min(abs(la - lb), excess)
     rest = excess - gap  # after the gap, the sides are equal and lose tokens alternately, B first
     cut_a = (gap if la > lb else 0) + rest // 2
@@ -191,12 +195,13 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
             stop = min(bisect.bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
                        len(other_bounds) - 1)
-            pair = Pair(a_start, a_len, other_bounds[start], other_bounds[stop] - other_bounds[start], True)
+            pairs.append(_fitted(a_start, a_len, other_bounds[start], other_bounds[stop] - other_bounds[start], True,
+                                 max_num_tokens, rng))
             i = a_end
         else:
-            pair = Pair(a_start, a_len, bounds[a_end], bounds[end] - bounds[a_end], False)
+            pairs.append(_fitted(a_start, a_len, bounds[a_end], bounds[end] - bounds[a_end], False,
+                                 max_num_tokens, rng))
             i = end
-        pairs.append(truncate_pair(pair, max_num_tokens, rng))
     return pairs
 
 
@@ -324,9 +329,9 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     candidate = (col >= 1) & (col < lengths[:, None] - 1) & (col != len_a[:, None] - 1)
     # Random high bits and the column in the low ones make the keys distinct, so every sort
     # algorithm orders them the same way; non-candidates sort last.
-    low = col.astype(np.uint64)
-    low = np.where(candidate, low, low | np.uint64(1 << 62))
-    keys = words[:, :length].astype(np.uint64) << np.uint64(max(1, (length - 1).bit_length())) | low
+    keys = words[:, :length].astype(np.uint64)
+    keys <<= np.uint64(max(1, (length - 1).bit_length()))
+    keys |= np.where(candidate, col, col | 1 << 62).astype(np.uint64)
     order = np.argsort(keys, axis=1)[:, :k]
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
