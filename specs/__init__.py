@@ -255,7 +255,7 @@ class FeatureSpec:
 
 # --- hand-rolled, deterministic tf.train.Example encoding -------------------------------------
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     if n < 0:
         n += 1 << 64
     out = bytearray()
@@ -267,6 +267,15 @@ def _varint(n: int) -> bytes:
         else:
             out.append(b)
             return bytes(out)
+
+
+# Tags, lengths of texts and most ids are below 2**14: their varints are looked up, not computed.
+_SMALL_VARINTS = tuple(_varint_slow(n) for n in range(1 << 14))
+
+
+def _varint(n: int) -> bytes:
+    """``n`` as a protobuf varint (negative int64 as its two's complement, 10 bytes)."""
+    return _SMALL_VARINTS[n] if 0 <= n < 16384 else _varint_slow(n)
 
 
 def _len_delimited(field: int, payload: bytes) -> bytes:
