@@ -85,26 +85,29 @@ def html_to_text(html: str, keep_code_blocks: bool = True) -> str:
     _flatten(root, parts, keep_code_blocks)
     lines: list[str] = []
     chunk: list[str] = []
-
-    def flush() -> None:
-        if chunk:
-            text = " ".join("".join(chunk).split())
-            if text:
-                lines.append(text)
-            chunk.clear()
-
     for p in parts:
-        if p is _BREAK:
-            flush()
-        elif isinstance(p, _Code):
-            flush()
-            code = [ln.rstrip() for ln in p.replace("\r\n", "\n").split("\n")]
-            while code and not code[0]:
-                code.pop(0)
-            while code and not code[-1]:
-                code.pop()
-            lines.extend(code)
+        if p is _BREAK or p.__class__ is _Code:
+            if chunk:  # most breaks come in pairs (a block's end, the next one's start): nothing to flush
+                text = " ".join("".join(chunk).split())
+                if text:
+                    lines.append(text)
+                chunk = []
+            if p is not _BREAK:
+                lines.extend(_code_lines(p))
         else:
             chunk.append(p)
-    flush()
+    if chunk:
+        text = " ".join("".join(chunk).split())
+        if text:
+            lines.append(text)
     return unicodedata.normalize("NFC", "\n".join(lines))
+
+
+def _code_lines(code: str) -> list[str]:
+    """A <pre> block verbatim, line by line, without trailing spaces or leading/trailing blank lines."""
+    lines = [ln.rstrip() for ln in code.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
