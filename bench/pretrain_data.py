@@ -1,6 +1,6 @@
 """Throughput and peak memory of ``pipelines.pretrain_data``, its tokenizer alone, and the reference.
 
-    .venv/bin/python bench/pretrain_data.py [--mb 2] [--dupe_factor 5] [--reference /tmp/tfm]
+    .venv/bin/python bench/pretrain_data.py [--mb 2] [--dupe_factor 5] [--reference /tmp/tfm] [--workers 2]
 
 Builds sentence-per-line English text (WikiText-2 valid+test split into sentences, articles as
 documents, plus Botchan) from ``../shared/data/text/``, repeated to N and 2N MB, and runs each
@@ -8,6 +8,13 @@ subject on both sizes in its own process. The figures printed are marginal, (2N 
 t(N)), so start-up (importing TensorFlow, building the tokenizer, launching the runner) cancels; "per
 core" divides by the CPU seconds the process used rather than wall time, which on a shared machine
 is the honest figure. Peak memory is the process's maximum resident set size.
+
+With ``--workers W`` the pipeline also runs with W worker processes (``--direct_running_mode=
+multi_processing``), the distributed layout: the controller process holds the data between stages
+(as Dataflow's shuffle does), the workers run the DoFns. The workers' peak is what a Dataflow
+worker would need; with ``--docs_per_bucket`` and ``--records_per_shard`` small enough that both
+corpora have several buckets and shards it should not grow from N to 2N. CPU there is the whole
+process tree's (workers included, imports included: a worker's imports cannot be told apart).
 
 The reference is tf-models-official's ``official/nlp/data/create_pretraining_data.py`` run from its
 wheel (``pip download --no-deps tf-models-official==2.20.0 -d /tmp/tfm`` and unzip there); it needs
@@ -107,8 +114,9 @@ REPEAT = 1
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, float]:
-    """Wall seconds, CPU seconds (user+sys) and peak RSS (MiB) of a child process; with --repeat,
-    the run with the least CPU time (start-up cost varies by seconds on a busy machine)."""
+    """Wall seconds, CPU seconds (user+sys, with the descendants it waited for) and peak RSS (MiB) of
+    a child process, and its descendants' peak RSS; with --repeat, the run with the least CPU time
+    (start-up cost varies by seconds on a busy machine)."""
     return min((_measure_once(cmd, env) for _ in range(REPEAT)), key=lambda r: r[1])
 
 
@@ -129,6 +137,10 @@ def _measure_once(cmd: list[str], env: dict[str, str] | None) -> tuple[float, fl
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err[-3000:]}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, worker_peak
+
+
+def _data(out: pathlib.Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(out.glob("pretrain-*"))]
 
 
 def count_records(pattern: str, gzip: bool = False) -> int:
@@ -198,10 +210,12 @@ def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a
     argv = [f"--input_file={corpus}", f"--output_dir={out}",
            f"--vocab_file={vocab}", "--do_lower_case=true", f"--max_seq_length={a.max_seq_length}",
            f"--max_predictions_per_seq={a.max_predictions_per_seq}", "--masked_lm_prob=0.15",
-           f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1", "--random_seed=12345", *mode]
+           f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1", "--random_seed=12345",
+           f"--docs_per_bucket={a.docs_per_bucket}", f"--records_per_shard={a.records_per_shard}", *mode]
     code = PIPELINE.format(repo=str(REPO), argv=argv, cpu_file=str(out) + ".cpu")
     wall, cpu, peak, worker_peak = measure([sys.executable, "-c", code])
-    cpu = float(pathlib.Path(str(out) + ".cpu").read_text()) if a.exclude_imports else cpu
+    if a.exclude_imports and not workers:  # the controller's own CPU is not the work when workers run
+        cpu = float(pathlib.Path(str(out) + ".cpu").read_text())
     return Run(wall, cpu, peak, count_records(str(out / "pretrain-*")), worker_peak)
 
 
@@ -248,6 +262,8 @@ def main() -> None:
     p.add_argument("--workdir", default=None)
     p.add_argument("--workers", type=int, default=0,
                    help="also run with this many worker processes and report the workers' peak memory")
+    p.add_argument("--docs_per_bucket", type=int, default=1000, help="the pipeline's --docs_per_bucket")
+    p.add_argument("--records_per_shard", type=int, default=100_000, help="the pipeline's --records_per_shard")
     p.add_argument("--exclude_imports", action="store_true",
                    help="count CPU time from after the imports (less noise on a busy machine)")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the least CPU time counts")
@@ -272,9 +288,13 @@ def main() -> None:
     results["tokenizer"] = report("tokenizer alone", tuple(sizes), *runs)
     runs = [run_pipeline(work / f"corpus_{t}.txt", vocab, work / f"out_{t}", a) for t in ("n", "2n")]
     results["pipeline"] = report("pretrain_data", tuple(sizes), *runs)
+    floor = results["pipeline"]["mb_s_core"] / results["tokenizer"]["mb_s_core"]
+    print(f"{'':<22} pipeline / tokenizer alone: {floor:.2f} of the floor's MB/s per core")
     if a.workers:
         runs = [run_pipeline(work / f"corpus_{t}.txt", vocab, work / f"out_w_{t}", a, a.workers) for t in ("n", "2n")]
         report(f"pretrain_data {a.workers} workers", tuple(sizes), *runs)
+        same = all(_data(work / f"out_{t}") == _data(work / f"out_w_{t}") for t in ("n", "2n"))
+        print(f"{'':<22} output of the {a.workers}-worker runs byte-identical to the in-process runs: {same}")
     if a.reference:
         stubs = work / "stubs"
         stubs.mkdir(exist_ok=True)

@@ -101,7 +101,7 @@ class Pool:
         starts = np.cumsum([0, *(len(ids) for ids, _ in documents)]).tolist()
         flat = np.concatenate([ids for ids, _ in documents]) if documents else np.zeros(0, dtype=np.int32)
         return cls(flat, [(np.asarray(b, dtype=np.int64) + s).tolist()
-                          for (_, b), s in zip(documents, starts, strict=False)])
+                          for (_, b), s in zip(documents, starts[:-1], strict=True)])
 
     @classmethod
     def from_sentences(cls, documents: Sequence[Sequence[Sequence[int]]]) -> Pool:
