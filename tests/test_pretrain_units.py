@@ -346,6 +346,23 @@ def test_instance_batches_encode_what_they_were_given_whatever_the_batching(v2, 
         assert parsed["masked_lm_weights"] == [1.0] * k + [0.0] * (7 - k)
 
 
+def test_masking_everything_with_more_predictions_than_positions():
+    """masked_lm_prob 1 masks every position but [CLS] and the two [SEP], and
+    max_predictions_per_seq above max_seq_length pads the rest."""
+    rng = random.Random(0)
+    docs = [_doc(rng, rng.randint(1, 6), 1, 6) for _ in range(5)]
+    pool = pt.Pool.from_sentences(docs)
+    params = pt.InstanceParams(max_seq_length=16, max_predictions_per_seq=20, masked_lm_prob=1.0)
+    spec = specs.pretraining_spec(16, 20)
+    records = _batch_records(params, spec, pool, [range(5)])
+    assert records
+    for _, data in records:
+        parsed = _parse(spec, data)
+        n, k = sum(parsed["input_mask"]), int(sum(parsed["masked_lm_weights"]))
+        first_b = parsed["segment_ids"].index(1)
+        assert parsed["masked_lm_positions"] == sorted(set(range(1, n - 1)) - {first_b - 1}) + [0] * (20 - k)
+
+
 def _parse(spec, data):
     """A record's values by feature, decoded with protobuf (independent of our encoder)."""
     from tensorflow.core.example import example_pb2
