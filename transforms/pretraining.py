@@ -2,9 +2,12 @@
 
 The per-element logic (documents to segment pairs, truncation, masking, TLM pairs, encoding) is in
 plain functions that follow the reference algorithm decision for decision, with one generator per
-document and pass instead of one global generator; the PTransforms below read documents, tokenise
-them in batches, pool them in bounded shuffle buckets (the "random next" documents come from the
-same bucket, not from an in-memory list of the whole corpus) and write shuffled, sharded TFRecords.
+document and pass instead of one global generator; pairs are offsets into the bucket's ids, and
+masking and encoding run with numpy over batches of a few thousand instances (``InstanceBatch``),
+drawing from the same distributions as the reference with fewer, other draws. The PTransforms below
+read documents, tokenise them in batches, pool them in bounded shuffle buckets (the "random next"
+documents come from the same bucket, not from an in-memory list of the whole corpus) and write
+shuffled, sharded TFRecords.
 
 Output layout (what readers of the data may rely on), under ``OUTPUT_DIR``:
 
@@ -276,10 +279,6 @@ def _choose_spans(grams: list[tuple[int, int]], max_ngram_size: int, budget: int
     return chosen
 
 
-def _budget(length: int, params: InstanceParams) -> int:
-    return min(params.max_predictions_per_seq, max(1, round(length * params.masked_lm_prob)))
-
-
 def mask_whole_words(ids: list[int], special: frozenset[int], params: InstanceParams, vocab: VocabInfo,
                      rng: random.Random) -> tuple[list[int], list[int]]:
     """Whole-word (and n-gram) masking of one instance, in Python: ``min(max_predictions_per_seq,
@@ -288,8 +287,8 @@ def mask_whole_words(ids: list[int], special: frozenset[int], params: InstancePa
     id of the whole vocabulary; never a position in ``special``. Returns the sorted positions and
     the ids written there."""
     out = list(ids)
-    spans = _choose_spans(_word_grams(ids, special, vocab.continuation), params.max_ngram_size or 1,
-                          _budget(len(ids), params), rng)
+    budget = min(params.max_predictions_per_seq, max(1, round(len(ids) * params.masked_lm_prob)))
+    spans = _choose_spans(_word_grams(ids, special, vocab.continuation), params.max_ngram_size or 1, budget, rng)
     positions: list[int] = []
     for begin, end in spans:
         if rng.random() < 0.8:
