@@ -249,10 +249,13 @@ class WriteShards(beam.PTransform):
         fixed, per_shard = self._num_shards, self._per_shard
         num_shards = beam.pvalue.AsSingleton(
             count | "NumShards" >> beam.Map(lambda n: fixed or max(1, math.ceil(n / per_shard))))
+        # With a fixed shard count the assignment needs no side input: the records flow straight into
+        # the shuffle instead of being held until the count is known.
+        assign_n = fixed or num_shards
         if self._batched:
-            by_shard = records | "AssignShard" >> beam.FlatMap(_split_by_shard, num_shards)
+            by_shard = records | "AssignShard" >> beam.FlatMap(_split_by_shard, assign_n)
         else:
-            by_shard = records | "AssignShard" >> beam.Map(lambda kv, n: (stable_hash64(kv[0]) % n, [kv]), num_shards)
+            by_shard = records | "AssignShard" >> beam.Map(lambda kv, n: (stable_hash64(kv[0]) % n, [kv]), assign_n)
         written = (
             by_shard
             | "GroupShards" >> beam.GroupByKey()
