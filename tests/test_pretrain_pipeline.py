@@ -261,11 +261,13 @@ def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_pat
                                                                  strict=True)]
     pairs.append(("", "vide", "eng_Latn", "fra_Latn"))
     _write_pairs(tmp_path / "pairs.tfrecord", pairs)
+    _write_pairs(tmp_path / "pairs_cut.tfrecord", pairs[:1])  # then cut inside its one frame
+    (tmp_path / "pairs_cut.tfrecord").write_bytes((tmp_path / "pairs_cut.tfrecord").read_bytes()[:30])
     vocab = shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt"
     out = tmp_path / "out"
     summary = _run(out, f"--input_patterns={tmp_path / 'docs.jsonl'}", f"--vocab_file={vocab}",
                    "--do_lower_case=false", "--dupe_factor=4", "--language_alpha=0.3",
-                   f"--tlm_input={tmp_path / 'pairs.tfrecord'}", "--docs_per_bucket=10")
+                   f"--tlm_input={tmp_path / 'pairs*.tfrecord'}", "--docs_per_bucket=10")
     _, params, ex = _read(out)
     langs = params["languages"]
     assert {k: v["documents"] for k, v in langs.items()} == {k: n // 5 for k, n in take.items()}
@@ -277,6 +279,8 @@ def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_pat
     assert stages["read_jsonl"]["total"]["dead_lettered"] == {"invalid_json": 1, "missing_text_field": 1}
     assert stages["read_jsonl"]["total"]["filtered"] == {"blank_line": 1}
     assert set(stages["sample_languages"]["scopes"]) == set(take)
+    assert stages["read_tfrecord_frames"]["total"] == {"in": 152, "out": 151, "filtered": {},
+                                                       "dead_lettered": {"truncated_record": 1}}
     assert stages["read_pairs"]["total"] == {"in": 151, "out": 150, "filtered": {"empty_side": 1}, "dead_lettered": {}}
     assert params["tlm_examples"] == {"tlm:eng_Latn-fra_Latn": 600}
     assert len(ex["input_ids"]) == params["records_written"] == 600 + sum(v["examples"] for v in langs.values())

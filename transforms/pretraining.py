@@ -45,7 +45,7 @@ import specs
 from transforms import accounting
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
-from transforms.files import ReadLineBatches, lines_from
+from transforms.files import ReadLineBatches, ReadTFRecords, lines_from
 from transforms.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
 from transforms.sentences import split_sentences
 
@@ -651,10 +651,11 @@ class ReadDocuments(beam.PTransform):
             batches = pbegin | "ReadJsonLines" >> ReadLineBatches(self._paths)
             return accounting.apply_accounted(batches, "ParseJson",
                                               _ParseJsonDocuments(self._text, self._lang, self._pattern))
-        records = (pbegin | "Paths" >> beam.Create(self._paths)
-                   | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True))
-        return accounting.apply_accounted(records, "ParseExamples",
+        frames = pbegin | "ReadRecords" >> ReadTFRecords(self._paths)
+        docs = accounting.apply_accounted(frames.out, "ParseExamples",
                                           _ParseExampleDocuments(self._text, self._lang, self._pattern))
+        return Accounted(docs.out, (frames.tally, docs.tally) | "Tallies" >> beam.Flatten(),
+                         (frames.dead_letter, docs.dead_letter) | "DeadLetters" >> beam.Flatten())
 
 
 # --- tokenisation --------------------------------------------------------------------------------
@@ -955,11 +956,10 @@ class CreateTlmExamples(beam.PTransform):
         self._params, self._vocab, self._spec = params, vocab, spec
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection, list[Accounted]]:
-        records = (pbegin | "Paths" >> beam.Create(self._paths)
-                   | "ReadRecords" >> beam.io.ReadAllFromTFRecord(with_filename=True))
-        parsed = accounting.apply_accounted(records, "ParsePairs", _ParsePairs())
+        frames = pbegin | "ReadRecords" >> ReadTFRecords(self._paths)
+        parsed = accounting.apply_accounted(frames.out, "ParsePairs", _ParsePairs())
         res = parsed.out | "Instances" >> beam.ParDo(
             _TlmInstances(self._tokenizer, self._seed, self._params, self._vocab, self._spec)).with_outputs(
                 accounting.TALLY, accounting.DEAD_LETTER, INSTANCE_COUNTS, main="examples")
         made = Accounted(res.examples, res[accounting.TALLY], res[accounting.DEAD_LETTER])
-        return res.examples, res[INSTANCE_COUNTS], [parsed, made]
+        return res.examples, res[INSTANCE_COUNTS], [frames, parsed, made]
