@@ -7,8 +7,11 @@ memory and, on a GPU, model FLOP utilisation.
     python bench/trainer.py --tatoeba --workdir=/tmp/tatoeba  # the real check: train, export, score
 
 ``--tatoeba`` is the issue's real check: a small dual encoder trained from scratch on CPU on Tatoeba
-pairs (``--langs``, all but the first ``--held_out`` lines of each), exported as a TF Hub encoder and
-scored with ``python -m trainer.evaluate`` on the held-out lines (retrieval P@1 among them, both ways).
+pairs (``--langs``, all but the first ``--held_out`` lines of each, plus ``--extra_langs``; no pair sharing
+a sentence with a held-out line), optionally with a vocabulary learned from those pairs (``--vocab_size``),
+killed at ``--max_train_seconds`` if it runs longer, exported as a TF Hub encoder and scored with
+``python -m trainer.evaluate`` on the held-out lines (retrieval P@1 among them, both ways). It prints one
+JSON line: pair counts, wall times, the machine's load averages at start and end, and the mean P@1.
 
 FLOPs per example count matmuls only (training = 3x forward): per token ``2 * matmul params`` of the
 encoder plus attention ``4 * seq * hidden`` per layer; the MLM head adds ``2 * (hidden^2 + hidden *
@@ -155,20 +158,66 @@ def measure(experiment: str, yaml_file: str, args: argparse.Namespace, workdir: 
     return result
 
 
+def tatoeba_pairs(tatoeba: Path, langs: list[str], extra: list[str], held_out: int) -> tuple[list, dict]:
+    """Training pairs ``(lang, src, eng)``: all but the first ``held_out`` lines of every scored
+    language, plus the extra languages, minus any pair sharing a sentence with a held-out line. The
+    English side repeats across language files (88,877 lines, 69,241 distinct), so without that filter
+    a held-out English sentence could be trained on through another language."""
+    def read(lang: str) -> list[tuple[str, str]]:
+        src = (tatoeba / f"tatoeba.{lang}-eng.{lang}").read_text(encoding="utf-8").splitlines()
+        tgt = (tatoeba / f"tatoeba.{lang}-eng.eng").read_text(encoding="utf-8").splitlines()
+        return list(zip(src, tgt, strict=True))
+
+    held: set[str] = set()
+    for lang in langs:
+        held.update(s for pair in read(lang)[:held_out] for s in pair)
+    pairs, dropped = [], 0
+    for lang in langs + extra:
+        for s, t in read(lang)[held_out:] if lang in langs else read(lang):
+            if s in held or t in held:
+                dropped += 1
+            else:
+                pairs.append((lang, s, t))
+    return pairs, {"dropped_sharing_a_held_out_sentence": dropped}
+
+
+def learn_vocab(work: Path, pairs: list, vocab_size: int, lower_case: bool) -> str:
+    """A WordPiece vocabulary of ``vocab_size`` learned by ``pipelines.vocab`` from the training pairs
+    only (one text file per language, English deduplicated), so the held-out lines play no part."""
+    import subprocess
+
+    text_dir = work / "vocab_text"
+    text_dir.mkdir(parents=True, exist_ok=True)
+    by_lang: dict[str, dict[str, None]] = {}
+    for lang, s, t in pairs:
+        by_lang.setdefault(lang, {})[s] = None
+        by_lang.setdefault("eng", {})[t] = None
+    for lang, lines in by_lang.items():
+        (text_dir / f"{lang}.txt").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "pipelines.vocab", f"--input_patterns={text_dir}/*.txt",
+                    f"--output_dir={work}/vocab", f"--vocab_size={vocab_size}", r"--language_pattern=/(\w+)\.txt$",
+                    "--min_word_count=1", "--min_token_count=2", *(["--do_lower_case"] if lower_case else [])],
+                   check=True, cwd=Path(__file__).resolve().parent.parent)
+    return str(work / "vocab" / "vocab.txt")
+
+
 def tatoeba_check(args: argparse.Namespace) -> None:
     """Writes the Tatoeba records the way the translation-pair pipeline does (TRANSLATION_PAIRS, GZIP,
-    spec beside), then runs the trainer, the export and the evaluator as a user would."""
+    spec beside), optionally learns a vocabulary from them, then runs the trainer, the export and the
+    evaluator as a user would."""
     import subprocess
 
     work = Path(args.workdir)
     tatoeba = SHARED / "translation" / "laser_tatoeba_v1"
+    langs = [x for x in args.langs.split(",") if x]
+    if args.extra_langs == "all":
+        extra = sorted(p.name.split(".")[1][:3] for p in tatoeba.glob("tatoeba.*-eng.eng"))
+        extra = [x for x in extra if x not in langs]
+    else:
+        extra = [x for x in args.extra_langs.split(",") if x]
+    pairs, filtered = tatoeba_pairs(tatoeba, langs, extra, args.held_out)
     spec = specs.TRANSLATION_PAIRS
-    rows = []
-    for lang in filter(None, (args.langs + "," + args.extra_langs).split(",")):
-        src = (tatoeba / f"tatoeba.{lang}-eng.{lang}").read_text(encoding="utf-8").splitlines()
-        tgt = (tatoeba / f"tatoeba.{lang}-eng.eng").read_text(encoding="utf-8").splitlines()
-        rows += [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": lang, "tgt_lang": "eng"})
-                 for s, t in list(zip(src, tgt, strict=True))[args.held_out:]]
+    rows = [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": lang, "tgt_lang": "eng"}) for lang, s, t in pairs]
     train_dir = work / "pairs" / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
     (train_dir / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
@@ -177,11 +226,20 @@ def tatoeba_check(args: argparse.Namespace) -> None:
         with tf.io.TFRecordWriter(str(train_dir / f"part-{shard}.tfrecord.gz"), "GZIP") as w:
             for r in rows[shard::4]:
                 w.write(r)
-    vocab = str(SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt")
+    start = time.time()
+    if args.vocab_size:
+        vocab = learn_vocab(work, pairs, args.vocab_size, args.lower_case)
+        vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
+    else:
+        vocab, vocab_size = str(SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt"), 119547
+    vocab_wall = round(time.time() - start, 1)
     override = (f"task.train_data.input_path={train_dir}/part-*,task.train_data.vocab_file={vocab},"
+                f"task.model.encoder.vocab_size={vocab_size},task.train_data.seq_length={args.seq_length},"
+                f"task.train_data.lower_case={str(args.lower_case).lower()},"
                 f"trainer.train_steps={args.train_steps},"
                 f"trainer.optimizer_config.learning_rate.polynomial.decay_steps={args.train_steps},"
-                f"trainer.checkpoint_interval={args.train_steps},task.train_data.global_batch_size={args.batch_size}")
+                f"trainer.checkpoint_interval={max(1, args.train_steps // 10)},"
+                f"task.train_data.global_batch_size={args.batch_size}")
     if args.params_override:
         override += "," + args.params_override
     py = sys.executable
@@ -192,18 +250,25 @@ def tatoeba_check(args: argparse.Namespace) -> None:
          "--config_file=trainer/configs/labse_tiny.yaml", f"--params_override={override}",
          f"--export_path={work}/export"],
         [py, "-m", "trainer.evaluate", f"--model={work}/export", f"--tatoeba_dir={tatoeba}", f"--langs={args.langs}",
-         f"--max_lines={args.held_out}", "--seq_length=32", f"--output_json={work}/tatoeba.json"],
+         f"--max_lines={args.held_out}", f"--seq_length={args.seq_length}", f"--output_json={work}/tatoeba.json"],
     ]
-    times = []
-    for cmd in steps:
+    times, load_at_start = [], os.getloadavg()  # 1, 5, 15-minute load averages of the (shared) machine
+    for i, cmd in enumerate(steps):
         start = time.time()
-        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parent.parent,
+                           timeout=(args.max_train_seconds or None) if i == 0 else None)
+        except subprocess.TimeoutExpired:  # killed at the limit: the latest checkpoint is exported
+            pass
         times.append(round(time.time() - start, 1))
+    trained_steps = int(tf.train.latest_checkpoint(str(work / "run" / "checkpoints")).rsplit("-", 1)[1])
     mean = json.loads((work / "tatoeba.json").read_text())["mean"]
-    print(json.dumps({"train_pairs": len(rows), "held_out_per_language": args.held_out, "langs": args.langs,
-                      "extra_langs": args.extra_langs, "params_override": args.params_override,
-                      "train_steps": args.train_steps, "train_wall_s": times[0], "export_wall_s": times[1],
-                      "eval_wall_s": times[2], **mean}), flush=True)
+    print(json.dumps({"train_pairs": len(rows), **filtered, "held_out_per_language": args.held_out,
+                      "langs": args.langs, "extra_langs": len(extra), "vocab_size": vocab_size,
+                      "vocab_wall_s": vocab_wall, "params_override": args.params_override,
+                      "train_steps": args.train_steps, "trained_steps": trained_steps, "train_wall_s": times[0],
+                      "export_wall_s": times[1], "eval_wall_s": times[2], "load_average_at_start": load_at_start,
+                      "load_average_at_end": os.getloadavg(), **mean}), flush=True)
 
 
 def main() -> None:
@@ -219,12 +284,24 @@ def main() -> None:
     p.add_argument("--tatoeba", action="store_true", help="Run the Tatoeba real check instead.")
     p.add_argument("--workdir", default="/tmp/polyembed_tatoeba")
     p.add_argument("--langs", default="deu,fra,spa,ita,por,nld,pol,rus")
-    p.add_argument("--extra_langs", default="", help="Languages trained on (same held-out lines) but not scored.")
+    p.add_argument("--extra_langs", default="",
+                   help="Languages trained on (all lines but those sharing a held-out sentence) but not scored; "
+                        "'all': every other language in the Tatoeba directory.")
+    p.add_argument("--vocab_size", type=int, default=0,
+                   help="Learn a vocabulary of this size from the training pairs (0: multilingual BERT's).")
+    p.add_argument("--seq_length", type=int, default=32)
+    p.add_argument("--lower_case", action="store_true",
+                   help="Lower-case and strip accents (the learned vocabulary and the tokeniser).")
     p.add_argument("--params_override", default="", help="Passed on to the trainer and the export.")
     p.add_argument("--held_out", type=int, default=200, help="First lines of each language kept for eval.")
     p.add_argument("--train_steps", type=int, default=1500)
+    p.add_argument("--max_train_seconds", type=float, default=0,
+                   help="Kill training at this wall time (start-up included) and score the latest checkpoint "
+                        "(one every train_steps/10); 0: no limit.")
     args = p.parse_args()
     if args.tatoeba:
+        if args.lower_case and not args.vocab_size:
+            p.error("--lower_case needs --vocab_size (multilingual BERT's vocabulary is cased)")
         args.batch_size = args.batch_size or 128
         tatoeba_check(args)
         return
