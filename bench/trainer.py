@@ -63,7 +63,6 @@ def flops_per_example(experiment: str, cfg: config.Params) -> float:
 
 
 def write_records(directory: Path, experiment: str, cfg: config.Params, n: int, vocab: str) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
     data = cfg.task.train_data
     rng = np.random.default_rng(0)
     if experiment == "bert/pretraining":
@@ -87,6 +86,13 @@ def write_records(directory: Path, experiment: str, cfg: config.Params, n: int, 
             lines += list(zip(src, tgt, strict=True))
         records = [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": "x", "tgt_lang": "eng"})
                    for s, t in (lines[i % len(lines)] for i in range(n))]
+    return write_shards(directory, spec, records)
+
+
+def write_shards(directory: Path, spec: specs.FeatureSpec, records: list[bytes]) -> str:
+    """Four GZIP TFRecord shards with the spec beside them, as the pipelines write them; returns
+    the file pattern."""
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
     (directory / specs.SPEC_FILE).write_text(spec.to_json())
     for shard in range(4):
@@ -218,14 +224,7 @@ def tatoeba_check(args: argparse.Namespace) -> None:
     pairs, filtered = tatoeba_pairs(tatoeba, langs, extra, args.held_out)
     spec = specs.TRANSLATION_PAIRS
     rows = [spec.encode({"src_raw": s, "tgt_raw": t, "src_lang": lang, "tgt_lang": "eng"}) for lang, s, t in pairs]
-    train_dir = work / "pairs" / "train"
-    train_dir.mkdir(parents=True, exist_ok=True)
-    (train_dir / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
-    (train_dir / specs.SPEC_FILE).write_text(spec.to_json())
-    for shard in range(4):
-        with tf.io.TFRecordWriter(str(train_dir / f"part-{shard}.tfrecord.gz"), "GZIP") as w:
-            for r in rows[shard::4]:
-                w.write(r)
+    train_pattern = write_shards(work / "pairs" / "train", spec, rows)
     start = time.time()
     if args.vocab_size:
         vocab = learn_vocab(work, pairs, args.vocab_size, args.lower_case)
@@ -233,7 +232,7 @@ def tatoeba_check(args: argparse.Namespace) -> None:
     else:
         vocab, vocab_size = str(SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt"), 119547
     vocab_wall = round(time.time() - start, 1)
-    override = (f"task.train_data.input_path={train_dir}/part-*,task.train_data.vocab_file={vocab},"
+    override = (f"task.train_data.input_path={train_pattern},task.train_data.vocab_file={vocab},"
                 f"task.model.encoder.vocab_size={vocab_size},task.train_data.seq_length={args.seq_length},"
                 f"task.train_data.lower_case={str(args.lower_case).lower()},"
                 f"trainer.train_steps={args.train_steps},"
