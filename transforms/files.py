@@ -242,20 +242,14 @@ class WriteShards(beam.PTransform):
         self._per_shard = records_per_shard
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
-        if self._batched:
-            count = records | "Count" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
-        else:
-            count = records | "Count" >> beam.combiners.Count.Globally()
+        batches = records if self._batched else records | "AsLists" >> beam.Map(lambda kv: [kv])
+        count = batches | "Count" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
         fixed, per_shard = self._num_shards, self._per_shard
         num_shards = beam.pvalue.AsSingleton(
             count | "NumShards" >> beam.Map(lambda n: fixed or max(1, math.ceil(n / per_shard))))
         # With a fixed shard count the assignment needs no side input: the records flow straight into
         # the shuffle instead of being held until the count is known.
-        assign_n = fixed or num_shards
-        if self._batched:
-            by_shard = records | "AssignShard" >> beam.FlatMap(_split_by_shard, assign_n)
-        else:
-            by_shard = records | "AssignShard" >> beam.Map(lambda kv, n: (stable_hash64(kv[0]) % n, [kv]), assign_n)
+        by_shard = batches | "AssignShard" >> beam.FlatMap(_split_by_shard, fixed or num_shards)
         written = (
             by_shard
             | "GroupShards" >> beam.GroupByKey()
