@@ -83,6 +83,7 @@ def html_to_text(html: str, keep_code_blocks: bool = True) -> str:
         return ""
     parts: list = []
     _flatten(root, parts, keep_code_blocks)
+    parts.append(_BREAK)  # flushes the last chunk
     lines: list[str] = []
     chunk: list[str] = []
     for p in parts:
@@ -96,10 +97,6 @@ def html_to_text(html: str, keep_code_blocks: bool = True) -> str:
                 lines.extend(_code_lines(p))
         else:
             chunk.append(p)
-    if chunk:
-        text = " ".join("".join(chunk).split())
-        if text:
-            lines.append(text)
     return unicodedata.normalize("NFC", "\n".join(lines))
 
 
