@@ -640,9 +640,9 @@ class _EncodePairs(beam.DoFn):
 
     _BATCH = 500
 
-    def __init__(self, types: Sequence[str], formats: Sequence[str], with_metadata: bool, seed: int) -> None:
-        self._formats, self._meta, self._seed = list(formats), with_metadata, seed
-        self._specs = {t: text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}") for t in types}
+    def __init__(self, specs: dict[str, FeatureSpec], formats: Sequence[str], with_metadata: bool,
+                 seed: int) -> None:
+        self._specs, self._formats, self._meta, self._seed = specs, list(formats), with_metadata, seed
 
     def start_bundle(self) -> None:
         self._buffers: dict[str, list[tuple[bytes, bytes]]] = {}
@@ -690,15 +690,15 @@ class WritePairs(beam.PTransform):
 
     def expand(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
         tags = [f"{t}/{fmt}" for t in self._types for fmt in self._formats]
+        specs = {t: text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}") for t in self._types}
         encoded = pairs | "Encode" >> beam.ParDo(
-            _EncodePairs(self._types, self._formats, self._meta, self._seed)).with_outputs(*tags)
+            _EncodePairs(specs, self._formats, self._meta, self._seed)).with_outputs(*tags)
         counts = {}
         for t in self._types:
             folder = FileSystems.join(self._out, t)
             for fmt in self._formats:
                 if fmt == "tfrecord":
-                    spec = text_pair_spec(NUM_TEXTS[t], name=f"stackexchange_{t}")
-                    _ = pairs.pipeline | f"Spec[{t}]" >> WriteSpec(spec, FileSystems.join(folder, "tfrecord"))
+                    _ = pairs.pipeline | f"Spec[{t}]" >> WriteSpec(specs[t], FileSystems.join(folder, "tfrecord"))
                 suffix, frame = (".jsonl.gz", "lines") if fmt == "jsonl" else (".tfrecord.gz", "tfrecord")
                 counts[t] = encoded[f"{t}/{fmt}"] | f"Write{fmt.title()}[{t}]" >> WriteShards(
                     FileSystems.join(folder, fmt, t), suffix, frame, "gzip", self._shards, self._per_shard,
