@@ -52,25 +52,28 @@ def scaled_site(site: pathlib.Path, out: pathlib.Path, scale: int) -> pathlib.Pa
     return dest
 
 
-def floor(posts: pathlib.Path) -> tuple[int, float, float]:
-    """(rows, seconds, MB) for lxml.etree.fromstring over every row line."""
+def row_lines(path: pathlib.Path) -> list[bytes]:
+    """The ``<row .../>`` lines of a dump file."""
+    return [ln for ln in path.read_bytes().split(b"\n") if b"<row" in ln]
+
+
+def floor(lines: list[bytes]) -> tuple[float, float]:
+    """(seconds, MB) for lxml.etree.fromstring over every row line."""
     from lxml import etree
 
-    lines = [ln for ln in posts.read_bytes().split(b"\n") if b"<row" in ln]
     mb = sum(len(ln) for ln in lines) / 1e6
     t = time.process_time()
     for ln in lines:
         etree.fromstring(ln)
-    return len(lines), time.process_time() - t, mb
+    return time.process_time() - t, mb
 
 
-def text_floor(posts: pathlib.Path) -> float:
+def text_floor(lines: list[bytes]) -> float:
     """Seconds for lxml.etree.fromstring over every row line plus html_to_text of each Body."""
     from lxml import etree
 
     from transforms.html_text import html_to_text
 
-    lines = [ln for ln in posts.read_bytes().split(b"\n") if b"<row" in ln]
     t = time.process_time()
     for ln in lines:
         html_to_text(etree.fromstring(ln).get("Body", ""))
@@ -99,10 +102,12 @@ def main() -> None:
         tmp = pathlib.Path(tmp)
         small = scaled_site(args.site, tmp / "x1", 1)
         big = scaled_site(args.site, tmp / f"x{args.scale}", args.scale)
-        rows_small, _, _ = floor(small / "Posts.xml")
-        rows_big, floor_s, floor_mb = floor(big / "Posts.xml")
-        text_s = text_floor(big / "Posts.xml")
-        links = sum(1 for ln in (big / "PostLinks.xml").read_bytes().split(b"\n") if b"<row" in ln)
+        rows_small = len(row_lines(small / "Posts.xml"))
+        big_rows = row_lines(big / "Posts.xml")
+        rows_big = len(big_rows)
+        floor_s, floor_mb = floor(big_rows)
+        text_s = text_floor(big_rows)
+        links = len(row_lines(big / "PostLinks.xml"))
         runs = {}
         for name, flags in (("defaults", ()), ("title_body, jsonl", ("--pair_types=title_body",
                                                                       "--output_formats=jsonl"))):
