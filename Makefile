@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test lint bench clean
+.PHONY: install model_garden demo test lint bench clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,22 @@ $(STAMP): setup.py pyproject.toml
 
 install: $(STAMP)
 
+# Model Garden (tf-models-official) for the interop tests and the reference benchmarks only: installed
+# without its dependencies into a folder of its own, so it never changes the project's pins. Tests append
+# it to sys.path (tests/conftest.py: the model_garden fixture); bench scripts take it as --reference.
+MODEL_GARDEN := $(VENV)/model_garden
+MODEL_GARDEN_PKGS := tf-models-official==2.20.0 gin-config tensorflow-datasets etils toml promise tqdm \
+	immutabledict sentencepiece
+$(MODEL_GARDEN)/.installed: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(MODEL_GARDEN) $(MODEL_GARDEN_PKGS)
+	touch $@
+
+model_garden: $(MODEL_GARDEN)/.installed
+
 lint: install
 	$(PY) -m ruff check .
 
-test: install lint
+test: install model_garden lint
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: install

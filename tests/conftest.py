@@ -9,6 +9,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
+# Model Garden (tf-models-official) installed by `make model_garden` into a folder of its own.
+MODEL_GARDEN = pathlib.Path(os.environ.get("POLYEMBED_MODEL_GARDEN", REPO / ".venv" / "model_garden"))
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +19,20 @@ def shared_data() -> pathlib.Path:
     if not SHARED.is_dir():
         pytest.fail(f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def model_garden() -> pathlib.Path:
+    """Makes ``official`` (Model Garden) importable for interop tests and returns its folder.
+
+    The folder is appended to ``sys.path``, so the project's own pins always win over anything it holds.
+    Subprocesses that need it get it through ``PYTHONPATH``.
+    """
+    import sys
+
+    if not (MODEL_GARDEN / "official").is_dir():
+        pytest.fail(f"Model Garden not found at {MODEL_GARDEN}: run `make model_garden` "
+                    "(or set POLYEMBED_MODEL_GARDEN)")
+    if str(MODEL_GARDEN) not in sys.path:
+        sys.path.append(str(MODEL_GARDEN))
+    return MODEL_GARDEN
