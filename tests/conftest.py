@@ -17,7 +17,11 @@ MODEL_GARDEN = pathlib.Path(os.environ.get("POLYEMBED_MODEL_GARDEN", REPO / ".ve
 def shared_data() -> pathlib.Path:
     """``../shared/data`` beside the repo (read-only, present in CI). Tests use it in place."""
     if not SHARED.is_dir():
-        pytest.fail(f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)")
+        # A laptop without the samples skips these tests; CI has them, so there their absence is a failure.
+        missing = f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
     return SHARED
 
 
