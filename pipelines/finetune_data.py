@@ -223,10 +223,11 @@ class Plan:
         for tf in task.files:
             if tf.split not in wanted:
                 continue
-            if explicit[tf.split]:
-                paths = match_files(explicit[tf.split], f"--{tf.split}_files")
+            group = tf.group
+            if explicit[tf.split]:  # the user's files replace the split's files; one output for them
                 if any(f.split == tf.split for f in self.inputs):
                     continue
+                paths, group = match_files(explicit[tf.split], f"--{tf.split}_files"), ""
             else:
                 if not o.input_data_dir:
                     continue
@@ -237,7 +238,7 @@ class Plan:
                     continue
                 paths = [path]
             for path in paths:
-                self.inputs.append(ft.InputFile(path, tf.split, ft.TSV, tf.fmt, tf.group,
+                self.inputs.append(ft.InputFile(path, tf.split, ft.TSV, tf.fmt, group,
                                                 _header(path, tf.fmt, self.labels, o.header_row)))
 
     def _generic(self, o: FinetuneDataOptions, explicit: dict[str, list[str]], wanted: set[str]) -> None:

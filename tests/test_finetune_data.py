@@ -405,6 +405,7 @@ def test_stsb_regression_labels(stsb, model_garden):
 
 # --- pairs of our own data -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     """Tatoeba deu-eng pairs as our JSONL (train) and translation-pair TFRecords (dev): every pair a
     positive, nearly every pair a negative whose B is another pair's translation."""
@@ -470,3 +471,45 @@ def test_dataflow_job_graph_builds_offline(shared_data):
 def test_row_format_min_columns():
     assert RowFormat(3, 4, 0).min_columns == 5
     assert RowFormat(1, 2, -1).min_columns == 4
+
+
+@pytest.mark.slow
+def test_xnli_layout_per_language_tests_and_reference_template(shared_data, tmp_path):
+    """XNLI's file layout (the reference's XnliProcessor) filled with real RTE sentences: train with
+    ``contradictory`` spelled as XNLI spells it, dev combined, test split by its language column into
+    the reference's ``test_{}`` files (one per supported language) and ``test_LANG_data_size`` keys."""
+    rows = [line.split("\t") for line in _glue(shared_data, "RTE", "dev.tsv").read_text().splitlines()[1:61]]
+    labels = ["entailment", "contradictory", "neutral"]
+    data = tmp_path / "XNLI"
+    (data / "multinli").mkdir(parents=True)
+    (data / "multinli" / "multinli.train.en.tsv").write_text(
+        "premise\thypo\tlabel\n" + "".join(f"{r[1]}\t{r[2]}\t{labels[i % 3]}\n" for i, r in enumerate(rows[:30])))
+    header = "language\tgold_label\ts1_binary\ts2_binary\ts1_parse\ts2_parse\tsentence1\tsentence2\tpromptID\n"
+
+    def evaluation(part: list[list[str]], langs: list[str]) -> str:
+        return header + "".join(f"{langs[i % len(langs)]}\t{['entailment', 'contradiction', 'neutral'][i % 3]}"
+                                f"\t-\t-\t-\t-\t{r[1]}\t{r[2]}\t{i}\n" for i, r in enumerate(part))
+
+    (data / "xnli.dev.tsv").write_text(evaluation(rows[30:45], ["en"]))
+    (data / "xnli.test.tsv").write_text(evaluation(rows[45:], ["de", "fr", "en", "xx"]))
+    out = tmp_path / "out"
+    code = finetune_data.main([
+        "--classification_task_name=XNLI", f"--input_data_dir={data}", "--max_seq_length=64",
+        f"--vocab_file={shared_data / 'vocab' / 'bert-base-multilingual-cased.vocab.txt'}", "--do_lower_case=false",
+        f"--train_data_output_path={out / 'train.tf_record'}", f"--eval_data_output_path={out / 'eval.tf_record'}",
+        f"--test_data_output_path={out / 'test_{}.tf_record'}", f"--meta_data_file_path={out / 'meta'}"])
+    assert code == 0
+    meta = json.loads((out / "meta").read_text())
+    assert meta["train_data_size"] == 30 and meta["eval_data_size"] == 15 and meta["num_labels"] == 3
+    assert {k: v for k, v in meta.items() if k.startswith("test_") and v} == {
+        "test_de_data_size": 4, "test_fr_data_size": 4, "test_en_data_size": 4}
+    assert sum(k.startswith("test_") for k in meta) == 15
+    assert sorted(p.name for p in out.glob("test_*.tf_record")) == sorted(
+        f"test_{lang}.tf_record" for lang in glue_task("XNLI").languages)
+    train = sorted(_records([out / "train.tf_record"]), key=lambda r: int(r["example_id"]))
+    assert [int(r["label_ids"]) for r in train] == [[1, 0, 2][i % 3] for i in range(30)]  # contradictory -> 0
+    letters = _dead_letters(out / finetune_data.REFERENCE_RUN_DIR)
+    assert sorted((d["reason"], d["line"]) for d in letters) == [("unknown_language", 5), ("unknown_language", 9),
+                                                           ("unknown_language", 13)]
+    german = _records([out / "test_de.tf_record"])
+    assert sorted(int(r["example_id"]) for r in german) == [0, 4, 8, 12]
