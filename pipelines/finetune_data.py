@@ -100,6 +100,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
         parser.add_argument("--pawsx_language", default="en", help="PAWS-X training language, or all.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt the model was trained with.")
         boolean("do_lower_case", True, "Lower-case and strip accents (uncased models); false for cased models.")
+        parser.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_false",
+                            help="absl's spelling of --do_lower_case=false, as the reference accepts it.")
         parser.add_argument("--max_seq_length", type=int, default=128,
                             help="Tokens per example; longer inputs are truncated, shorter padded.")
         for _, flag in REFERENCE_OUTPUTS:
@@ -211,6 +213,9 @@ class Plan:
 
     def _task(self, o: FinetuneDataOptions, explicit: dict[str, list[str]], wanted: set[str]) -> None:
         task = glue_task(o.task, o.mnli_type, o.xnli_language, o.pawsx_language)
+        given = [f"--{name}" for name in ("text_a_field", "text_b_field", "label_field", "labels") if getattr(o, name)]
+        if given:
+            raise ConfigError(f"{given[0]} is for your own data; --task={task.name} has its own columns and labels")
         self.name, self.processor_type, self.languages = task.name, task.processor_type, task.languages
         regression = task.regression
         if o.fine_tuning_task_type and (o.fine_tuning_task_type == "regression") != regression:

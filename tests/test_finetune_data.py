@@ -152,6 +152,8 @@ def test_configuration_errors(shared_data, tmp_path):
         build("--task=STS-B", "--fine_tuning_task_type=classification", f"--input_data_dir={glue / 'STS-B'}")
     with pytest.raises(ConfigError, match=r"test\.tsv.*does not exist"):
         build("--task=MRPC", f"--input_data_dir={glue / 'MRPC'}", f"--test_data_output_path={tmp_path}/t.tfrecord")
+    with pytest.raises(ConfigError, match="--labels is for your own data"):
+        build("--task=RTE", f"--input_data_dir={glue / 'RTE'}", "--labels=yes,no")
     with pytest.raises(ConfigError, match="--text_a_field is required"):
         build(f"--train_files={glue / 'SST-2' / 'dev.tsv'}")
     with pytest.raises(ConfigError, match="no column named 'sentence1'"):
