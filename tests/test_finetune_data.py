@@ -277,6 +277,14 @@ def test_generic_jsonl_and_named_tsv_columns_equal_the_task(rte, tmp_path):
                     f"--output_dir={out3}"])
     assert summary["stages"]["parse_rows"]["total"]["filtered"] == {"header": 1}
     assert _bytes(out3, "train") == _bytes(out, "train")
+    # discovered labels are capped by --max_labels: the rest are dead letters, not new ids
+    out4 = tmp_path / "out4"
+    summary = _run([f"--train_files={jsonl}", "--text_a_field=pair.p", "--text_b_field=pair.h",
+                    "--label_field=y", "--max_labels=1", vocab, "--max_seq_length=128", f"--output_dir={out4}"])
+    n_not = sum(r[3] == "not_entailment" for r in rows)
+    assert summary["stages"]["featurize"]["total"]["dead_lettered"] == {"label_beyond_max_labels": n_not}
+    assert json.loads((out4 / finetune_data.META_DATA_FILE).read_text())["labels"] == ["entailment"]
+    assert {d["line"] for d in _dead_letters(out4)} == {i + 1 for i, r in enumerate(rows) if r[3] == "not_entailment"}
 
 
 @pytest.mark.slow

@@ -247,23 +247,25 @@ class _ParseRows(AccountedDoFn):
         self._files = {f.path: f for f in inputs}
         self._order = [f.path for f in inputs]
         self._labels, self._dests = labels, frozenset(dests)
+        self._cached_bases: dict[str, int] | None = None
 
-    def _base(self, f: InputFile, line_counts: Mapping[str, int]) -> int:
-        """Data rows in the files of the same split that come before ``f``."""
-        base = 0
-        for path in self._order:
-            if path == f.path:
-                return base
-            other = self._files[path]
-            if other.split == f.split:
-                base += max(0, line_counts.get(path, 0) - other.has_header)
-        return base
+    def _bases(self, line_counts: Mapping[str, int]) -> dict[str, int]:
+        """Per file: the data rows in the files of its split that come before it (the side input is
+        the same for every batch, so this is computed once per DoFn instance)."""
+        if self._cached_bases is None:
+            before: dict[str, int] = {}
+            self._cached_bases = {}
+            for path in self._order:
+                f = self._files[path]
+                self._cached_bases[path] = before.get(f.split, 0)
+                before[f.split] = before.get(f.split, 0) + max(0, line_counts.get(path, 0) - f.has_header)
+        return self._cached_bases
 
     def process(self, item: tuple[Any, dict[str, list[Any]]], line_counts: Mapping[str, int]) -> Iterator[Any]:
         (path, _), joined = item
         (batch,), (start,) = joined["batch"], joined["start"]
         f = self._files[path]
-        base = self._base(f, line_counts)
+        base = self._bases(line_counts)[path]
         out: dict[str, list[Row]] = {}
         for i, (offset, raw) in enumerate(batch.lines):
             self.took_in(path)
@@ -429,9 +431,10 @@ class FeaturizeRows(beam.PTransform):
         labels: Labels = self._args[2]
         if labels.discovered:
             cap = labels.max_labels
+            # Top.Smallest keeps at most ``cap`` labels in memory, however many distinct values a
+            # mistaken --label_field has.
             label_list = (rows | "Labels" >> beam.FlatMap(_labels_of) | "Distinct" >> beam.Distinct()
-                          | "AllLabels" >> beam.combiners.ToList()
-                          | "SortLabels" >> beam.Map(lambda ls: sorted(ls)[:cap]))
+                          | "FirstLabels" >> beam.combiners.Top.Smallest(cap))
         else:
             fixed = list(labels.fixed or [])
             label_list = rows.pipeline | "LabelList" >> beam.Create([fixed])
