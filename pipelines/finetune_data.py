@@ -27,6 +27,7 @@ tests: ``OUT/test/LANG/``), ``schema.pbtxt`` + ``feature_spec.json`` beside each
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -400,12 +401,24 @@ def _subdirs(output_dir: str, split: str) -> list[str]:
     return sorted(m.path.rsplit("/", 2)[-2] for m in FileSystems.match([pattern])[0].metadata_list)
 
 
+def print_help() -> None:
+    """Every flag of the job (Beam's own ``--help`` lists only Beam's options)."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.finetune_data", description=__doc__.splitlines()[0],
+                                     epilog="Beam's pipeline options (--runner, --project, ...) are accepted too.")
+    runtime.CommonOptions._add_argparse_args(parser)
+    FinetuneDataOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``runtime.main`` plus what the reference's flags need from a launcher: without ``--output_dir``
     the run's folder (summary, dead letters, specs) is ``finetune_data_run/`` beside the meta data (or
     the first output file), and after the run each split's shards become the one file the reference
     writes at ``--*_data_output_path``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-h" in args:
+        print_help()
+        return 0
     o = PipelineOptions(args).view_as(FinetuneDataOptions)
     output_dir = o.view_as(runtime.CommonOptions).output_dir
     if not output_dir:

@@ -334,29 +334,39 @@ def test_reference_command_line_writes_the_reference_files(mrpc_reference_flags)
     spec.require(sentence_prediction_spec(32))
 
 
-def test_records_equal_model_gardens_featurisation(mrpc_reference_flags, shared_data, model_garden):
-    """Every record equals what Model Garden's convert_single_example makes of the same row with its
-    FullTokenizer, truncation included (MRPC pairs at 32 tokens are mostly cut)."""
+def test_records_equal_model_gardens_own_records(mrpc_reference_flags, shared_data, model_garden, tmp_path):
+    """Every record equals the one Model Garden's own writer (file_based_convert_examples_to_features,
+    with its FullTokenizer) makes of the same row, all six features, truncation included (MRPC pairs
+    at 32 tokens are mostly cut)."""
     from official.nlp.data import classifier_data_lib as cdl
     from official.nlp.tools import tokenization
 
     data, out, _ = mrpc_reference_flags
     tokenizer = tokenization.FullTokenizer(str(shared_data / "vocab" / UNCASED), do_lower_case=True)
     for split, name in (("train", "MRPC_train.tf_record"), ("dev", "MRPC_eval.tf_record")):
-        ours = {int(r["example_id"]): r for r in _records([out / name])}
         lines = (data / f"{split}.tsv").read_text().splitlines()
-        assert sorted(ours) == list(range(len(lines)))
-        cut = 0
-        for i, line in enumerate(lines):
-            cols = line.split("\t")
-            ref = cdl.convert_single_example(i, cdl.InputExample(str(i), cols[3], cols[4], cols[0]), ["0", "1"],
-                                             32, tokenizer)
-            r = ours[i]
-            assert r["input_ids"].tolist() == ref.input_ids, (split, i)
-            assert r["input_mask"].tolist() == ref.input_mask and r["segment_ids"].tolist() == ref.segment_ids
-            assert int(r["label_ids"]) == ref.label_id
-            cut += int(r["input_mask"].sum()) == 32
-        assert cut > len(lines) // 2
+        examples = [cdl.InputExample(f"{split}-{i}", c[3], c[4], c[0]) for i, c in
+                    enumerate(line.split("\t") for line in lines)]
+        reference = tmp_path / f"{split}.tf_record"
+        cdl.file_based_convert_examples_to_features(examples, ["0", "1"], 32, tokenizer, str(reference))
+        theirs = _records_with(reference, out / name)
+        ours = sorted(_records([out / name]), key=lambda r: int(r["example_id"]))
+        assert len(ours) == len(theirs) == len(lines)
+        for mine, ref in zip(ours, theirs, strict=True):
+            assert mine.keys() == ref.keys()
+            for key in mine:
+                np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"{split} {key} {int(ref['example_id'])}")
+        assert sum(int(r["input_mask"].sum()) == 32 for r in ours) > len(lines) // 2
+
+
+def _records_with(path: pathlib.Path, ours: pathlib.Path) -> list[dict[str, np.ndarray]]:
+    """``path``'s records parsed with the spec written beside ``ours``."""
+    import tensorflow as tf
+
+    spec = read_spec_text((ours.parent / SCHEMA_FILE).read_text(), (ours.parent / SPEC_FILE).read_text())
+    parsing = spec.tf_parsing_spec()
+    return [{k: v.numpy() for k, v in tf.io.parse_single_example(raw, parsing).items()}
+            for raw in tf.data.TFRecordDataset([str(path)])]
 
 
 def test_sentence_prediction_dataloader_reads_the_records(mrpc_reference_flags, model_garden):
@@ -523,3 +533,11 @@ def test_xnli_layout_per_language_tests_and_reference_template(shared_data, tmp_
                                                            ("unknown_language", 13)]
     german = _records([out / "test_de.tf_record"])
     assert sorted(int(r["example_id"]) for r in german) == [0, 4, 8, 12]
+
+
+def test_help_lists_every_flag(capsys):
+    assert finetune_data.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--classification_task_name", "--train_data_output_path", "--meta_data_file_path", "--from_pairs",
+                 "--text_a_field", "--header_row", "--output_dir", "--nodo_lower_case"):
+        assert flag in text
