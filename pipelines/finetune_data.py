@@ -222,30 +222,31 @@ class Plan:
         if o.fine_tuning_task_type and (o.fine_tuning_task_type == "regression") != regression:
             raise ConfigError(f"--fine_tuning_task_type={o.fine_tuning_task_type} contradicts --task={task.name} "
                               f"({'regression' if regression else 'classification'})")
-        aliases = tuple({a for tf in task.files for a in tf.fmt.label_aliases})
+        aliases = tuple({a for task_file in task.files for a in task_file.fmt.label_aliases})
         self.labels = ft.Labels(task.labels, regression, aliases)
         if not o.input_data_dir and not any(explicit.values()):
             raise ConfigError(f"--task={task.name} needs --input_data_dir (or --train_files/--dev_files/--test_files)")
-        for tf in task.files:
-            if tf.split not in wanted:
+        for task_file in task.files:
+            if task_file.split not in wanted:
                 continue
-            group = tf.group
-            if explicit[tf.split]:  # the user's files replace the split's files; one output for them
-                if any(f.split == tf.split for f in self.inputs):
+            group = task_file.group
+            if explicit[task_file.split]:  # the user's files replace the split's files; one output for them
+                if any(f.split == task_file.split for f in self.inputs):
                     continue
-                paths, group = match_files(explicit[tf.split], f"--{tf.split}_files"), ""
+                paths, group = match_files(explicit[task_file.split], f"--{task_file.split}_files"), ""
             else:
                 if not o.input_data_dir:
                     continue
-                path = FileSystems.join(o.input_data_dir, tf.path)
+                path = FileSystems.join(o.input_data_dir, task_file.path)
                 if not FileSystems.exists(path):
-                    if self.reference.get(tf.split):
-                        raise ConfigError(f"--input_data_dir: {path!r} does not exist ({tf.split} of {task.name})")
+                    if self.reference.get(task_file.split):
+                        raise ConfigError(f"--input_data_dir: {path!r} does not exist "
+                                          f"({task_file.split} of {task.name})")
                     continue
                 paths = [path]
             for path in paths:
-                self.inputs.append(ft.InputFile(path, tf.split, ft.TSV, tf.fmt, group,
-                                                _header(path, tf.fmt, self.labels, o.header_row)))
+                self.inputs.append(ft.InputFile(path, task_file.split, ft.TSV, task_file.fmt, group,
+                                                _header(path, task_file.fmt, self.labels, o.header_row)))
 
     def _generic(self, o: FinetuneDataOptions, explicit: dict[str, list[str]], wanted: set[str]) -> None:
         if not o.text_a_field:
