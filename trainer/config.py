@@ -133,7 +133,8 @@ _RUNTIME = {
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "bert/pretraining": {
         "task": {
-            "init_checkpoint": "",
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
             "model": {"encoder": dict(_ENCODER), "num_classes": 2},
             # dynamic masking (records hold only ids and segments) draws this share of tokens
             "masking": {"masked_lm_prob": 0.15, "random_token_prob": 0.1, "keep_token_prob": 0.1},
@@ -145,7 +146,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     },
     "labse/train": {
         "task": {
-            "init_checkpoint": "",
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
             "model": {"encoder": dict(_ENCODER, vocab_size=501153), "normalize": True},
             "logit_scale": 100.0,
             "logit_margin": 0.3,
@@ -276,6 +278,8 @@ def validate(cfg: Params) -> None:
                               f"task.model.encoder.max_position_embeddings {enc.max_position_embeddings}")
         if data.global_batch_size < 1:
             raise ConfigError(f"task.{section}.global_batch_size must be positive, got {data.global_batch_size}")
+    if cfg.task.init_checkpoint and cfg.task.hub_module_url:
+        raise ConfigError("task.init_checkpoint and task.hub_module_url are both set: start from one of them")
     rt = cfg.runtime
     if rt.distribution_strategy not in ("tpu", "mirrored", "one_device"):
         raise ConfigError(f"runtime.distribution_strategy {rt.distribution_strategy!r} is not tpu, mirrored or "

@@ -21,6 +21,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from trainer import checkpoints
 from trainer.config import Params, to_yaml
 from trainer.optimization import make_optimizer
 from trainer.tasks import TASKS
@@ -97,6 +98,7 @@ class Trainer:
         self.cfg = cfg
         self.dirs = Dirs.from_env(model_dir)
         self.task = TASKS[cfg.experiment](cfg)
+        self.init_source = self._open_init_source()
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
         with self.strategy.scope():
@@ -120,20 +122,30 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def _open_init_source(self) -> checkpoints.Source | None:
+        """``task.init_checkpoint`` or ``task.hub_module_url``, opened and checked against
+        ``task.model.encoder`` at start-up (one line and exit on a foreign layout or another shape)."""
+        task = self.cfg.task
+        if task.init_checkpoint:
+            source = checkpoints.open_checkpoint(task.init_checkpoint)
+        elif task.hub_module_url:
+            source = checkpoints.open_hub_module(task.hub_module_url)
+        else:
+            return None
+        checkpoints.check_architecture(source, task.model.encoder)
+        return source
+
     def restore(self) -> None:
-        """The latest checkpoint of this run, else ``task.init_checkpoint`` (encoder weights from a
-        checkpoint, checkpoint directory or model_dir of either experiment), else fresh weights."""
+        """The latest checkpoint of this run, else ``task.init_checkpoint`` / ``task.hub_module_url``
+        (every encoder weight, and the task's heads where the source has them; see
+        ``trainer.checkpoints``), else fresh weights."""
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("restored %s at step %d", latest, self.step)
-        elif self.cfg.task.init_checkpoint:
-            path = self.cfg.task.init_checkpoint
-            if tf.io.gfile.isdir(path):  # a checkpoint directory, or another run's model_dir
-                path = (tf.train.latest_checkpoint(path)
-                        or tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or path)
-            tf.train.Checkpoint(encoder=self.parts["encoder"]).read(path).expect_partial()
-            log.info("initialised the encoder from %s", path)
+        elif self.init_source is not None:
+            checkpoints.restore(self.init_source, self.model.variables, self.cfg.task.model.encoder,
+                                self.task.head_roles)
 
     def make_train_steps(self) -> Any:
         task, model, opt, strategy = self.task, self.model, self.optimizer, self.strategy
