@@ -279,7 +279,7 @@ def test_own_checkpoint_round_trip_and_partial(tmp_path):
     partial = {r: v for r, v in checkpoints.read_roles(source, checkpoints.encoder_roles(LAYERS)).items()
                if r != "pooler/bias"}
     with pytest.raises(ConfigError, match="has no pooler/bias"):
-        written = checkpoints.write(checkpoints.POLYEMBED, partial, LAYERS, HEADS, str(tmp_path / "partial" / "c"))
+        written = checkpoints.write(checkpoints.POLYEMBED, partial, LAYERS, str(tmp_path / "partial" / "c"))
         _restore(written)
 
 
@@ -313,3 +313,83 @@ def test_hub_module_exported_by_us(tmp_path):
     source, _, parts2, _ = _restore(str(tmp_path / "hub"), "labse/train", hub=True)
     assert source.layout.name == "hub_polyembed"
     _assert_same_encoder(parts2, reference)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A bert/pretraining run's model_dir as the trainer leaves it (checkpoints/ckpt-N, params.yaml), random
+    weights; returns the folder and our model's outputs."""
+    from trainer import train_lib
+
+    folder = tmp_path_factory.mktemp("run")
+    cfg = config.load_config("bert/pretraining", [], _override())
+    trainer = train_lib.Trainer(cfg, str(folder), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    _randomise(trainer.model.variables, seed=11)
+    trainer.manager.save(checkpoint_number=1)
+    (folder / "params.yaml").write_text(config.to_yaml(cfg))
+    parts = trainer.parts
+    reference = {k: v.numpy() for k, v in parts["encoder"](_inputs()).items() if k != "encoder_outputs"}
+    out = trainer.model(dict(_inputs(), masked_lm_positions=POSITIONS_MLM))
+    reference["mlm_logits"] = out["mlm_logits"].numpy()
+    # what Model Garden's --copy_pooler_dense_to_encoder / TF1's pooler give: the next-sentence dense layer
+    first = parts["encoder"](_inputs())["sequence_output"][:, 0]
+    reference["nsp_pooled"] = parts["nsp"].dense(first).numpy()
+    return folder, reference
+
+
+def _mg_encoder(bert_config_file: str):
+    from official.legacy.bert import configs as mg_configs
+    from official.nlp.tools import export_tfhub_lib
+
+    bert_config = mg_configs.BertConfig.from_json_file(bert_config_file)
+    return bert_config, export_tfhub_lib.get_bert_encoder(bert_config)
+
+
+def test_converted_back_to_model_garden_is_read_and_exported_by_model_garden(model_garden, run_dir, tmp_path):
+    import tensorflow_hub as hub
+    from official.nlp.tools import export_tfhub_lib
+
+    from trainer import convert_checkpoint
+
+    folder, reference = run_dir
+    out = tmp_path / "mg"
+    assert convert_checkpoint.main(["--model_dir", str(folder), "--output_dir", str(out),
+                                    "--layout", "model_garden"]) == 0
+    bert_config, encoder = _mg_encoder(str(out / "bert_config.json"))
+    prefix = tf.train.latest_checkpoint(str(out))
+    tf.train.Checkpoint(encoder=encoder).restore(prefix).assert_existing_objects_matched()
+    got = encoder(_inputs())
+    np.testing.assert_allclose(got["sequence_output"].numpy(), reference["sequence_output"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(got["pooled_output"].numpy(), reference["pooled_output"], atol=TOL, rtol=0)
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"[unused{i}]\n" for i in range(V)))
+    export = str(tmp_path / "hub")
+    export_tfhub_lib.export_model(export, bert_config=bert_config, model_checkpoint_path=prefix, with_mlm=True,
+                                  copy_pooler_dense_to_encoder=True, vocab_file=str(vocab), do_lower_case=True)
+    module = hub.load(export)
+    got = module.mlm(dict(_inputs(), masked_lm_positions=POSITIONS_MLM))
+    np.testing.assert_allclose(got["sequence_output"].numpy(), reference["sequence_output"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(got["pooled_output"].numpy(), reference["nsp_pooled"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(got["mlm_logits"].numpy(), reference["mlm_logits"], atol=TOL, rtol=0)
+
+
+def test_converted_back_to_tf1_is_read_by_model_gardens_tf1_converter(model_garden, run_dir, tmp_path):
+    from official.nlp.tools import tf2_bert_encoder_checkpoint_converter as mg_converter
+
+    from trainer import convert_checkpoint
+
+    folder, reference = run_dir
+    out = tmp_path / "tf1"
+    assert convert_checkpoint.main(["--model_dir", str(folder), "--output_dir", str(out), "--layout", "tf1"]) == 0
+    names = {name for name, _ in tf.train.list_variables(str(out / "bert_model.ckpt"))}
+    assert {"bert/embeddings/word_embeddings", "bert/encoder/layer_1/attention/self/query/kernel",
+            "cls/predictions/output_bias", "cls/seq_relationship/output_weights"} <= names
+    bert_config, encoder = _mg_encoder(str(out / "bert_config.json"))
+    mg_converter.convert_checkpoint(bert_config, str(tmp_path / "v2" / "ckpt"), str(out / "bert_model.ckpt"),
+                                    checkpoint_model_name="encoder")
+    converted = tf.train.latest_checkpoint(str(tmp_path / "v2"))
+    tf.train.Checkpoint(encoder=encoder).restore(converted).assert_existing_objects_matched()
+    got = encoder(_inputs())
+    np.testing.assert_allclose(got["sequence_output"].numpy(), reference["sequence_output"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(got["pooled_output"].numpy(), reference["nsp_pooled"], atol=TOL, rtol=0)

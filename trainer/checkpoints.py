@@ -43,7 +43,7 @@ _LAYER_PARTS = ("query/kernel", "query/bias", "key/kernel", "key/bias", "value/k
 MLM_ROLES = ("mlm/transform/kernel", "mlm/transform/bias", "mlm/norm/gamma", "mlm/norm/beta", "mlm/output_bias")
 NSP_ROLES = ("nsp/dense/kernel", "nsp/dense/bias", "nsp/logits/kernel", "nsp/logits/bias")
 # Roles whose multi-head shape ([H, heads, size] / [heads, size, H]) some layouts store flat ([H, H]).
-_ATTENTION = re.compile(r"layer_\d+/(query|key|value|attention_output)/(kernel|bias)$")
+ATTENTION = re.compile(r"layer_\d+/(query|key|value|attention_output)/(kernel|bias)$")
 _TF2_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -388,7 +388,7 @@ def fit(role: str, value: np.ndarray, shape: list[int], where: str, name: str) -
     other difference stops with one line."""
     if list(value.shape) == list(shape):
         return value
-    if _ATTENTION.search(role) and value.size == int(np.prod(shape)):
+    if ATTENTION.search(role) and value.size == int(np.prod(shape)):
         return value.reshape(shape)
     raise ConfigError(f"{where}: {name} has shape {list(value.shape)} but the model's {role} is {list(shape)}")
 
@@ -439,7 +439,7 @@ class _Node(tf.Module):
     """One object of a written object-graph checkpoint; children are attributes named as the path says."""
 
 
-def write(layout: Layout, values: Mapping[str, np.ndarray], num_layers: int, num_heads: int, path: str) -> str:
+def write(layout: Layout, values: Mapping[str, np.ndarray], num_layers: int, path: str) -> str:
     """Writes ``values`` (role -> array, Keras shapes) as a ``layout`` checkpoint at ``path``; returns
     the prefix written. Object-graph layouts are written as the object graph their readers restore
     (``tf.train.Checkpoint(encoder=BertEncoder)`` matches ``encoder/layer_with_weights-N/...``)."""
@@ -450,7 +450,7 @@ def write(layout: Layout, values: Mapping[str, np.ndarray], num_layers: int, num
             continue
         if role in layout.transposed:
             value = value.T
-        if layout.flat_attention and _ATTENTION.search(role):
+        if layout.flat_attention and ATTENTION.search(role):
             value = value.reshape([-1, value.shape[-1]] if role.endswith("attention_output/kernel")
                                   else [value.shape[0], -1] if role.endswith("kernel") else [-1])
         named.setdefault(names[0], value)  # TF1's pooler is the NSP head's dense layer: one copy
