@@ -283,6 +283,7 @@ def test_own_checkpoint_round_trip_and_partial(tmp_path):
         _restore(written)
 
 
+@pytest.mark.slow
 def test_hub_module_exported_by_model_garden(mg, tmp_path):
     from official.legacy.bert import configs as mg_configs
     from official.nlp.tools import export_tfhub_lib
@@ -300,6 +301,15 @@ def test_hub_module_exported_by_model_garden(mg, tmp_path):
     assert source.layout.name == "hub_model_garden"
     assert source.lower_case is True and source.vocab_file.endswith("vocab.txt")
     _assert_same_encoder(parts, mg)
+
+    from trainer import train_lib  # the Trainer: task.hub_module_url, its vocabulary and casing as defaults
+
+    cfg = config.load_config("labse/train", [], _override(hub_module_url=export))
+    trainer = train_lib.Trainer(cfg, str(tmp_path / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert trainer.cfg.task.train_data.lower_case is True
+    assert trainer.cfg.task.train_data.vocab_file == source.vocab_file
+    trainer.restore()
+    _assert_same_encoder(trainer.parts, mg)
 
 
 def test_hub_module_exported_by_us(tmp_path):
@@ -345,6 +355,7 @@ def _mg_encoder(bert_config_file: str):
     return bert_config, export_tfhub_lib.get_bert_encoder(bert_config)
 
 
+@pytest.mark.slow
 def test_converted_back_to_model_garden_is_read_and_exported_by_model_garden(model_garden, run_dir, tmp_path):
     import tensorflow_hub as hub
     from official.nlp.tools import export_tfhub_lib
@@ -393,3 +404,40 @@ def test_converted_back_to_tf1_is_read_by_model_gardens_tf1_converter(model_gard
     got = encoder(_inputs())
     np.testing.assert_allclose(got["sequence_output"].numpy(), reference["sequence_output"], atol=TOL, rtol=0)
     np.testing.assert_allclose(got["pooled_output"].numpy(), reference["nsp_pooled"], atol=TOL, rtol=0)
+
+
+def test_vocabulary_and_casing_travel_with_the_checkpoint(mg, tmp_path, shared_data):
+    from trainer import train_lib
+
+    folder = _write_tf1(mg, str(tmp_path / "multi_uncased"))
+    (tmp_path / "multi_uncased" / "vocab.txt").write_text("[PAD]\n[UNK]\n" + "".join(f"w{i}\n" for i in range(V - 2)))
+    cfg = config.load_config("labse/train", [], _override(init_checkpoint=folder))
+    cfg, source = train_lib.resolve_init_source(cfg)
+    assert cfg.task.train_data.vocab_file == source.vocab_file == os.path.join(folder, "vocab.txt")
+    assert cfg.task.train_data.lower_case is True and cfg.task.validation_data.lower_case is True
+    assert "lower_case: true" in config.to_yaml(cfg)  # what a run records in its params.yaml
+    explicit = config.load_config("labse/train", [], _override(init_checkpoint=folder) +
+                                  ",task.train_data.lower_case=false")
+    with pytest.raises(ConfigError, match=r"^task.train_data.lower_case=false contradicts task.init_checkpoint .*"
+                                          r"\(do_lower_case=true\)$"):
+        train_lib.resolve_init_source(explicit)
+
+    vocab = shared_data / "vocab"
+    assert checkpoints.uncased_vocabulary(str(vocab / "bert-base-uncased.vocab.txt"))
+    assert not checkpoints.uncased_vocabulary(str(vocab / "bert-base-multilingual-cased.vocab.txt"))
+
+
+def test_export_takes_vocabulary_and_casing_from_the_run(tmp_path, shared_data):
+    from trainer import export_tfhub
+
+    uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
+    cased = str(shared_data / "vocab" / "bert-base-cased.vocab.txt")
+    cfg = config.load_config("bert/pretraining", [], f"task.train_data.vocab_file={uncased}")
+    (tmp_path / "params.yaml").write_text(config.to_yaml(cfg))
+    # before: no --do_lower_case meant cased, and `Hello World` became [UNK] [UNK]
+    assert export_tfhub.run_vocab_and_casing(str(tmp_path), config.load_config("bert/pretraining"), "", "") == (
+        uncased, True)
+    with pytest.raises(ConfigError, match=r"^--do_lower_case=false but .* is an uncased vocabulary"):
+        export_tfhub.run_vocab_and_casing(str(tmp_path), cfg, "", "false")
+    with pytest.raises(ConfigError, match=r"^--vocab_file .* is not the vocabulary the run in"):
+        export_tfhub.run_vocab_and_casing(str(tmp_path), cfg, cased, "")

@@ -289,7 +289,53 @@ def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
             source.config = json.load(f)
     if tf.io.gfile.exists(os.path.join(folder, "vocab.txt")):
         source.vocab_file = os.path.join(folder, "vocab.txt")
+        source.lower_case = uncased_vocabulary(source.vocab_file)
+    for run in (folder, os.path.dirname(folder)):  # one of our runs: <model_dir>/checkpoints/ckpt-N
+        if source.layout is POLYEMBED and tf.io.gfile.exists(os.path.join(run, "params.yaml")):
+            import yaml
+
+            with tf.io.gfile.GFile(os.path.join(run, "params.yaml")) as f:
+                data = (yaml.safe_load(f.read()) or {}).get("task", {}).get("train_data", {})
+            if data.get("vocab_file"):
+                source.vocab_file, source.lower_case = data["vocab_file"], bool(data.get("lower_case"))
+            break
     return source
+
+
+def uncased_vocabulary(vocab_file: str) -> bool:
+    """True when no token of the vocabulary (besides ``[...]`` specials) has an upper-case letter: text must
+    be lower-cased for it (Google's uncased vocabularies; cased ones hold thousands of such tokens)."""
+    with tf.io.gfile.GFile(vocab_file) as f:
+        return not any(t.strip() != t.strip().lower() for t in f if not t.startswith("["))
+
+
+def same_file(a: str, b: str) -> bool:
+    with tf.io.gfile.GFile(a, "rb") as fa, tf.io.gfile.GFile(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def with_source_defaults(cfg: Any, source: Source) -> Any:
+    """``cfg`` with the source's vocabulary and casing as the data sections' defaults. A vocabulary or
+    casing set explicitly (config file or override) that contradicts the source stops with one line."""
+    from trainer.config import Params
+
+    data = cfg.as_dict()
+    for section in ("train_data", "validation_data"):
+        d, key = data["task"][section], f"task.{section}"
+        if source.vocab_file:
+            if d["vocab_file"] and not same_file(d["vocab_file"], source.vocab_file):
+                raise ConfigError(f"{key}.vocab_file {d['vocab_file']} is not the vocabulary of {source.where} "
+                                  f"({source.vocab_file})")
+            d["vocab_file"] = source.vocab_file
+        if source.lower_case is not None:
+            if f"{key}.lower_case" in cfg.explicit and d["lower_case"] != source.lower_case:
+                raise ConfigError(f"{key}.lower_case={str(d['lower_case']).lower()} contradicts {source.where} "
+                                  f"(do_lower_case={str(source.lower_case).lower()})")
+            d["lower_case"] = source.lower_case
+    if source.vocab_file or source.lower_case is not None:
+        log.info("vocabulary %s, lower_case=%s: from %s", source.vocab_file or "(as configured)",
+                 source.lower_case, source.where)
+    return Params(data, cfg.explicit)
 
 
 def open_hub_module(url: str, where: str = "task.hub_module_url") -> Source:

@@ -90,15 +90,34 @@ def set_precision(runtime: Params) -> None:
     tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
 
 
+def resolve_init_source(cfg: Params) -> tuple[Params, checkpoints.Source | None]:
+    """``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked against ``task.model.encoder``
+    (one line and exit on a foreign layout or another shape), and ``cfg`` with the source's vocabulary and
+    casing as the data defaults. Called at start-up, before the data is checked."""
+    task = cfg.task
+    if task.init_checkpoint:
+        source = checkpoints.open_checkpoint(task.init_checkpoint)
+    elif task.hub_module_url:
+        source = checkpoints.open_hub_module(task.hub_module_url)
+    else:
+        return cfg, None
+    checkpoints.check_architecture(source, task.model.encoder)
+    return checkpoints.with_source_defaults(cfg, source), source
+
+
 class Trainer:
     """Builds everything for one experiment and runs train / eval / train_and_eval."""
 
     def __init__(self, cfg: Params, model_dir: str, tpu: str = "",
-                 strategy: tf.distribute.Strategy | None = None) -> None:
-        self.cfg = cfg
+                 strategy: tf.distribute.Strategy | None = None,
+                 init_source: checkpoints.Source | None = None) -> None:
+        """``init_source``: ``resolve_init_source``'s, when the caller already opened it."""
         self.dirs = Dirs.from_env(model_dir)
+        if init_source is None:
+            cfg, init_source = resolve_init_source(cfg)
+        self.cfg = cfg
+        self.init_source = init_source
         self.task = TASKS[cfg.experiment](cfg)
-        self.init_source = self._open_init_source()
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
         with self.strategy.scope():
@@ -121,19 +140,6 @@ class Trainer:
     @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
-
-    def _open_init_source(self) -> checkpoints.Source | None:
-        """``task.init_checkpoint`` or ``task.hub_module_url``, opened and checked against
-        ``task.model.encoder`` at start-up (one line and exit on a foreign layout or another shape)."""
-        task = self.cfg.task
-        if task.init_checkpoint:
-            source = checkpoints.open_checkpoint(task.init_checkpoint)
-        elif task.hub_module_url:
-            source = checkpoints.open_hub_module(task.hub_module_url)
-        else:
-            return None
-        checkpoints.check_architecture(source, task.model.encoder)
-        return source
 
     def restore(self) -> None:
         """The latest checkpoint of this run, else ``task.init_checkpoint`` / ``task.hub_module_url``
