@@ -225,6 +225,14 @@ def test_trainer_init_checkpoint_and_start_up_errors(mg, tmp_path):
                                           r"\[120, 32\] but task.model.encoder gives \[30522, 32\]$"):
         train_lib.Trainer(config.load_config("labse/train", [], _override(init_checkpoint=folder, vocab_size=30522)),
                           str(tmp_path / "run2"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    # shape keys no config file or override set come from the source (labse/train's defaults are LaBSE-base)
+    cfg, _ = train_lib.resolve_init_source(config.load_config("labse/train", [], f"task.init_checkpoint={folder},"
+                                                              "task.train_data.seq_length=16,"
+                                                              "task.validation_data.seq_length=16"))
+    assert {k: cfg.task.model.encoder[k] for k in ("vocab_size", "hidden_size", "num_layers", "num_attention_heads",
+                                                   "intermediate_size", "max_position_embeddings")} == dict(
+        vocab_size=V, hidden_size=H, num_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=INNER,
+        max_position_embeddings=POSITIONS)
     with pytest.raises(ConfigError, match=r"has 2 layers .* but task.model.encoder.num_layers is 3$"):
         train_lib.Trainer(config.load_config("labse/train", [], _override(init_checkpoint=folder, num_layers=3)),
                           str(tmp_path / "run3"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
@@ -312,6 +320,7 @@ def test_hub_module_exported_by_model_garden(mg, tmp_path):
     _assert_same_encoder(trainer.parts, mg)
 
 
+@pytest.mark.slow
 def test_hub_module_exported_by_us(tmp_path):
     from trainer import export_tfhub
 

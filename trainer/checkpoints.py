@@ -372,6 +372,25 @@ def architecture(source: Source) -> dict[str, int]:
     return arch
 
 
+def with_source_shape(cfg: Any, source: Source) -> Any:
+    """``cfg`` with each ``task.model.encoder`` shape key that no config file or override set taken from
+    the source (a key set explicitly is checked by ``check_architecture`` instead)."""
+    from trainer.config import Params, validate
+
+    data = cfg.as_dict()
+    encoder = data["task"]["model"]["encoder"]
+    taken = {}
+    for key, value in architecture(source).items():
+        if f"task.model.encoder.{key}" not in cfg.explicit and encoder[key] != value:
+            encoder[key] = taken[key] = value
+    if not taken:
+        return cfg
+    log.info("task.model.encoder from %s: %s", source.where, ", ".join(f"{k}={v}" for k, v in taken.items()))
+    params = Params(data, cfg.explicit)
+    validate(params)
+    return params
+
+
 def check_architecture(source: Source, enc_cfg: Any) -> None:
     """Stops with one line when ``task.model.encoder`` does not describe the source's encoder."""
     arch = architecture(source)

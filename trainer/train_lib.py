@@ -101,7 +101,8 @@ def resolve_init_source(cfg: Params) -> tuple[Params, checkpoints.Source | None]
         source = checkpoints.open_hub_module(task.hub_module_url)
     else:
         return cfg, None
-    checkpoints.check_architecture(source, task.model.encoder)
+    cfg = checkpoints.with_source_shape(cfg, source)
+    checkpoints.check_architecture(source, cfg.task.model.encoder)
     return checkpoints.with_source_defaults(cfg, source), source
 
 
