@@ -274,7 +274,8 @@ def tatoeba_check(args: argparse.Namespace) -> None:
 def vs_model_garden(args: argparse.Namespace) -> None:
     """Model Garden's ``BertEncoder`` and ours, same shapes (``--shapes``' LaBSE config), same weights
     (ours initialised from Model Garden's through ``trainer.checkpoints``), same batch: examples/s of a
-    forward pass and of a forward+backward pass for each, and ours / Model Garden's."""
+    forward pass and of a forward+backward pass for each (median of ``--rounds`` alternating rounds), and
+    ours / Model Garden's."""
     garden = os.environ.get("POLYEMBED_MODEL_GARDEN", str(Path(__file__).resolve().parent.parent / ".venv" /
                                                           "model_garden"))
     sys.path.append(garden)
@@ -304,6 +305,7 @@ def vs_model_garden(args: argparse.Namespace) -> None:
     diff = float(np.max(np.abs(theirs(inputs)["pooled_output"] - ours(inputs)["pooled_output"])))
     result = {"shapes": args.shapes, "batch": batch, "seq_length": seq, "layers": enc.num_layers,
               "hidden": enc.hidden_size, "max_abs_diff_pooled_output": diff, "load_average_at_start": os.getloadavg()}
+    functions = {}
     for name, model in (("model_garden", theirs), ("polyembed", ours)):
         forward = tf.function(lambda x, m=model: m(x, training=False)["pooled_output"])
 
@@ -316,10 +318,17 @@ def vs_model_garden(args: argparse.Namespace) -> None:
         for what, fn in (("forward", forward), ("train", train_step)):
             for _ in range(args.warmup_steps):
                 fn(inputs)
+            functions[f"{name}_{what}"] = fn
+    # Alternating rounds, median per function: a shared machine's load moves between measurements.
+    rates: dict[str, list[float]] = {k: [] for k in functions}
+    for _ in range(args.rounds):
+        for key, fn in functions.items():
             start = time.perf_counter()
             for _ in range(args.steps):
                 np.asarray(fn(inputs))
-            result[f"{name}_{what}_examples_per_second"] = round(args.steps * batch / (time.perf_counter() - start), 1)
+            rates[key].append(args.steps * batch / (time.perf_counter() - start))
+    for key, values in rates.items():
+        result[f"{key}_examples_per_second"] = round(float(np.median(values)), 1)
     for what in ("forward", "train"):
         result[f"{what}_ratio_polyembed_over_model_garden"] = round(
             result[f"polyembed_{what}_examples_per_second"] / result[f"model_garden_{what}_examples_per_second"], 3)
@@ -338,6 +347,7 @@ def main() -> None:
     p.add_argument("--input_seconds", type=float, default=5.0)
     p.add_argument("--precision", default="", choices=("", "float32", "bfloat16", "float16"))
     p.add_argument("--tatoeba", action="store_true", help="Run the Tatoeba real check instead.")
+    p.add_argument("--rounds", type=int, default=3, help="--vs_model_garden: alternating rounds (median).")
     p.add_argument("--vs_model_garden", action="store_true",
                    help="Model Garden's BertEncoder and ours side by side (forward and train examples/s; needs "
                         "tf-models-official on POLYEMBED_MODEL_GARDEN, see `make model_garden`).")
