@@ -252,12 +252,21 @@ def _override(init_checkpoint: str = "", hub_module_url: str = "", **encoder: in
     return ",".join(parts)
 
 
-def test_partial_and_foreign_checkpoints_stop_with_one_line(mg, tmp_path):
+def test_partial_and_foreign_checkpoints_stop_with_one_line(mg, tmp_path, capsys):
     partial = _write_tf1(mg, str(tmp_path / "partial"), drop="bert/encoder/layer_1/output/dense/bias")
     with pytest.raises(ConfigError) as e:
         _restore(partial)
     assert "has no layer_1/output/bias (looked for bert/encoder/layer_1/output/dense/bias)" in str(e.value)
     assert "\n" not in str(e.value)
+
+    # the job: one line on stderr, exit 2, before any data is read
+    from trainer import task
+
+    assert task.main(["--experiment=labse/train", "--mode=train", f"--model_dir={tmp_path / 'run'}",
+                      "--params_override=" + _override(init_checkpoint=partial)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: task.init_checkpoint ") and "has no layer_1/output/bias" in err
+    assert err.count("\n") == 1
 
     graph = tf.Graph()
     with graph.as_default():

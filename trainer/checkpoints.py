@@ -392,7 +392,11 @@ def with_source_shape(cfg: Any, source: Source) -> Any:
 
 
 def check_architecture(source: Source, enc_cfg: Any) -> None:
-    """Stops with one line when ``task.model.encoder`` does not describe the source's encoder."""
+    """Stops with one line when ``task.model.encoder`` does not describe the source's encoder, or the
+    source lacks one of its weights (so a partial checkpoint stops at start-up, not after the data)."""
+    for role in encoder_roles(source.num_layers):
+        if source.find(role) is None:
+            source.value(role)  # raises, naming the role and the names looked for
     arch = architecture(source)
     if source.config:  # bert_config.json must agree with the variables it describes
         named = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
