@@ -5,6 +5,7 @@ memory and, on a GPU, model FLOP utilisation.
     python bench/trainer.py --shapes=base            # BERT-base: MLM seq 128, dual encoder seq 64
     python bench/trainer.py --shapes=tiny --steps=20  # the CPU test models
     python bench/trainer.py --tatoeba --workdir=/tmp/tatoeba  # the real check: train, export, score
+    python bench/trainer.py --vs_model_garden --shapes=tiny --steps=20  # Model Garden's BertEncoder vs ours
 
 ``--tatoeba`` is the issue's real check: a small dual encoder trained from scratch on CPU on Tatoeba
 pairs (``--langs``, all but the first ``--held_out`` lines of each, plus ``--extra_langs``; no pair sharing
@@ -270,6 +271,71 @@ def tatoeba_check(args: argparse.Namespace) -> None:
                       "load_average_at_end": os.getloadavg(), **mean}), flush=True)
 
 
+def vs_model_garden(args: argparse.Namespace) -> None:
+    """Model Garden's ``BertEncoder`` and ours, same shapes (``--shapes``' LaBSE config), same weights
+    (ours initialised from Model Garden's through ``trainer.checkpoints``), same batch: examples/s of a
+    forward pass and of a forward+backward pass for each (median of ``--rounds`` alternating rounds), and
+    ours / Model Garden's."""
+    garden = os.environ.get("POLYEMBED_MODEL_GARDEN", str(Path(__file__).resolve().parent.parent / ".venv" /
+                                                          "model_garden"))
+    sys.path.append(garden)
+    from official.modeling import tf_utils
+    from official.nlp.modeling import networks
+
+    from trainer import checkpoints, modeling
+
+    cfg = config.load_config("labse/train", [f"trainer/configs/labse_{args.shapes}.yaml"])
+    enc = cfg.task.model.encoder
+    batch, seq = args.batch_size or cfg.task.train_data.global_batch_size, args.seq_length
+    theirs = networks.BertEncoder(vocab_size=enc.vocab_size, hidden_size=enc.hidden_size, num_layers=enc.num_layers,
+                                  num_attention_heads=enc.num_attention_heads, intermediate_size=enc.intermediate_size,
+                                  max_sequence_length=enc.max_position_embeddings, type_vocab_size=enc.type_vocab_size,
+                                  dropout_rate=enc.dropout_rate, attention_dropout_rate=enc.attention_dropout_rate,
+                                  activation=tf_utils.get_activation("gelu"), dict_outputs=True)
+    ours = modeling.build_encoder(enc)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(seq // 2, seq + 1, batch)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    inputs = {"input_word_ids": tf.constant(rng.integers(1000, enc.vocab_size, (batch, seq)) * mask, tf.int32),
+              "input_mask": tf.constant(mask), "input_type_ids": tf.constant(np.zeros_like(mask))}
+    theirs(inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tf.train.Checkpoint(encoder=theirs).write(os.path.join(tmp, "ckpt"))
+        checkpoints.restore(checkpoints.open_checkpoint(path, "--vs_model_garden"), ours.variables, enc)
+    diff = float(np.max(np.abs(theirs(inputs)["pooled_output"] - ours(inputs)["pooled_output"])))
+    result = {"shapes": args.shapes, "batch": batch, "seq_length": seq, "layers": enc.num_layers,
+              "hidden": enc.hidden_size, "max_abs_diff_pooled_output": diff, "load_average_at_start": os.getloadavg()}
+    functions = {}
+    for name, model in (("model_garden", theirs), ("polyembed", ours)):
+        forward = tf.function(lambda x, m=model: m(x, training=False)["pooled_output"])
+
+        @tf.function
+        def train_step(x: dict, m: object = model) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(m(x, training=True)["pooled_output"])
+            return tape.gradient(loss, m.trainable_variables)[-1]
+
+        for what, fn in (("forward", forward), ("train", train_step)):
+            for _ in range(args.warmup_steps):
+                fn(inputs)
+            functions[f"{name}_{what}"] = fn
+    # Alternating rounds, median per function: a shared machine's load moves between measurements.
+    rates: dict[str, list[float]] = {k: [] for k in functions}
+    for _ in range(args.rounds):
+        for key, fn in functions.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                np.asarray(fn(inputs))
+            rates[key].append(args.steps * batch / (time.perf_counter() - start))
+    for key, values in rates.items():
+        result[f"{key}_examples_per_second"] = round(float(np.median(values)), 1)
+    for what in ("forward", "train"):
+        result[f"{what}_ratio_polyembed_over_model_garden"] = round(
+            result[f"polyembed_{what}_examples_per_second"] / result[f"model_garden_{what}_examples_per_second"], 3)
+    result["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(result), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shapes", choices=("base", "tiny"), default="base")
@@ -281,6 +347,10 @@ def main() -> None:
     p.add_argument("--input_seconds", type=float, default=5.0)
     p.add_argument("--precision", default="", choices=("", "float32", "bfloat16", "float16"))
     p.add_argument("--tatoeba", action="store_true", help="Run the Tatoeba real check instead.")
+    p.add_argument("--rounds", type=int, default=3, help="--vs_model_garden: alternating rounds (median).")
+    p.add_argument("--vs_model_garden", action="store_true",
+                   help="Model Garden's BertEncoder and ours side by side (forward and train examples/s; needs "
+                        "tf-models-official on POLYEMBED_MODEL_GARDEN, see `make model_garden`).")
     p.add_argument("--workdir", default="/tmp/polyembed_tatoeba")
     p.add_argument("--langs", default="deu,fra,spa,ita,por,nld,pol,rus")
     p.add_argument("--extra_langs", default="",
@@ -298,6 +368,9 @@ def main() -> None:
                    help="Kill training at this wall time (start-up included) and score the latest checkpoint "
                         "(one every train_steps/10); 0: no limit.")
     args = p.parse_args()
+    if args.vs_model_garden:
+        vs_model_garden(args)
+        return
     if args.tatoeba:
         if args.lower_case and not args.vocab_size:
             p.error("--lower_case needs --vocab_size (multilingual BERT's vocabulary is cased)")

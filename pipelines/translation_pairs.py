@@ -80,6 +80,9 @@ class TranslationPairsOptions(CommonOptions):
         parser.add_argument("--num_shards", type=int, default=0,
              help="Shards per split; 0 sizes them by --records_per_shard.")
         parser.add_argument("--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--compression", default="gzip", choices=tuple(tr.TFRECORD_COMPRESSIONS),
+                            help="TFRecord shards: gzip (.tfrecord.gz; Model Garden file_type tfrecord_compressed) "
+                                 "or none (.tfrecord; file_type tfrecord).")
         parser.add_argument("--write_jsonl", action="store_true", help="Also write a JSONL.gz copy per split.")
         parser.add_argument("--no_stats_chart", action="store_true", help="Skip stats.png.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt for --materialize_tokens.")
@@ -160,7 +163,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             written[name] = split | f"Once{name.title()}" >> beam.Map(lambda p: (0, p))
         directory = FileSystems.join(out_dir, name)
         _ = written[name] | f"Write{name.title()}" >> tr.WritePairs(
-            directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl)
+            directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression)
         outputs[f"{name} pairs"] = directory
     tallies = tuple(s.tally for s in stages) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)

@@ -24,8 +24,10 @@ class ConfigError(ValueError):
 class Params(Mapping):
     """Read-only attribute view of a nested dict."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, data: Mapping[str, Any], explicit: frozenset[str] = frozenset()) -> None:
         self._data = dict(data)
+        # dotted keys a config file or --params_override set (defaults a checkpoint may supply are not)
+        self.explicit = explicit
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -133,7 +135,8 @@ _RUNTIME = {
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "bert/pretraining": {
         "task": {
-            "init_checkpoint": "",
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
             "model": {"encoder": dict(_ENCODER), "num_classes": 2},
             # dynamic masking (records hold only ids and segments) draws this share of tokens
             "masking": {"masked_lm_prob": 0.15, "random_token_prob": 0.1, "keep_token_prob": 0.1},
@@ -145,7 +148,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     },
     "labse/train": {
         "task": {
-            "init_checkpoint": "",
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
             "model": {"encoder": dict(_ENCODER, vocab_size=501153), "normalize": True},
             "logit_scale": 100.0,
             "logit_margin": 0.3,
@@ -181,7 +185,8 @@ def _typed(key: str, default: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str, prefix: str = "") -> None:
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str, prefix: str = "",
+           explicit: set[str] | None = None) -> None:
     for k, v in update.items():
         key = f"{prefix}{k}"
         if k not in base:
@@ -189,9 +194,11 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str, prefix: 
         if isinstance(base[k], dict):
             if not isinstance(v, Mapping):
                 raise ConfigError(f"config key {key!r} in {where} must be a mapping, got {v!r}")
-            _merge(base[k], v, where, key + ".")
+            _merge(base[k], v, where, key + ".", explicit)
         else:
             base[k] = _typed(key, base[k], v, where)
+            if explicit is not None:
+                explicit.add(key)
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
@@ -238,6 +245,7 @@ def load_config(experiment: str, config_files: Sequence[str] = (), params_overri
         raise ConfigError(f"--experiment {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
     cfg = copy.deepcopy(EXPERIMENTS[experiment])
     cfg["experiment"] = experiment  # so a run's params.yaml can be passed back as --config_file
+    explicit: set[str] = set()
     for path in config_files:
         import tensorflow as tf  # only for gfile, so gs:// config files work
 
@@ -253,12 +261,12 @@ def load_config(experiment: str, config_files: Sequence[str] = (), params_overri
                 raise ConfigError(f"--config_file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(data, Mapping):
             raise ConfigError(f"--config_file {path} must hold a mapping at top level")
-        _merge(cfg, data, path)
+        _merge(cfg, data, path, explicit=explicit)
     if params_override:
-        _merge(cfg, parse_overrides(params_override), "--params_override")
+        _merge(cfg, parse_overrides(params_override), "--params_override", explicit=explicit)
     if cfg["experiment"] != experiment:
         raise ConfigError(f"the config files are for experiment {cfg['experiment']!r}, not --experiment {experiment}")
-    params = Params(cfg)
+    params = Params(cfg, frozenset(explicit - {"experiment"}))
     validate(params)
     return params
 
@@ -276,6 +284,8 @@ def validate(cfg: Params) -> None:
                               f"task.model.encoder.max_position_embeddings {enc.max_position_embeddings}")
         if data.global_batch_size < 1:
             raise ConfigError(f"task.{section}.global_batch_size must be positive, got {data.global_batch_size}")
+    if cfg.task.init_checkpoint and cfg.task.hub_module_url:
+        raise ConfigError("task.init_checkpoint and task.hub_module_url are both set: start from one of them")
     rt = cfg.runtime
     if rt.distribution_strategy not in ("tpu", "mirrored", "one_device"):
         raise ConfigError(f"runtime.distribution_strategy {rt.distribution_strategy!r} is not tpu, mirrored or "

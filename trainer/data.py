@@ -63,7 +63,10 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
     for directory in sorted({os.path.dirname(f) for f in files}):
         schema = os.path.join(directory, specs.SCHEMA_FILE)
         if not tf.io.gfile.exists(schema):
-            raise specs.SpecError(f"no {specs.SCHEMA_FILE} next to the data of {key} in {directory}")
+            raise specs.SpecError(f"no {specs.SCHEMA_FILE} next to the data of {key} in {directory} (records made "
+                                  "elsewhere, e.g. by create_pretraining_data.py, are described with: python -m "
+                                  "specs.describe --pretraining --max_seq_length N --max_predictions_per_seq P "
+                                  f"{directory})")
         side = os.path.join(directory, specs.SPEC_FILE)
         with tf.io.gfile.GFile(schema) as f:
             schema_text = f.read()

@@ -245,6 +245,32 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
     return export_path
 
 
+def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: str) -> tuple[str, bool]:
+    """The vocabulary and casing the export carries: the flags, else what the run recorded in its
+    ``params.yaml`` (else the config's). An uncased vocabulary (no upper-case tokens) means lower-casing
+    unless told otherwise, and a flag that contradicts the run or the vocabulary stops with one line:
+    a wrong casing turns ``Hello World`` into ``[UNK] [UNK]`` without any error."""
+    from trainer import checkpoints
+    from trainer.convert_checkpoint import run_params
+
+    run = run_params(model_dir).get("task", {}).get("train_data", {})
+    vocab = vocab_flag or run.get("vocab_file", "") or cfg.task.train_data.vocab_file
+    if vocab_flag and run.get("vocab_file") and not checkpoints.same_file(vocab_flag, run["vocab_file"]):
+        raise ConfigError(f"--vocab_file {vocab_flag} is not the vocabulary the run in {model_dir} trained with "
+                          f"({run['vocab_file']})")
+    uncased = bool(vocab) and checkpoints.uncased_vocabulary(vocab)
+    if not lower_flag:
+        return vocab, bool(run.get("lower_case", cfg.task.train_data.lower_case)) or uncased
+    lower = lower_flag == "true"
+    if uncased and not lower:
+        raise ConfigError(f"--do_lower_case=false but {vocab} is an uncased vocabulary (no upper-case tokens): "
+                          "capitalised words would become [UNK]")
+    if run.get("vocab_file") and cfg.experiment == "labse/train" and lower != bool(run.get("lower_case")):
+        raise ConfigError(f"--do_lower_case={lower_flag} contradicts the run in {model_dir}, which tokenised with "
+                          f"lower_case={str(bool(run.get('lower_case'))).lower()}")
+    return vocab, lower
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     p = argparse.ArgumentParser(prog="python -m trainer.export_tfhub", description=__doc__.splitlines()[0])
@@ -255,15 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--params_override", action="append", default=[])
     p.add_argument("--export_type", default="model", choices=EXPORT_TYPES)
     p.add_argument("--export_path", required=True)
-    p.add_argument("--vocab_file", default="", help="Defaults to task.train_data.vocab_file.")
+    p.add_argument("--vocab_file", default="", help="Defaults to the run's task.train_data.vocab_file.")
     p.add_argument("--do_lower_case", default="", choices=("", "true", "false"),
-                   help="Defaults to task.train_data.lower_case.")
+                   help="Defaults to the run's task.train_data.lower_case (true for an uncased vocabulary).")
     p.add_argument("--pooler", default="trained", choices=POOLERS)
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
-        vocab = args.vocab_file or cfg.task.train_data.vocab_file
-        lower = cfg.task.train_data.lower_case if not args.do_lower_case else args.do_lower_case == "true"
+        vocab, lower = run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
                                cfg.task.train_data.transform_output_dir)

@@ -41,13 +41,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     from trainer import train_lib
     from trainer.tasks import TASKS
 
+    cfg, init_source = train_lib.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
+
     if args.mode != "export":  # the data and its spec are checked before any model is built
         checker = TASKS[args.experiment](cfg)
         checker.dataset("validation_data" if args.mode == "eval" else "train_data", check_only=True)
         if args.mode == "train_and_eval" and cfg.task.validation_data.input_path:
             checker.dataset("validation_data", check_only=True)
 
-    trainer = train_lib.Trainer(cfg, args.model_dir, args.tpu)
+    trainer = train_lib.Trainer(cfg, args.model_dir, args.tpu, init_source=init_source)
     if args.mode == "train":
         return trainer.train()
     if args.mode == "train_and_eval":

@@ -15,13 +15,15 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from trainer import data, losses, modeling
+from trainer import checkpoints, data, losses, modeling
 
 
 class PretrainingTask:
     """``bert/pretraining``: masked LM, plus next-sentence prediction when the records carry labels."""
 
     name = "bert/pretraining"
+    # What task.init_checkpoint restores beside the encoder when the source has it.
+    head_roles = checkpoints.MLM_ROLES + checkpoints.NSP_ROLES
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -95,6 +97,7 @@ class DualEncoderTask:
     the whole global batch."""
 
     name = "labse/train"
+    head_roles: tuple[str, ...] = ()
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -21,6 +21,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from trainer import checkpoints
 from trainer.config import Params, to_yaml
 from trainer.optimization import make_optimizer
 from trainer.tasks import TASKS
@@ -89,13 +90,34 @@ def set_precision(runtime: Params) -> None:
     tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
 
 
+def resolve_init_source(cfg: Params) -> tuple[Params, checkpoints.Source | None]:
+    """``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked against ``task.model.encoder``
+    (one line and exit on a foreign layout or another shape), and ``cfg`` with the source's vocabulary and
+    casing as the data defaults. Called at start-up, before the data is checked."""
+    task = cfg.task
+    if task.init_checkpoint:
+        source = checkpoints.open_checkpoint(task.init_checkpoint)
+    elif task.hub_module_url:
+        source = checkpoints.open_hub_module(task.hub_module_url)
+    else:
+        return cfg, None
+    cfg = checkpoints.with_source_shape(cfg, source)
+    checkpoints.check_architecture(source, cfg.task.model.encoder)
+    return checkpoints.with_source_defaults(cfg, source), source
+
+
 class Trainer:
     """Builds everything for one experiment and runs train / eval / train_and_eval."""
 
     def __init__(self, cfg: Params, model_dir: str, tpu: str = "",
-                 strategy: tf.distribute.Strategy | None = None) -> None:
-        self.cfg = cfg
+                 strategy: tf.distribute.Strategy | None = None,
+                 init_source: checkpoints.Source | None = None) -> None:
+        """``init_source``: ``resolve_init_source``'s, when the caller already opened it."""
         self.dirs = Dirs.from_env(model_dir)
+        if init_source is None:
+            cfg, init_source = resolve_init_source(cfg)
+        self.cfg = cfg
+        self.init_source = init_source
         self.task = TASKS[cfg.experiment](cfg)
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
@@ -121,19 +143,16 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self) -> None:
-        """The latest checkpoint of this run, else ``task.init_checkpoint`` (encoder weights from a
-        checkpoint, checkpoint directory or model_dir of either experiment), else fresh weights."""
+        """The latest checkpoint of this run, else ``task.init_checkpoint`` / ``task.hub_module_url``
+        (every encoder weight, and the task's heads where the source has them; see
+        ``trainer.checkpoints``), else fresh weights."""
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("restored %s at step %d", latest, self.step)
-        elif self.cfg.task.init_checkpoint:
-            path = self.cfg.task.init_checkpoint
-            if tf.io.gfile.isdir(path):  # a checkpoint directory, or another run's model_dir
-                path = (tf.train.latest_checkpoint(path)
-                        or tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or path)
-            tf.train.Checkpoint(encoder=self.parts["encoder"]).read(path).expect_partial()
-            log.info("initialised the encoder from %s", path)
+        elif self.init_source is not None:
+            checkpoints.restore(self.init_source, self.model.variables, self.cfg.task.model.encoder,
+                                self.task.head_roles)
 
     def make_train_steps(self) -> Any:
         task, model, opt, strategy = self.task, self.model, self.optimizer, self.strategy

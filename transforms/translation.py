@@ -711,6 +711,10 @@ def pair_json(pair: Pair) -> bytes:
                        "offset": pair.offset}, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
+# --compression: the shard suffix and files.WriteShards' compression.
+TFRECORD_COMPRESSIONS = {"gzip": (".tfrecord.gz", "gzip"), "none": (".tfrecord", "uncompressed")}
+
+
 class WritePairs(beam.PTransform):
     """``(copy_index, Pair)`` -> globally shuffled GZIP TFRecord shards of ``TRANSLATION_PAIRS``
     examples in ``directory`` (plus the spec), and optionally a JSONL.gz copy in the same order.
@@ -720,10 +724,14 @@ class WritePairs(beam.PTransform):
     """
 
     def __init__(self, directory: str, seed: int, num_shards: int = 0, records_per_shard: int = 200_000,
-                 jsonl: bool = False, basename: str = "pairs") -> None:
+                 jsonl: bool = False, basename: str = "pairs", compression: str = "gzip") -> None:
+        """``compression``: ``gzip`` (``.tfrecord.gz``; Model Garden reads it with ``file_type:
+        tfrecord_compressed``) or ``none`` (``.tfrecord``; ``file_type: tfrecord``)."""
         super().__init__()
+        if compression not in TFRECORD_COMPRESSIONS:
+            raise ValueError(f"compression {compression!r} is not one of {', '.join(TFRECORD_COMPRESSIONS)}")
         self._dir, self._seed, self._num_shards, self._per_shard = directory, seed, num_shards, records_per_shard
-        self._jsonl, self._base = jsonl, basename
+        self._jsonl, self._base, self._compression = jsonl, basename, compression
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
         _ = pairs.pipeline | "Spec" >> files.WriteSpec(TRANSLATION_PAIRS, self._dir)
@@ -732,8 +740,10 @@ class WritePairs(beam.PTransform):
         count = (
             keyed
             | "Encode" >> beam.MapTuple(lambda k, p: (k, encode_pair(p)))
-            | "WriteTFRecord" >> files.WriteShards(FileSystems.join(self._dir, self._base), ".tfrecord.gz",
-                                                   "tfrecord", "gzip", self._num_shards, self._per_shard)
+            | "WriteTFRecord" >> files.WriteShards(FileSystems.join(self._dir, self._base),
+                                                   TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
+                                                   TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,
+                                                   self._per_shard)
         )
         if self._jsonl:
             _ = (
