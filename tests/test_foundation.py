@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import pathlib
+import re
 
 import apache_beam as beam
 import pytest
@@ -30,15 +31,19 @@ def _lines_via_splits(path: str, split_points: list[int]) -> list[tuple[int, byt
 
 
 def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path):
-    text = b"\xef\xbb\xbfheader\r\nline one\r\n\r\nline three\nx\n" + b"long" * 5000 + b"\nlast without newline"
+    # LF, CRLF and lone-CR line ends, a CRLF that a split point can cut in two, an empty CR line
+    text = (b"\xef\xbb\xbfheader\r\nline one\r\n\r\nline three\nx\rmac\r\rline\n" + b"long" * 5000
+            + b"\nlast without newline")
     p = tmp_path / "a.txt"
     p.write_bytes(text)
     expected = []
     pos = 0
-    for raw in text.split(b"\n"):
+    for raw, end in zip(*[iter([*re.split(b"(\r\n|\r|\n)", text), b""])] * 2, strict=True):
         expected.append((pos, raw))
-        pos += len(raw) + 1
-    for splits in ([], [1], [7, 8, 9], list(range(1, len(text), 997)), [len(text) - 3]):
+        pos += len(raw) + len(end)
+    assert [raw for _, raw in expected][:8] == [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x", b"mac",
+                                                b"", b"line"]
+    for splits in ([], [1], [7, 8, 9], [14, 15, 16], list(range(1, len(text), 997)), [len(text) - 3]):
         assert _lines_via_splits(str(p), splits) == expected, splits
 
 
@@ -167,6 +172,6 @@ def test_read_tfrecords_dead_letters_a_truncated_gzip_file(tmp_path):
                        len(kv[1]) if kv[0] == ok else 0 < len(kv[1]) < 50))
         assert_that(in_order, equal_to([(ok, True, 4), (cut, True, True)]), label="Records")
         assert_that(res.dead_letter | beam.Map(lambda d: (d.reason, d.source)),
-                    equal_to([("unreadable_file", cut)]), label="DeadLetters")
+                    equal_to([("truncated_input", cut)]), label="DeadLetters")
 
     _run(check)
