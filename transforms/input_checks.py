@@ -4,10 +4,11 @@ Three ways an input can be wrong without any single record looking wrong, each w
 reason that every pipeline uses (stage ``read_input``, the file as ``source``, the byte offset in
 the decompressed stream as ``offset``):
 
-- ``truncated_input``: a compressed stream (gzip, bzip2, xz/lzma) that ends before its end marker
-  or fails its checksum. Beam's ``CompressedFile`` reads such a stream to wherever it stops and
-  reports a clean end of file, so a file cut in half reads as a shorter whole one whose last line is
-  half a record. ``open_checked`` decompresses with Python's own gzip/bz2/lzma readers instead,
+- ``truncated_input``: a compressed stream (every compression Beam detects: gzip, bzip2, xz/lzma,
+  deflate, zstd) that ends before its end marker or fails its checksum. Beam's ``CompressedFile``
+  reads such a stream to wherever it stops and reports a clean end of file, so a file cut in half
+  reads as a shorter whole one whose last line is half a record. ``open_checked`` decompresses with
+  Python's own gzip/bz2/lzma readers instead (and a small checked stream for deflate and zstd),
   which raise at the broken end; the reader turns that into one dead letter holding the partial
   last line (never a record).
 - ``not_text``: a file whose first block holds a NUL byte or is mostly not UTF-8 (an image, a
@@ -22,11 +23,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import re
 import zlib
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import zstandard  # Beam's own dependency for .zst
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -44,7 +48,7 @@ MAX_UNDECODABLE_FRACTION = 0.1
 
 # What Python's decompressors raise at a truncated or corrupt stream (bz2 raises a plain OSError,
 # told apart from an I/O error by its message).
-_STREAM_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+_STREAM_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, zstandard.ZstdError)
 _BZ2_CORRUPT = "Invalid data stream"
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
@@ -75,17 +79,68 @@ class TruncatedInputError(Exception):
         return InputProblem(path, self.offset, TRUNCATED_INPUT, self.detail, self.record)
 
 
+class _CheckedStream(io.RawIOBase):
+    """Decompressed reading for the formats Python has no file reader for (zlib-wrapped deflate,
+    as Beam writes ``.deflate``, and zstd), which raises EOFError where the stream breaks off.
+    Concatenated streams (frames) are read one after the other."""
+
+    _IN = 1 << 16  # compressed bytes per step, which bounds the output of one step
+
+    def __init__(self, raw: Any, new_decompressor: Callable[[], Any]) -> None:
+        super().__init__()
+        self._raw, self._new = raw, new_decompressor
+        self._d = new_decompressor()
+        self._pending = b""
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        while not self._pending:
+            if self._d.eof:
+                data = self._d.unused_data or self._raw.read(self._IN)
+                if not data:
+                    return b""
+                self._d = self._new()
+            else:
+                data = self._raw.read(self._IN)
+                if not data:
+                    if not self._started:
+                        return b""  # an empty file, as gzip reads it
+                    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            self._started = True
+            self._pending = self._d.decompress(data)
+        size = len(self._pending) if size is None or size < 0 else size
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    read = read1
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _zstd() -> Any:
+    return zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
+
+
+_OPENERS: dict[str, Callable[[Any], Any]] = {
+    CompressionTypes.GZIP: lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+    CompressionTypes.BZIP2: bz2.BZ2File,
+    CompressionTypes.LZMA: lzma.LZMAFile,
+    CompressionTypes.DEFLATE: lambda f: _CheckedStream(f, zlib.decompressobj),
+    CompressionTypes.ZSTD: lambda f: _CheckedStream(f, _zstd),
+}
+
+
 def open_checked(path: str) -> Any:
     """Opens a file decompressed (by extension, as Beam detects it) with readers that raise at a
-    truncated or corrupt gzip/bzip2/xz stream; other compressions are left to Beam."""
+    truncated or corrupt stream, where Beam's ``CompressedFile`` would report a clean end of file."""
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     kind = CompressionTypes.detect_compression_type(path)
-    if kind == CompressionTypes.UNCOMPRESSED:
-        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    opener = {CompressionTypes.GZIP: lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
-              CompressionTypes.BZIP2: bz2.BZ2File, CompressionTypes.LZMA: lzma.LZMAFile}.get(kind)
-    if opener is None:
-        return FileSystems.open(path, compression_type=kind)
-    return opener(FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED))
+    return raw if kind == CompressionTypes.UNCOMPRESSED else _OPENERS[kind](raw)
 
 
 def stream_error(e: BaseException) -> str | None:
