@@ -113,44 +113,55 @@ def lines_from(f: Any, start: int = 0) -> Iterator[tuple[int, bytes]]:
     pos = 0  # file offset of buf[0]
     buf = b""
     cursor = 0  # index in buf of the next line's first byte
+    # The next LF and CR at or after cursor (len(buf): none in buf), each searched again only once
+    # passed, so a file of one kind of line end never rescans the buffer for the other kind.
+    lf = cr = -1
     skipping = start > 0
     eof = False
-    has_cr = False  # whether buf holds a CR: most files have none, and need one search per line
     if skipping:
         f.seek(start - 1)
         pos = start - 1
     while True:
-        nl = buf.find(b"\n", cursor)
-        cr = buf.find(b"\r", cursor, nl if nl >= 0 else len(buf)) if has_cr else -1
-        if cr >= 0 and (cr + 1 < len(buf) or eof):
-            end, after = cr, cr + (2 if buf[cr + 1:cr + 2] == b"\n" else 1)
-        elif cr < 0 and nl >= 0:
-            end, after = nl, nl + 1
-        elif eof:
+        if lf < cursor:
+            lf = buf.find(b"\n", cursor)
+            lf = len(buf) if lf < 0 else lf
+        if cr < cursor:
+            cr = buf.find(b"\r", cursor)
+            cr = len(buf) if cr < 0 else cr
+        if cr == len(buf) and not skipping:  # no CR ahead: LF lines, the common case, at full speed
+            while lf < cr:
+                yield pos + cursor, buf[cursor:lf]
+                cursor = lf + 1
+                lf = buf.find(b"\n", cursor)
+                lf = cr if lf < 0 else lf
+        end = min(lf, cr)
+        if end < len(buf) and (end == lf or end + 1 < len(buf) or eof):  # a CR needs the next byte
+            after = end + 2 if end == cr and end + 1 == lf else end + 1
+            if skipping:
+                skipping = False
+            else:
+                yield pos + cursor, buf[cursor:end]
+            cursor = after
+            continue
+        if eof:
             if cursor < len(buf) and not skipping:
                 yield pos + cursor, buf[cursor:]
             return
+        try:
+            chunk = checks.read_chunk(f, _CHUNK)
+        except Exception as e:
+            detail = checks.stream_error(e)
+            if detail is None:
+                raise
+            raise checks.TruncatedInputError(pos + cursor, b"" if skipping else buf[cursor:], detail) from None
+        if chunk:
+            pos += cursor
+            buf = buf[cursor:] + chunk
+            cursor = 0
+            lf = cr = -1
         else:
-            try:
-                chunk = checks.read_chunk(f, _CHUNK)
-            except Exception as e:
-                detail = checks.stream_error(e)
-                if detail is None:
-                    raise
-                raise checks.TruncatedInputError(pos + cursor, b"" if skipping else buf[cursor:], detail) from None
-            if chunk:
-                pos += cursor
-                buf = buf[cursor:] + chunk
-                cursor = 0
-                has_cr = b"\r" in buf
-            else:
-                eof = True
-            continue
-        if skipping:
-            skipping = False
-        else:
-            yield pos + cursor, buf[cursor:end]
-        cursor = after
+            eof = True
+            lf = cr = -1
 
 
 class _CheckLines(AccountedDoFn):
