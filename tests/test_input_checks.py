@@ -222,6 +222,18 @@ def test_a_cut_or_corrupt_7z_archive_is_truncated_input(shared_data, tmp_path):
         shared_data / "stackexchange" / "cardano.stackexchange.com" / "PostLinks.xml").read_bytes()
 
 
+@pytest.mark.parametrize("fmt", ["bz2", "zst", "gz"])
+def test_a_cut_compressed_tfrecord_file_is_truncated_input_after_its_whole_records(shared_data, tmp_path, fmt):
+    records = [b"record %d " % i + line for i, line in enumerate(_text(shared_data, 3000))]
+    path = tmp_path / f"docs.tfrecord.{fmt}"
+    path.write_bytes(_cut(b"".join(files.tfrecord_frame(r) for r in records), fmt))
+    out, (letter,) = _run_dofn(files._ReadTFRecordFile(), [str(path)])
+    assert [r for _, r in out] == records[: len(out)] and len(out) < len(records)
+    offset = sum(len(r) + 16 for r in records[: len(out)])
+    assert (letter.stage, letter.reason, letter.source) == ("read_tfrecord_frames", "truncated_input", str(path))
+    assert letter.detail.startswith(f"record {len(out)} at byte {offset}: the compressed stream ends")
+
+
 def test_a_tfrecord_text_feature_that_is_not_utf8_is_invalid_utf8_in_every_reader():
     import specs
     from transforms import dedup
