@@ -30,19 +30,25 @@ def _lines_via_splits(path: str, split_points: list[int]) -> list[tuple[int, byt
     return out
 
 
-def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path):
-    # LF, CRLF and lone-CR line ends, a CRLF that a split point can cut in two, an empty CR line
+@pytest.mark.parametrize("cr_file", [False, True])
+def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path, cr_file):
+    # LF and CRLF line ends (a CRLF that a split point can cut in two) and stray CRs inside lines;
+    # a file without LF reads every CR as a line end instead
     text = (b"\xef\xbb\xbfheader\r\nline one\r\n\r\nline three\nx\rmac\r\rline\n" + b"long" * 5000
             + b"\nlast without newline")
+    if cr_file:
+        text = text.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     p = tmp_path / "a.txt"
     p.write_bytes(text)
     expected = []
     pos = 0
-    for raw, end in zip(*[iter([*re.split(b"(\r\n|\r|\n)", text), b""])] * 2, strict=True):
+    for raw, end in zip(*[iter([*re.split(b"(\r\n|\r|\n)" if cr_file else b"(\r?\n)", text), b""])] * 2,
+                        strict=True):
         expected.append((pos, raw))
         pos += len(raw) + len(end)
-    assert [raw for _, raw in expected][:8] == [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x", b"mac",
-                                                b"", b"line"]
+    assert [raw for _, raw in expected][:5] == (
+        [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x"] if cr_file
+        else [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x\rmac\r\rline"])
     for splits in ([], [1], [7, 8, 9], [14, 15, 16], list(range(1, len(text), 997)), [len(text) - 3]):
         assert _lines_via_splits(str(p), splits) == expected, splits
 

@@ -155,6 +155,14 @@ def test_cr_crlf_and_lf_files_give_the_same_lines_whatever_the_split(shared_data
         assert got == _offsets(lines, end), end
 
 
+def test_a_stray_cr_in_an_lf_file_stays_in_its_line_so_aligned_files_stay_aligned(shared_data, tmp_path):
+    lines = _tsv(shared_data, 300)
+    lines[5] = lines[5].replace(b" ", b"\r", 1)
+    path = tmp_path / "stray.tsv"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    assert _read(path) == (_offsets(lines, b"\r\n"), [])
+
+
 def test_not_text_by_nul_bytes_or_undecodable_share(shared_data):
     assert input_checks.text_problem(_binary()[:65536], complete=False).startswith("NUL byte")
     utf16 = "Grüße aus Köln\n".encode("utf-16")

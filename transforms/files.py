@@ -5,9 +5,10 @@ byte ranges that workers read in parallel; compressed files are read whole) with
 ``ReadFromText``: every line keeps the byte offset where it starts (so a dead letter can name its exact
 place, and a line number can be resolved for it later), and lines travel in batches, because on the
 DirectRunner a Python element costs about 12 us and a dump has millions of short lines. A line ends
-at LF, CRLF or a lone CR. Lines stay bytes (XML parsers want bytes), but every one has been checked
-to be UTF-8, and compressed streams are checked to their end: ``transforms.input_checks`` says how,
-and ``ReadLineBatches`` returns the dead letters of a ``read_input`` stage.
+at LF or CRLF (or at a lone CR in a file that has no LF). Lines stay bytes (XML parsers want bytes),
+but every one has been checked to be UTF-8, and compressed streams are checked to their end:
+``transforms.input_checks`` says how, and ``ReadLineBatches`` returns the dead letters of a
+``read_input`` stage.
 
 Writing: ``WriteShards`` assigns every record to a shard by a hash of its sort key, sorts each shard by
 that key, and writes it whole. Output bytes therefore depend only on the records, never on bundle
@@ -75,7 +76,7 @@ class _LineBatchSource(filebasedsource.FileBasedSource):
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[LineBatch | checks.InputProblem]:
         start = range_tracker.start_position()
-        problem = checks.file_problem(file_name)
+        problem, cr_only = checks.sniff(file_name)
         if problem is not None:
             if start == 0 and range_tracker.try_claim(0):
                 yield problem
@@ -83,7 +84,7 @@ class _LineBatchSource(filebasedsource.FileBasedSource):
         batch: list[tuple[int, bytes]] = []
         with checks.open_checked(file_name) as f:
             try:
-                for offset, line in lines_from(f, start):
+                for offset, line in lines_from(f, start, cr_only):
                     if not range_tracker.try_claim(offset):
                         break
                     batch.append((offset, line))
@@ -99,22 +100,68 @@ class _LineBatchSource(filebasedsource.FileBasedSource):
             yield LineBatch(file_name, batch)
 
 
-def lines_from(f: Any, start: int = 0) -> Iterator[tuple[int, bytes]]:
+def lines_from(f: Any, start: int = 0, cr_only: bool = False) -> Iterator[tuple[int, bytes]]:
     """``(byte_offset, line_without_line_end)`` for every line that starts at or after ``start`` in
     an open (decompressed) file, to its end (the caller claims offsets and stops).
 
-    A line ends at LF, CRLF or a lone CR, so files from Unix, Windows and classic Mac OS read the
-    same. A line starts after a line end; with ``start > 0`` the file is entered one byte early and
-    the text up to the first line end is skipped (it belongs to the range before), so a CRLF cut
-    between its two bytes still ends one line, never makes an empty one.
+    Lines end at LF, and a CR before the LF is dropped (CRLF). A file whose first block has CRs and
+    no LF (``input_checks.cr_only``, told by every range reader alike) is read with CR, CRLF and LF
+    all as line ends; in any other file a lone CR is a character of its line, so one stray CR in a
+    Moses file cannot shift every later line of it against its partner. A line starts after a line
+    end; with ``start > 0`` the file is entered one byte early and the text up to the first line end
+    is skipped (it belongs to the range before), so a CRLF cut between its two bytes still ends one
+    line, never makes an empty one.
 
     Raises ``TruncatedInputError`` (holding the unfinished last line) when the stream breaks off.
     """
+    return (_cr_lines if cr_only else _lf_lines)(f, start)
+
+
+def _next_chunk(f: Any, offset: int, partial: bytes) -> bytes:
+    """The next decompressed chunk; a stream that breaks off raises ``TruncatedInputError`` holding
+    ``partial``, the unfinished line that starts at ``offset``."""
+    try:
+        return checks.read_chunk(f, _CHUNK)
+    except Exception as e:
+        detail = checks.stream_error(e)
+        if detail is None:
+            raise
+        raise checks.TruncatedInputError(offset, partial, detail) from None
+
+
+def _lf_lines(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
+    pos = 0  # file offset of buf[0]
+    buf = b""
+    cursor = 0  # index in buf of the next line's first byte
+    skipping = start > 0
+    if skipping:
+        f.seek(start - 1)
+        pos = start - 1
+    while True:
+        lf = buf.find(b"\n", cursor)
+        if lf < 0:
+            chunk = _next_chunk(f, pos + cursor, b"" if skipping else buf[cursor:])
+            if not chunk:
+                if cursor < len(buf) and not skipping:
+                    yield pos + cursor, buf[cursor:-1] if buf.endswith(b"\r") else buf[cursor:]
+                return
+            pos += cursor
+            buf = buf[cursor:] + chunk
+            cursor = 0
+            continue
+        if skipping:
+            skipping = False
+        else:
+            yield pos + cursor, buf[cursor:lf - 1] if lf > cursor and buf[lf - 1] == 13 else buf[cursor:lf]
+        cursor = lf + 1
+
+
+def _cr_lines(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
     pos = 0  # file offset of buf[0]
     buf = b""
     cursor = 0  # index in buf of the next line's first byte
     # The next LF and CR at or after cursor (len(buf): none in buf), each searched again only once
-    # passed, so a file of one kind of line end never rescans the buffer for the other kind.
+    # passed, so the buffer is never rescanned for a kind of line end it does not hold.
     lf = cr = -1
     skipping = start > 0
     eof = False
@@ -128,12 +175,6 @@ def lines_from(f: Any, start: int = 0) -> Iterator[tuple[int, bytes]]:
         if cr < cursor:
             cr = buf.find(b"\r", cursor)
             cr = len(buf) if cr < 0 else cr
-        if cr == len(buf) and not skipping:  # no CR ahead: LF lines, the common case, at full speed
-            while lf < cr:
-                yield pos + cursor, buf[cursor:lf]
-                cursor = lf + 1
-                lf = buf.find(b"\n", cursor)
-                lf = cr if lf < 0 else lf
         end = min(lf, cr)
         if end < len(buf) and (end == lf or end + 1 < len(buf) or eof):  # a CR needs the next byte
             after = end + 2 if end == cr and end + 1 == lf else end + 1
@@ -147,21 +188,14 @@ def lines_from(f: Any, start: int = 0) -> Iterator[tuple[int, bytes]]:
             if cursor < len(buf) and not skipping:
                 yield pos + cursor, buf[cursor:]
             return
-        try:
-            chunk = checks.read_chunk(f, _CHUNK)
-        except Exception as e:
-            detail = checks.stream_error(e)
-            if detail is None:
-                raise
-            raise checks.TruncatedInputError(pos + cursor, b"" if skipping else buf[cursor:], detail) from None
+        chunk = _next_chunk(f, pos + cursor, b"" if skipping else buf[cursor:])
         if chunk:
             pos += cursor
             buf = buf[cursor:] + chunk
             cursor = 0
-            lf = cr = -1
         else:
             eof = True
-            lf = cr = -1
+        lf = cr = -1
 
 
 class _CheckLines(AccountedDoFn):
@@ -455,9 +489,11 @@ class ReadTFRecords(beam.PTransform):
 
 # --- dead letters ----------------------------------------------------------------------------
 
-def _line_ends(data: bytes, end: int) -> int:
-    """Line ends (LF, CRLF or a lone CR, as ``lines_from`` reads them) in ``data[:end]``."""
-    return data.count(b"\n", 0, end) + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
+def _line_ends(data: bytes, end: int, cr_only: bool) -> int:
+    """Line ends in ``data[:end]`` as ``lines_from`` reads them: LF (CRLF counts once), and in a file
+    without LF (``cr_only``) every CR too."""
+    lf = data.count(b"\n", 0, end)
+    return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end) if cr_only else lf
 
 
 def _line_numbers(item: tuple[str, Iterable[int]]) -> Iterator[tuple[tuple[str, int], int]]:
@@ -466,18 +502,21 @@ def _line_numbers(item: tuple[str, Iterable[int]]) -> Iterator[tuple[tuple[str, 
     path, offsets = item
     wanted = sorted(set(offsets))
     ends, pos, i = 0, 0, 0
+    cr_only: bool | None = None  # told by the first block, as the readers tell it
     split_crlf = False  # the last chunk ended in CR and this one starts with LF: one line end, not two
     with FileSystems.open(path) as f:
         while i < len(wanted):
             chunk = f.read(_CHUNK)
-            split_crlf = split_crlf and chunk[:1] == b"\n"
+            if cr_only is None:
+                cr_only = checks.cr_only(chunk[:checks.SNIFF_BYTES])
+            split_crlf = cr_only and split_crlf and chunk[:1] == b"\n"
             while i < len(wanted) and (not chunk or wanted[i] < pos + len(chunk)):
                 k = max(0, wanted[i] - pos)
-                yield (path, wanted[i]), ends + _line_ends(chunk, k) - (split_crlf and k > 0) + 1
+                yield (path, wanted[i]), ends + _line_ends(chunk, k, cr_only) - (split_crlf and k > 0) + 1
                 i += 1
             if not chunk:
                 break
-            ends += _line_ends(chunk, len(chunk)) - split_crlf
+            ends += _line_ends(chunk, len(chunk), cr_only) - split_crlf
             split_crlf = chunk[-1:] == b"\r"
             pos += len(chunk)
 

@@ -177,9 +177,16 @@ def text_problem(block: bytes, complete: bool) -> str | None:
     return None
 
 
-def file_problem(path: str) -> InputProblem | None:
-    """A ``not_text`` problem for the file if its first block is not text, else None. A stream that
-    breaks inside the first block is left to the line reader, which reports it as truncated."""
+def cr_only(block: bytes) -> bool:
+    """Whether a file whose first block this is ends its lines with CR alone (classic Mac OS): it
+    has CRs and no LF. Only such a file reads a lone CR as a line end."""
+    return b"\n" not in block and b"\r" in block
+
+
+def sniff(path: str) -> tuple[InputProblem | None, bool]:
+    """What every reader of a file learns from its first block, the same for every byte range: a
+    ``not_text`` problem (or None), and whether its lines end with CR alone. A stream that breaks
+    inside the first block is left to the line reader, which reports it as truncated."""
     with open_checked(path) as f:
         parts, size = [], 0
         try:
@@ -194,7 +201,7 @@ def file_problem(path: str) -> InputProblem | None:
                 raise
         block = b"".join(parts)
     detail = text_problem(block, complete=size < SNIFF_BYTES)
-    return InputProblem(path, 0, NOT_TEXT, detail, block[:200]) if detail else None
+    return (InputProblem(path, 0, NOT_TEXT, detail, block[:200]) if detail else None), cr_only(block)
 
 
 def utf8_error(data: bytes, what: str = "the line") -> str | None:

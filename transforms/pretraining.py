@@ -501,7 +501,7 @@ class _BertTextSource(filebasedsource.FileBasedSource):
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument | checks.InputProblem]:
         start = range_tracker.start_position()
-        problem = checks.file_problem(file_name)
+        problem, cr_only = checks.sniff(file_name)
         if problem is not None:
             if start == 0 and range_tracker.try_claim(0):
                 yield problem
@@ -514,7 +514,7 @@ class _BertTextSource(filebasedsource.FileBasedSource):
             sentences = []
         try:
             with checks.open_checked(file_name) as f:
-                for off, raw in lines_from(f, start):
+                for off, raw in lines_from(f, start, cr_only):
                     if raw.strip():
                         if sentences is None:
                             continue
