@@ -116,9 +116,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         dead.append(shards.dead_letter)
         paths = (paths, shards.out) | "AllDumpFiles" >> beam.Flatten()
 
+    lines = paths | "ReadLines" >> ReadLineBatches()
+    tallies.append(lines.tally)
+    dead.append(lines.dead_letter)
     rows = (
-        paths
-        | "ReadLines" >> ReadLineBatches()
+        lines.out
         | "ParseRows" >> beam.ParDo(
             se.ParseDumpRows(not o.keep_answer_bot, watermarks, not o.drop_code_blocks)
         ).with_outputs(se.POSTS, se.POSTLINKS, TALLY, DEAD_LETTER)

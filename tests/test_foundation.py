@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import pathlib
+import re
 
 import apache_beam as beam
 import pytest
@@ -29,16 +30,26 @@ def _lines_via_splits(path: str, split_points: list[int]) -> list[tuple[int, byt
     return out
 
 
-def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path):
-    text = b"\xef\xbb\xbfheader\r\nline one\r\n\r\nline three\nx\n" + b"long" * 5000 + b"\nlast without newline"
+@pytest.mark.parametrize("cr_file", [False, True])
+def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path, cr_file):
+    # LF and CRLF line ends (a CRLF that a split point can cut in two) and stray CRs inside lines;
+    # a file without LF reads every CR as a line end instead
+    text = (b"\xef\xbb\xbfheader\r\nline one\r\n\r\nline three\nx\rmac\r\rline\n" + b"long" * 5000
+            + b"\nlast without newline")
+    if cr_file:
+        text = text.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     p = tmp_path / "a.txt"
     p.write_bytes(text)
     expected = []
     pos = 0
-    for raw in text.split(b"\n"):
+    for raw, end in zip(*[iter([*re.split(b"(\r\n|\r|\n)" if cr_file else b"(\r?\n)", text), b""])] * 2,
+                        strict=True):
         expected.append((pos, raw))
-        pos += len(raw) + 1
-    for splits in ([], [1], [7, 8, 9], list(range(1, len(text), 997)), [len(text) - 3]):
+        pos += len(raw) + len(end)
+    assert [raw for _, raw in expected][:5] == (
+        [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x"] if cr_file
+        else [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x\rmac\r\rline"])
+    for splits in ([], [1], [7, 8, 9], [14, 15, 16], list(range(1, len(text), 997)), [len(text) - 3]):
         assert _lines_via_splits(str(p), splits) == expected, splits
 
 
@@ -167,6 +178,6 @@ def test_read_tfrecords_dead_letters_a_truncated_gzip_file(tmp_path):
                        len(kv[1]) if kv[0] == ok else 0 < len(kv[1]) < 50))
         assert_that(in_order, equal_to([(ok, True, 4), (cut, True, True)]), label="Records")
         assert_that(res.dead_letter | beam.Map(lambda d: (d.reason, d.source)),
-                    equal_to([("unreadable_file", cut)]), label="DeadLetters")
+                    equal_to([("truncated_input", cut)]), label="DeadLetters")
 
     _run(check)

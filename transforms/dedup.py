@@ -72,7 +72,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms import textnorm
+from transforms import input_checks, textnorm
 from transforms.accounting import (
     DEAD_LETTER,
     NAMESPACE,
@@ -790,18 +790,21 @@ class Decontaminate(beam.PTransform):
 
     def expand(self, records: beam.PCollection) -> Accounted:
         ngram, min_chars = self._ngram, self._min
+        eval_lines = records.pipeline | "EvalFiles" >> ReadLineBatches(self._paths)
         index = (
-            records.pipeline
-            | "EvalFiles" >> ReadLineBatches(self._paths)
+            eval_lines.out
             | "EvalFingerprints" >> beam.Map(lambda b: np.concatenate(
                 [np.empty(0, dtype=np.uint64)]
                 + [overlap_fingerprints(t, ngram, min_chars) for _, line in b.lines
                    for t in eval_texts(b.path, line)]))
             | "EvalIndex" >> beam.CombineGlobally(_UnionFingerprints())
         )
-        return apply_accounted(records, "DropEvalOverlap",
+        kept = apply_accounted(records, "DropEvalOverlap",
                                _DropOverlap(self._stage, self._texts_fn, self._scope_fn, ngram, min_chars),
                                beam.pvalue.AsSingleton(index))
+        # The evaluation files are inputs too: their read_input stage is accounted in the summary.
+        return Accounted(kept.out, (eval_lines.tally, kept.tally) | "Tallies" >> beam.Flatten(),
+                         (eval_lines.dead_letter, kept.dead_letter) | "DeadLetters" >> beam.Flatten())
 
 
 # --- clusters across two dedup stages -------------------------------------------------------------------
@@ -1011,7 +1014,10 @@ def record_from_example(source: str, raw: bytes, text_fields: Sequence[str], ran
             raise BadRecordError("missing_field", f"no feature {f!r}")
         if len(values) != 1 or not isinstance(values[0], bytes):
             raise BadRecordError("bad_text_field", f"feature {f!r} is not one bytes value")
-        texts.append(values[0].decode("utf-8", errors="replace"))
+        error = input_checks.utf8_error(values[0], f"feature {f!r}")
+        if error:
+            raise BadRecordError(input_checks.INVALID_UTF8, error)
+        texts.append(values[0].decode("utf-8"))
     rank = None
     if rank_field:
         values = features.get(rank_field)
@@ -1072,12 +1078,13 @@ class ReadDedupInput(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
         if self._fmt == JSONL:
-            return apply_accounted(pbegin | "ReadLines" >> ReadLineBatches(self._paths), "ParseJsonl",
-                                   _ParseJsonl(self._fields, self._rank))
-        frames = pbegin | "ReadTFRecords" >> ReadTFRecords(self._paths)
-        parsed = apply_accounted(frames.out, "ParseExamples", _ParseExamples(self._fields, self._rank))
-        return Accounted(parsed.out, (frames.tally, parsed.tally) | "Tallies" >> beam.Flatten(),
-                         (frames.dead_letter, parsed.dead_letter) | "DeadLetters" >> beam.Flatten())
+            read = pbegin | "ReadLines" >> ReadLineBatches(self._paths)
+            parsed = apply_accounted(read.out, "ParseJsonl", _ParseJsonl(self._fields, self._rank))
+        else:
+            read = pbegin | "ReadTFRecords" >> ReadTFRecords(self._paths)
+            parsed = apply_accounted(read.out, "ParseExamples", _ParseExamples(self._fields, self._rank))
+        return Accounted(parsed.out, (read.tally, parsed.tally) | "Tallies" >> beam.Flatten(),
+                         (read.dead_letter, parsed.dead_letter) | "DeadLetters" >> beam.Flatten())
 
 
 def record_sort_key(record: JobRecord) -> bytes:

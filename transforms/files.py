@@ -4,9 +4,11 @@ Reading: ``ReadLineBatches`` is Beam's splittable file reading (``ReadAllFiles``
 byte ranges that workers read in parallel; compressed files are read whole) with two differences from
 ``ReadFromText``: every line keeps the byte offset where it starts (so a dead letter can name its exact
 place, and a line number can be resolved for it later), and lines travel in batches, because on the
-DirectRunner a Python element costs about 12 us and a dump has millions of short lines. Lines are
-bytes: decoding is the consumer's decision (XML parsers want bytes; the BERT reference drops invalid
-UTF-8 rather than failing).
+DirectRunner a Python element costs about 12 us and a dump has millions of short lines. A line ends
+at LF or CRLF (or at a lone CR in a file that has no LF). Lines stay bytes (XML parsers want bytes),
+but every one has been checked to be UTF-8, and compressed streams are checked to their end:
+``transforms.input_checks`` says how, and ``ReadLineBatches`` returns the dead letters of a
+``read_input`` stage.
 
 Writing: ``WriteShards`` assigns every record to a shard by a hash of its sort key, sorts each shard by
 that key, and writes it whole. Output bytes therefore depend only on the records, never on bundle
@@ -16,7 +18,6 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import itertools
 import math
 import struct
@@ -31,6 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from specs import SCHEMA_FILE, SPEC_FILE, FeatureSpec
+from transforms import input_checks as checks
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
 from transforms.seeding import stable_hash64
@@ -39,7 +41,8 @@ _CHUNK = 1 << 20
 
 
 class LineBatch(NamedTuple):
-    """Consecutive lines of one file: ``(byte_offset, line_without_newline)`` pairs."""
+    """Consecutive lines of one file: ``(byte_offset, line_without_line_end)`` pairs. A line is
+    None only where ``ReadLineBatches(keep_places=True)`` dead-lettered it (invalid UTF-8)."""
 
     path: str
     lines: list[tuple[int, bytes]]
@@ -62,77 +65,198 @@ def match_files(patterns: Sequence[str], flag: str = "--input") -> list[str]:
 
 
 class _LineBatchSource(filebasedsource.FileBasedSource):
-    """A FileBasedSource yielding ``LineBatch`` es; a line belongs to the range holding its first byte."""
+    """A FileBasedSource yielding ``LineBatch`` es and ``InputProblem`` s; a line belongs to the
+    range holding its first byte. Every range reader looks at the file's first block, and a file
+    that is not text gives one ``not_text`` problem (from the range holding offset 0) and no lines;
+    a broken compressed stream gives a ``truncated_input`` problem instead of its partial last line."""
 
     def __init__(self, file_pattern: str, batch_size: int, **kwargs: Any) -> None:
         super().__init__(file_pattern, **kwargs)
         self._batch_size = batch_size
 
-    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[LineBatch]:
+    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[LineBatch | checks.InputProblem]:
+        start = range_tracker.start_position()
+        problem, cr_only = checks.sniff(file_name)
+        if problem is not None:
+            if start == 0 and range_tracker.try_claim(0):
+                yield problem
+            return
         batch: list[tuple[int, bytes]] = []
-        with self.open_file(file_name) as f:
-            for offset, line in lines_from(f, range_tracker.start_position()):
-                if not range_tracker.try_claim(offset):
-                    break
-                batch.append((offset, line))
-                if len(batch) >= self._batch_size:
+        with checks.open_checked(file_name) as f:
+            try:
+                for offset, line in lines_from(f, start, cr_only):
+                    if not range_tracker.try_claim(offset):
+                        break
+                    batch.append((offset, line))
+                    if len(batch) >= self._batch_size:
+                        yield LineBatch(file_name, batch)
+                        batch = []
+            except checks.TruncatedInputError as e:
+                if batch:
                     yield LineBatch(file_name, batch)
                     batch = []
+                yield e.problem(file_name)
         if batch:
             yield LineBatch(file_name, batch)
 
 
-def lines_from(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
-    """``(byte_offset, line_without_newline)`` for every line that starts at or after ``start`` in an
-    open file, to its end (the caller claims offsets and stops). With ``start > 0`` the file is entered
-    one byte early: if that byte is a newline, the line at ``start`` is the first one."""
-    pos = 0
+def lines_from(f: Any, start: int = 0, cr_only: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(byte_offset, line_without_line_end)`` for every line that starts at or after ``start`` in
+    an open (decompressed) file, to its end (the caller claims offsets and stops).
+
+    Lines end at LF, and a CR before the LF is dropped (CRLF). A file whose first block has CRs and
+    no LF (``input_checks.cr_only``, told by every range reader alike) is read with CR, CRLF and LF
+    all as line ends; in any other file a lone CR is a character of its line, so one stray CR in a
+    Moses file cannot shift every later line of it against its partner. A line starts after a line
+    end; with ``start > 0`` the file is entered one byte early and the text up to the first line end
+    is skipped (it belongs to the range before), so a CRLF cut between its two bytes still ends one
+    line, never makes an empty one.
+
+    Raises ``TruncatedInputError`` (holding the unfinished last line) when the stream breaks off.
+    """
+    return (_cr_lines if cr_only else _lf_lines)(f, start)
+
+
+def _next_chunk(f: Any, offset: int, partial: bytes) -> bytes:
+    """The next decompressed chunk; a stream that breaks off raises ``TruncatedInputError`` holding
+    ``partial``, the unfinished line that starts at ``offset``."""
+    try:
+        return checks.read_chunk(f, _CHUNK)
+    except Exception as e:
+        detail = checks.stream_error(e)
+        if detail is None:
+            raise
+        raise checks.TruncatedInputError(offset, partial, detail) from None
+
+
+def _lf_lines(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
+    pos = 0  # file offset of buf[0]
     buf = b""
-    if start > 0:
+    cursor = 0  # index in buf of the next line's first byte
+    skipping = start > 0
+    if skipping:
         f.seek(start - 1)
         pos = start - 1
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                return
-            nl = chunk.find(b"\n")
-            if nl >= 0:
-                pos += nl + 1
-                buf = chunk[nl + 1:]
-                break
-            pos += len(chunk)
-    cursor = 0  # index in buf of the next line's first byte; pos is buf[0]'s file offset
     while True:
-        nl = buf.find(b"\n", cursor)
-        if nl < 0:
-            chunk = f.read(_CHUNK)
+        lf = buf.find(b"\n", cursor)
+        if lf < 0:
+            chunk = _next_chunk(f, pos + cursor, b"" if skipping else buf[cursor:])
             if not chunk:
-                if cursor < len(buf):
-                    yield pos + cursor, buf[cursor:]
+                if cursor < len(buf) and not skipping:
+                    yield pos + cursor, buf[cursor:-1] if buf.endswith(b"\r") else buf[cursor:]
                 return
             pos += cursor
             buf = buf[cursor:] + chunk
             cursor = 0
             continue
-        yield pos + cursor, buf[cursor:nl]
-        cursor = nl + 1
+        if skipping:
+            skipping = False
+        else:
+            yield pos + cursor, buf[cursor:lf - 1] if lf > cursor and buf[lf - 1] == 13 else buf[cursor:lf]
+        cursor = lf + 1
+
+
+def _cr_lines(f: Any, start: int) -> Iterator[tuple[int, bytes]]:
+    pos = 0  # file offset of buf[0]
+    buf = b""
+    cursor = 0  # index in buf of the next line's first byte
+    # The next LF and CR at or after cursor (len(buf): none in buf), each searched again only once
+    # passed, so the buffer is never rescanned for a kind of line end it does not hold.
+    lf = cr = -1
+    skipping = start > 0
+    eof = False
+    if skipping:
+        f.seek(start - 1)
+        pos = start - 1
+    while True:
+        if lf < cursor:
+            lf = buf.find(b"\n", cursor)
+            lf = len(buf) if lf < 0 else lf
+        if cr < cursor:
+            cr = buf.find(b"\r", cursor)
+            cr = len(buf) if cr < 0 else cr
+        end = min(lf, cr)
+        if end < len(buf) and (end == lf or end + 1 < len(buf) or eof):  # a CR needs the next byte
+            after = end + 2 if end == cr and end + 1 == lf else end + 1
+            if skipping:
+                skipping = False
+            else:
+                yield pos + cursor, buf[cursor:end]
+            cursor = after
+            continue
+        if eof:
+            if cursor < len(buf) and not skipping:
+                yield pos + cursor, buf[cursor:]
+            return
+        chunk = _next_chunk(f, pos + cursor, b"" if skipping else buf[cursor:])
+        if chunk:
+            pos += cursor
+            buf = buf[cursor:] + chunk
+            cursor = 0
+        else:
+            eof = True
+        lf = cr = -1
+
+
+class _CheckLines(AccountedDoFn):
+    """Stage ``read_input`` (scope: the file): every line read is a record; a line that is not
+    UTF-8 and every ``InputProblem`` of the reader become dead letters, the rest passes on."""
+
+    stage = checks.READ_STAGE
+
+    def __init__(self, keep_places: bool) -> None:
+        self._keep_places = keep_places
+
+    def process(self, item: LineBatch | checks.InputProblem) -> Iterator[Any]:
+        if isinstance(item, checks.InputProblem):
+            self.took_in(item.path)
+            yield self.dead_letter(item.path, item.letter())
+            return
+        path, lines = item
+        self.took_in(path, len(lines))
+        try:  # one decode for the batch; a line end is never part of a UTF-8 sequence
+            b"\n".join(line for _, line in lines).decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            self.out(path, len(lines))
+            yield item
+            return
+        kept: list[tuple[int, Any]] = []
+        for offset, line in lines:
+            problem = checks.utf8_problem(path, offset, line)
+            if problem is None:
+                self.out(path)
+                kept.append((offset, line))
+                continue
+            yield self.dead_letter(path, problem.letter())
+            if self._keep_places:
+                kept.append((offset, None))
+        if kept:
+            yield LineBatch(path, kept)
 
 
 class ReadLineBatches(beam.PTransform):
-    """Reads files (a PCollection of paths, or a list given at construction) as ``LineBatch``es.
+    """Reads text files (a PCollection of paths, or a list given at construction) as checked
+    ``LineBatch`` es; returns ``Accounted`` with stage ``read_input`` per file.
 
-    Plain files are split into byte ranges of about ``desired_bundle_size`` bytes; ``.gz``/``.bz2``
-    files are read whole (their formats cannot be split).
+    Plain files are split into byte ranges of about ``desired_bundle_size`` bytes; compressed files
+    are read whole (their formats cannot be split) and checked to the end of their stream. The
+    checks of ``transforms.input_checks`` apply: a file that is not text and a truncated stream are
+    dead letters (``not_text``, ``truncated_input``), and so is each line that is not UTF-8
+    (``invalid_utf8``); with ``keep_places`` such a line stays in its batch as None, for readers
+    that pair lines by their index.
     """
 
     def __init__(self, paths: Sequence[str] | None = None, batch_size: int = 256,
-                 desired_bundle_size: int = 64 << 20) -> None:
+                 desired_bundle_size: int = 64 << 20, keep_places: bool = False) -> None:
         super().__init__()
         self._paths = list(paths) if paths is not None else None
         self._batch_size = batch_size
         self._bundle = desired_bundle_size
+        self._keep_places = keep_places
 
-    def expand(self, pcoll: Any) -> beam.PCollection:
+    def expand(self, pcoll: Any) -> Accounted:
         batch_size = self._batch_size
 
         def source_from_file(path: str) -> _LineBatchSource:
@@ -141,11 +265,9 @@ class ReadLineBatches(beam.PTransform):
 
         if self._paths is not None:
             pcoll = pcoll | "Paths" >> beam.Create(self._paths)
-        return (
-            pcoll
-            | "ReadRanges" >> filebasedsource.ReadAllFiles(
-                True, CompressionTypes.AUTO, self._bundle, 1 << 20, source_from_file, False)
-        )
+        read = pcoll | "ReadRanges" >> filebasedsource.ReadAllFiles(
+            True, CompressionTypes.AUTO, self._bundle, 1 << 20, source_from_file, False)
+        return apply_accounted(read, "CheckLines", _CheckLines(self._keep_places))
 
 
 # --- deterministic sharded writing -----------------------------------------------------------
@@ -315,33 +437,34 @@ def tfrecord_records(f: Any) -> Iterator[bytes]:
         index += 1
 
 
-def _open_records(path: str) -> Any:
-    """A TFRecord file, decompressed: gzip through Python's gzip module, which checks the stream's
-    CRC and length and raises on a truncated file (where a frame boundary would hide it)."""
-    if CompressionTypes.detect_compression_type(path) == CompressionTypes.GZIP:
-        return gzip.GzipFile(fileobj=FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED),
-                             mode="rb")
-    return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
-
-
 class _ReadTFRecordFile(AccountedDoFn):
-    """path -> (path, record) for every intact record; a corrupt or truncated frame (or a broken gzip
-    stream) becomes one dead letter naming the record and byte offset, and the rest of that file is
-    not read, because a frame's length cannot be trusted after a bad checksum. Beam's own TFRecord
-    reader raises instead, which fails the whole job on one bad file."""
+    """path -> (path, record) for every intact record; a corrupt or truncated frame, or a compressed
+    stream that breaks off (``truncated_input``, as for every reader: see ``input_checks``), becomes
+    one dead letter naming the record and byte offset, and the rest of that file is not read,
+    because a frame's length cannot be trusted after a bad checksum. Beam's own TFRecord reader
+    raises instead, which fails the whole job on one bad file."""
 
     stage = "read_tfrecord_frames"
 
     def process(self, path: str) -> Iterator[Any]:
+        count, offset = 0, 0
         try:
-            with _open_records(path) as f:
+            with checks.open_checked(path) as f:
                 for record in tfrecord_records(f):
                     self.took_in(path)
                     self.out(path)
                     yield path, record
-        except (TFRecordError, zlib.error, EOFError, OSError, ValueError) as e:
-            reason, detail = ((e.reason, e.detail) if isinstance(e, TFRecordError)
-                              else ("unreadable_file", f"{type(e).__name__}: {e}"))
+                    count, offset = count + 1, offset + len(record) + 16
+        except Exception as e:
+            stream = checks.stream_error(e)
+            if isinstance(e, TFRecordError):
+                reason, detail = e.reason, e.detail
+            elif stream is not None:
+                reason, detail = checks.TRUNCATED_INPUT, f"record {count} at byte {offset}: {stream}"
+            elif isinstance(e, (OSError, ValueError)):
+                reason, detail = "unreadable_file", f"{type(e).__name__}: {e}"
+            else:
+                raise
             self.took_in(path)
             yield self.dead_letter(path, DeadLetter.make(self.stage, reason, b"", source=path,
                                                          detail=f"{detail}; the rest of the file is not read"))
@@ -366,21 +489,35 @@ class ReadTFRecords(beam.PTransform):
 
 # --- dead letters ----------------------------------------------------------------------------
 
+def _line_ends(data: bytes, end: int, cr_only: bool) -> int:
+    """Line ends in ``data[:end]`` as ``lines_from`` reads them: LF (CRLF counts once), and in a file
+    without LF (``cr_only``) every CR too."""
+    lf = data.count(b"\n", 0, end)
+    return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end) if cr_only else lf
+
+
 def _line_numbers(item: tuple[str, Iterable[int]]) -> Iterator[tuple[tuple[str, int], int]]:
     """For one source, maps each dead letter's byte offset to its 1-based line number by streaming
-    the file once and counting newlines; only offsets (not records) are held in memory."""
+    the file once and counting line ends; only offsets (not records) are held in memory."""
     path, offsets = item
     wanted = sorted(set(offsets))
-    newlines, pos, i = 0, 0, 0
+    ends, pos, i = 0, 0, 0
+    cr_only: bool | None = None  # told by the first block, as the readers tell it
+    split_crlf = False  # the last chunk ended in CR and this one starts with LF: one line end, not two
     with FileSystems.open(path) as f:
         while i < len(wanted):
             chunk = f.read(_CHUNK)
+            if cr_only is None:
+                cr_only = checks.cr_only(chunk[:checks.SNIFF_BYTES])
+            split_crlf = cr_only and split_crlf and chunk[:1] == b"\n"
             while i < len(wanted) and (not chunk or wanted[i] < pos + len(chunk)):
-                yield (path, wanted[i]), newlines + chunk.count(b"\n", 0, max(0, wanted[i] - pos)) + 1
+                k = max(0, wanted[i] - pos)
+                yield (path, wanted[i]), ends + _line_ends(chunk, k, cr_only) - (split_crlf and k > 0) + 1
                 i += 1
             if not chunk:
                 break
-            newlines += chunk.count(b"\n")
+            ends += _line_ends(chunk, len(chunk), cr_only) - split_crlf
+            split_crlf = chunk[-1:] == b"\r"
             pos += len(chunk)
 
 

@@ -43,6 +43,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 import specs
 from transforms import accounting
+from transforms import input_checks as checks
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
 from transforms.files import ReadLineBatches, ReadTFRecords, lines_from
@@ -486,6 +487,11 @@ class _BertTextSource(filebasedsource.FileBasedSource):
     line is claimed as a split point and accounted for by the document it starts (consecutive blank
     lines give empty documents that carry only their separator). A document longer than
     ``max_sentences`` lines is cut into parts so no worker ever holds an unbounded one.
+
+    The checks every reader makes (``transforms.input_checks``) come out as ``InputProblem`` s: a
+    file that is not text gives one and no documents, a line that is not UTF-8 gives one and is
+    left out of its document, and a compressed stream that breaks off gives one in place of its
+    partial last line.
     """
 
     def __init__(self, file_pattern: str, max_sentences: int, language: str, **kwargs: Any) -> None:
@@ -493,32 +499,46 @@ class _BertTextSource(filebasedsource.FileBasedSource):
         self._max = max_sentences
         self._language = language
 
-    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument]:
+    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument | checks.InputProblem]:
         start = range_tracker.start_position()
+        problem, cr_only = checks.sniff(file_name)
+        if problem is not None:
+            if start == 0 and range_tracker.try_claim(0):
+                yield problem
+            return
         sentences: list[str] | None = None  # None: skipping lines of a document another range owns
         offset, separators = 0, 0
         if start == 0:
             if not range_tracker.try_claim(0):
                 return
             sentences = []
-        with self.open_file(file_name) as f:
-            for off, raw in lines_from(f, start):
-                text = raw.decode("utf-8", "ignore").strip()
-                if text:
-                    if sentences is None:
+        try:
+            with checks.open_checked(file_name) as f:
+                for off, raw in lines_from(f, start, cr_only):
+                    if raw.strip():
+                        if sentences is None:
+                            continue
+                        problem = checks.utf8_problem(file_name, off, raw)
+                        if problem is not None:
+                            yield problem
+                            continue
+                        if not sentences and not separators:
+                            offset = off
+                        sentences.append(raw.decode("utf-8").strip())
+                        if len(sentences) >= self._max:
+                            yield RawDocument(file_name, offset, self._language, sentences, separators)
+                            sentences, separators = [], 0
                         continue
-                    if not sentences and not separators:
-                        offset = off
-                    sentences.append(text)
-                    if len(sentences) >= self._max:
+                    if sentences is not None and (sentences or separators):
                         yield RawDocument(file_name, offset, self._language, sentences, separators)
-                        sentences, separators = [], 0
-                    continue
-                if sentences is not None and (sentences or separators):
-                    yield RawDocument(file_name, offset, self._language, sentences, separators)
-                if not (off == 0 and start == 0) and not range_tracker.try_claim(off):
-                    return
-                sentences, offset, separators = [], off, 1
+                    if not (off == 0 and start == 0) and not range_tracker.try_claim(off):
+                        return
+                    sentences, offset, separators = [], off, 1
+        except checks.TruncatedInputError as e:
+            if sentences or separators:  # the whole lines before the break are read as usual
+                yield RawDocument(file_name, offset, self._language, sentences or [], separators)
+            yield e.problem(file_name)
+            return
         if sentences or separators:
             yield RawDocument(file_name, offset, self._language, sentences or [], separators)
 
@@ -551,12 +571,20 @@ class ReadBertText(beam.PTransform):
 
 class _CountTextLines(AccountedDoFn):
     """Accounts for the lines of the BERT text format: each is a sentence of a document or a
-    blank separator line."""
+    blank separator line. The reader's checks are accounted as in every pipeline: stage
+    ``read_input`` takes in every line (and each problem) and dead-letters the problems."""
 
     stage = "read_text"
 
-    def process(self, doc: RawDocument) -> Iterator[RawDocument]:
-        self.took_in(doc.source, len(doc.sentences) + doc.separators)
+    def process(self, doc: RawDocument | checks.InputProblem) -> Iterator[Any]:
+        if isinstance(doc, checks.InputProblem):
+            self.took_in(doc.path, stage=checks.READ_STAGE)
+            yield self.dead_letter(doc.path, doc.letter(), stage=checks.READ_STAGE)
+            return
+        lines = len(doc.sentences) + doc.separators
+        self.took_in(doc.source, lines, stage=checks.READ_STAGE)
+        self.out(doc.source, lines, stage=checks.READ_STAGE)
+        self.took_in(doc.source, lines)
         self.out(doc.source, len(doc.sentences))
         self.filtered(doc.source, "blank_line", doc.separators)
         if doc.sentences:
@@ -619,7 +647,13 @@ class _ParseExampleDocuments(AccountedDoFn):
             yield self.dead_letter(path, DeadLetter.make(self.stage, "missing_text_feature", raw[:200], source=path,
                                                          detail=f"no bytes feature {self._text!r}"))
             return
-        values = [v.decode("utf-8", "ignore") for v in feats[self._text].bytes_list.value]
+        raw_values = feats[self._text].bytes_list.value
+        error = next(filter(None, (checks.utf8_error(v, f"feature {self._text!r}") for v in raw_values)), None)
+        if error:
+            yield self.dead_letter(path, DeadLetter.make(self.stage, checks.INVALID_UTF8, raw[:200], source=path,
+                                                         detail=error))
+            return
+        values = [v.decode("utf-8") for v in raw_values]
         sentences = split_sentences(values[0]) if len(values) == 1 else [s.strip() for s in values if s.strip()]
         if not sentences:
             self.filtered(path, "empty_text")
@@ -648,12 +682,13 @@ class ReadDocuments(beam.PTransform):
             docs = pbegin | "ReadBertText" >> ReadBertText(self._paths, self._max, self._pattern)
             return accounting.apply_accounted(docs, "CountLines", _CountTextLines())
         if self._fmt == "jsonl":
-            batches = pbegin | "ReadJsonLines" >> ReadLineBatches(self._paths)
-            return accounting.apply_accounted(batches, "ParseJson",
+            frames = pbegin | "ReadJsonLines" >> ReadLineBatches(self._paths)
+            docs = accounting.apply_accounted(frames.out, "ParseJson",
                                               _ParseJsonDocuments(self._text, self._lang, self._pattern))
-        frames = pbegin | "ReadRecords" >> ReadTFRecords(self._paths)
-        docs = accounting.apply_accounted(frames.out, "ParseExamples",
-                                          _ParseExampleDocuments(self._text, self._lang, self._pattern))
+        else:
+            frames = pbegin | "ReadRecords" >> ReadTFRecords(self._paths)
+            docs = accounting.apply_accounted(frames.out, "ParseExamples",
+                                              _ParseExampleDocuments(self._text, self._lang, self._pattern))
         return Accounted(docs.out, (frames.tally, docs.tally) | "Tallies" >> beam.Flatten(),
                          (frames.dead_letter, docs.dead_letter) | "DeadLetters" >> beam.Flatten())
 
@@ -890,7 +925,12 @@ class _ParsePairs(AccountedDoFn):
         values = {}
         for name in ("src_raw", "tgt_raw", "src_lang", "tgt_lang"):
             v = feats[name].bytes_list.value if name in feats else []
-            values[name] = v[0].decode("utf-8", "ignore") if v else None
+            error = checks.utf8_error(v[0], f"feature {name!r}") if v else None
+            if error:
+                yield self.dead_letter(path, DeadLetter.make(self.stage, checks.INVALID_UTF8, raw[:200], source=path,
+                                                             detail=error))
+                return
+            values[name] = v[0].decode("utf-8") if v else None
         if values["src_raw"] is None or values["tgt_raw"] is None:
             yield self.dead_letter(path, DeadLetter.make(self.stage, "missing_text_feature", raw[:200], source=path,
                                                          detail="needs bytes features src_raw and tgt_raw"))

@@ -6,10 +6,18 @@ matter (``Posts.xml``, ``PostLinks.xml``) through py7zr and writes them as plain
 ``shard_bytes``, always cut after a newline, so each shard holds whole rows. The shards are named
 ``TRANSCODE_DIR/<site>/<Kind>-NNNNN.xml`` (which ``site_and_kind`` understands) and their paths flow
 into the splittable reader; nothing is ever held in memory beyond one write buffer.
+
+A 7z archive keeps its index at its end, so a cut archive cannot even be opened; it is told apart
+from other broken archives by its start header (which says how long the archive is) and becomes a
+``truncated_input`` dead letter of stage ``read_input``, like a cut gzip or bzip2 stream (see
+``transforms.input_checks``); so does a member whose LZMA stream or CRC is corrupt. The shards go
+through the same checks as every text input when they are read.
 """
 
 from __future__ import annotations
 
+import lzma
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +25,7 @@ import py7zr
 from apache_beam.io.filesystems import FileSystems
 from py7zr.io import Py7zIO, WriterFactory
 
+from transforms import input_checks as checks
 from transforms.accounting import AccountedDoFn, DeadLetter
 from transforms.stackexchange import POSTLINKS, POSTS
 
@@ -108,8 +117,27 @@ def transcode_archive(path: str, site: str, kind: str | None, out_dir: str, shar
     return sorted(p for w in factory.writers for p in w.paths)
 
 
+_SIGNATURE = b"7z\xbc\xaf\x27\x1c"
+_START_HEADER = 32  # signature, version, CRC, then the next (end) header's offset and size
+
+
+def truncation(path: str) -> str | None:
+    """Why the archive is shorter than its start header says it is, or None if it is not."""
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        head = f.read(_START_HEADER)
+        size = len(head) + sum(len(c) for c in iter(lambda: f.read(1 << 20), b""))
+    if len(head) < _START_HEADER or not head.startswith(_SIGNATURE):
+        return None
+    offset, length = struct.unpack("<QQ", head[12:28])
+    expected = _START_HEADER + offset + length
+    if size >= expected:
+        return None
+    return f"the archive is {size} bytes, its start header says {expected} (the file is truncated)"
+
+
 class TranscodeArchives(AccountedDoFn):
-    """(archive_path, site, kind_or_None) -> shard paths. A broken archive is dead-lettered."""
+    """(archive_path, site, kind_or_None) -> shard paths. A cut or corrupt archive is a
+    ``truncated_input`` dead letter of stage ``read_input``; another broken one ``bad_archive``."""
 
     stage = "transcode_7z"
 
@@ -118,12 +146,22 @@ class TranscodeArchives(AccountedDoFn):
 
     def process(self, item: tuple[str, str, str | None]) -> Iterator[Any]:
         path, site, kind = item
-        self.took_in(path)
         try:
             shards = transcode_archive(path, site, kind, self._out_dir, self._shard_bytes)
-        except (py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired, ValueError, OSError, EOFError) as e:
+        except (py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired, ValueError, OSError, EOFError,
+                lzma.LZMAError) as e:
+            cut = truncation(path)
+            corrupt = isinstance(e, (py7zr.exceptions.CrcError, lzma.LZMAError))
+            if cut or corrupt:
+                detail = cut or f"a member's compressed stream is corrupt ({type(e).__name__}: {e})"[:500]
+                self.took_in(path, stage=checks.READ_STAGE)
+                yield self.dead_letter(path, checks.InputProblem(path, -1, checks.TRUNCATED_INPUT, detail).letter(),
+                                       stage=checks.READ_STAGE)
+                return
+            self.took_in(path)
             yield self.dead_letter(path, DeadLetter.make(self.stage, "bad_archive", b"", source=path,
                                                          detail=f"{type(e).__name__}: {e}"[:500]))
             return
+        self.took_in(path)
         self.out(path)
         yield from shards

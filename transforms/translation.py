@@ -16,7 +16,9 @@ join on ``(path, first_offset)``, its lines are cut into blocks of ``ALIGN_BLOCK
 and the two files' blocks meet in a GroupByKey on ``(pair, block)``: bounded groups of at most
 2 x ``ALIGN_BLOCK`` lines, in which lines are zipped by index. Shuffling blocks instead of single
 lines keeps the shuffle at one element per few thousand lines. A line whose partner is missing (the
-files differ in length) is dead-lettered with its line number.
+files differ in length) is dead-lettered with its line number; a line that is not UTF-8 is
+dead-lettered by the read (stage ``read_input``) but keeps its index, and its partner is filtered
+(``other_side_dead_lettered``).
 
 Every per-element decision is a plain function below (tested without Beam); the composite
 transforms only wire them up and account for every record.
@@ -496,6 +498,9 @@ def _lines_to_blocks(item: tuple[tuple[str, int], dict[str, list[Any]]], sides: 
         i += n
 
 
+_MISSING: Any = object()  # no line with this index in one file of the pair
+
+
 class _ZipBlock(AccountedDoFn):
     """The two sides' lines of one block -> Pairs by line index; unmatched lines are dead-lettered."""
 
@@ -513,22 +518,20 @@ class _ZipBlock(AccountedDoFn):
                 lines[side][first + j] = raw
         for index in sorted(lines[0].keys() | lines[1].keys()):
             self.took_in(name)
-            src, tgt = lines[0].get(index), lines[1].get(index)
-            if src is None or tgt is None:
-                path = files_.tgt_path if src is None else files_.src_path
+            src, tgt = lines[0].get(index, _MISSING), lines[1].get(index, _MISSING)
+            if src is _MISSING or tgt is _MISSING:
+                path = files_.tgt_path if src is _MISSING else files_.src_path
                 yield self.dead_letter(name, DeadLetter.make(
-                    self.stage, "line_count_mismatch", tgt if src is None else src, source=path, line=index + 1,
-                    detail="the other file of the pair has no line with this number"))
+                    self.stage, "line_count_mismatch", (tgt if src is _MISSING else src) or b"", source=path,
+                    line=index + 1, detail="the other file of the pair has no line with this number"))
                 continue
-            try:
-                pair = Pair(_decode(src.rstrip(b"\r")), _decode(tgt.rstrip(b"\r")), files_.src_lang,
-                            files_.tgt_lang, files_.src_path, index + 1, -1)
-            except BadRecordError as e:
-                yield self.dead_letter(name, DeadLetter.make(self.stage, e.reason, src + b"\t" + tgt,
-                                                             source=files_.src_path, line=index + 1, detail=e.detail))
+            if src is None or tgt is None:
+                # read_input dead-lettered a side's line (invalid UTF-8): there is no pair without it
+                self.filtered(name, "other_side_dead_lettered")
                 continue
             self.out(name)
-            yield pair
+            yield Pair(src.decode("utf-8"), tgt.decode("utf-8"), files_.src_lang, files_.tgt_lang,
+                       files_.src_path, index + 1, -1)
 
 
 class ReadAlignedFiles(beam.PTransform):
@@ -543,8 +546,9 @@ class ReadAlignedFiles(beam.PTransform):
         sides = {}
         for a in self._aligned:
             sides[a.src_path], sides[a.tgt_path] = (a.name, 0), (a.name, 1)
-        batches = pbegin | "Read" >> files.ReadLineBatches(sorted(sides), batch_size=ALIGN_BLOCK,
-                                                           desired_bundle_size=self._bundle)
+        read = pbegin | "Read" >> files.ReadLineBatches(sorted(sides), batch_size=ALIGN_BLOCK,
+                                                        desired_bundle_size=self._bundle, keep_places=True)
+        batches = read.out
         starts = (
             batches
             | "Summaries" >> beam.Map(_batch_summary)
@@ -558,7 +562,8 @@ class ReadAlignedFiles(beam.PTransform):
             | "CutBlocks" >> beam.FlatMap(_lines_to_blocks, sides)
             | "GroupBlocks" >> beam.GroupByKey()
         )
-        return accounting.apply_accounted(blocks, "ZipByLineIndex", _ZipBlock(self._aligned))
+        zipped = accounting.apply_accounted(blocks, "ZipByLineIndex", _ZipBlock(self._aligned))
+        return _after_read(read, zipped, "Aligned")
 
 
 class ReadTranslationPairs(beam.PTransform):
@@ -573,13 +578,20 @@ class ReadTranslationPairs(beam.PTransform):
         parts = []
         for fmt, langs in ((TSV, self._plan.tsv), (JSONL, self._plan.jsonl)):
             if langs:
-                batches = pbegin | f"Read{fmt.upper()}" >> files.ReadLineBatches(
+                read = pbegin | f"Read{fmt.upper()}" >> files.ReadLineBatches(
                     sorted(langs), desired_bundle_size=self._bundle)
-                parts.append(accounting.apply_accounted(batches, f"Parse{fmt.upper()}",
-                                                        _ParseLines(fmt, langs, self._fields)))
+                parsed = accounting.apply_accounted(read.out, f"Parse{fmt.upper()}",
+                                                    _ParseLines(fmt, langs, self._fields))
+                parts.append(_after_read(read, parsed, fmt.upper()))
         if self._plan.aligned:
             parts.append(pbegin | "ReadAligned" >> ReadAlignedFiles(self._plan.aligned, self._bundle))
         return _flatten_accounted(pbegin.pipeline, parts, "Inputs")
+
+
+def _after_read(read: Accounted, parsed: Accounted, label: str) -> Accounted:
+    """The parsed records, with the read_input stage's tallies and dead letters joined to the parser's."""
+    return Accounted(parsed.out, (read.tally, parsed.tally) | f"{label}ReadTallies" >> beam.Flatten(),
+                     (read.dead_letter, parsed.dead_letter) | f"{label}ReadDeadLetters" >> beam.Flatten())
 
 
 def _flatten_accounted(pipeline: beam.Pipeline, parts: Sequence[Accounted], label: str) -> Accounted:

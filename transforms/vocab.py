@@ -370,10 +370,11 @@ class CountWordsByLanguage(beam.PTransform):
         self._lower = lower
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
-        batches = pbegin | "ReadLines" >> ReadLineBatches(self._paths)
-        res = apply_accounted(batches, "PreTokenize", _CountWords(self._inputs, self._lower))
+        lines = pbegin | "ReadLines" >> ReadLineBatches(self._paths)
+        res = apply_accounted(lines.out, "PreTokenize", _CountWords(self._inputs, self._lower))
         counts = res.out | "SumPerLanguageWord" >> beam.CombinePerKey(sum)
-        return Accounted(counts, res.tally, res.dead_letter)
+        return Accounted(counts, (lines.tally, res.tally) | "Tallies" >> beam.Flatten(),
+                         (lines.dead_letter, res.dead_letter) | "DeadLetters" >> beam.Flatten())
 
 
 # --- from counts to the learner's input -----------------------------------------------------------
