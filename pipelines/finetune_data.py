@@ -340,8 +340,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     if o.from_pairs:
         rows, stages = pipeline | "PairTask" >> fp.PairTaskRows(plan.inputs, common.seed, o.pairs_per_bucket)
     else:
-        read = pipeline | "ReadRows" >> ft.ReadTaskRows(plan.inputs, plan.labels, plan.dests)
-        rows, stages = read.out, [read]
+        read, parsed = pipeline | "ReadRows" >> ft.ReadTaskRows(plan.inputs, plan.labels, plan.dests)
+        rows, stages = parsed.out, [read, parsed]
     featurized, label_list, truncated = rows | "Features" >> ft.FeaturizeRows(
         tokenizer, spec, plan.labels, o.max_seq_length)
     stages.append(featurized)

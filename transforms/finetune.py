@@ -268,6 +268,8 @@ class _ParseRows(AccountedDoFn):
         base = self._bases(line_counts)[path]
         out: dict[str, list[Row]] = {}
         for i, (offset, raw) in enumerate(batch.lines):
+            if raw is None:  # not UTF-8: the reader's dead letter, but it keeps its row number
+                continue
             self.took_in(path)
             index = start + i
             if f.has_header and index == 0:
@@ -294,7 +296,8 @@ class _ParseRows(AccountedDoFn):
 
 
 class ReadTaskRows(beam.PTransform):
-    """Task files (TSV/JSONL) -> accounted ``(dest, [Row])`` lists, rows numbered within their split.
+    """Task files (TSV/JSONL) -> the accounted read and parse stages; the parse stage's ``out`` holds
+    ``(dest, [Row])`` lists, rows numbered within their split.
 
     Lines are read splittably; each batch's first line index comes from a join with the per-file
     batch summaries (a batch's offset and size, not its lines), so numbering holds no file in memory.
@@ -304,8 +307,11 @@ class ReadTaskRows(beam.PTransform):
         super().__init__()
         self._inputs, self._labels, self._dests = list(inputs), labels, list(dests)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
-        batches = pbegin | "ReadLines" >> files.ReadLineBatches([f.path for f in self._inputs])
+    def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[Accounted, Accounted]:
+        # Lines that are not UTF-8 stay in their batch as None (dead-lettered by the reader), so row
+        # numbers still count every line of the file.
+        read = pbegin | "ReadLines" >> files.ReadLineBatches([f.path for f in self._inputs], keep_places=True)
+        batches = read.out
         numbered = (
             batches
             | "BatchSummaries" >> beam.Map(_batch_summary)
@@ -314,8 +320,9 @@ class ReadTaskRows(beam.PTransform):
         )
         keyed = batches | "KeyByPlace" >> beam.Map(lambda b: ((b.path, b.lines[0][0]), b))
         joined = {"batch": keyed, "start": numbered.starts} | "JoinStarts" >> beam.CoGroupByKey()
-        return apply_accounted(joined, "Parse", _ParseRows(self._inputs, self._labels, self._dests),
-                               beam.pvalue.AsDict(numbered.line_counts))
+        parsed = apply_accounted(joined, "Parse", _ParseRows(self._inputs, self._labels, self._dests),
+                                 beam.pvalue.AsDict(numbered.line_counts))
+        return read, parsed
 
 
 # --- featurisation -------------------------------------------------------------------------------

@@ -167,9 +167,9 @@ class PairTaskRows(beam.PTransform):
         stages: list[Accounted] = []
         positives: list[beam.PCollection] = []
         if lines:
-            parsed = (pbegin | "ReadPairLines" >> files.ReadLineBatches([f.path for f in lines])
-                      | "ParsePairLines" >> _Apply(_ParsePairLines(lines)))
-            stages.append(parsed)
+            read = pbegin | "ReadPairLines" >> files.ReadLineBatches([f.path for f in lines])
+            parsed = read.out | "ParsePairLines" >> _Apply(_ParsePairLines(lines))
+            stages += [read, parsed]
             positives.append(parsed.out)
         if records:
             frames = pbegin | "ReadPairRecords" >> files.ReadTFRecords([f.path for f in records])
