@@ -35,8 +35,8 @@ class StackExchangeOptions(CommonOptions):
         parser.add_argument("--input", action="append", default=[],
                             help="Site folder, glob of site folders, dump file or .7z archive (repeatable, or "
                                  "comma-separated); local or gs://.")
-        parser.add_argument("--pair_types", default=",".join(se.PAIR_TYPES),
-                            help=f"Comma-separated subset of {', '.join(se.PAIR_TYPES)}.")
+        parser.add_argument("--pair_types", default="all",
+                            help=f"all, or a comma-separated subset of {', '.join(se.PAIR_TYPES)}.")
         parser.add_argument("--output_formats", default="jsonl,tfrecord", help="jsonl, tfrecord or both.")
         parser.add_argument("--with_metadata", action="store_true",
                             help="jsonl lines are objects with texts, site, ids, scores, license, url, authors.")
@@ -93,7 +93,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     inputs = _split_list(o.input)
     if not inputs:
         raise ConfigError("--input is required (a site folder, dump file, glob or .7z archive)")
-    pair_types = _split_list([o.pair_types])
+    pair_types = list(se.PAIR_TYPES) if o.pair_types == "all" else _split_list([o.pair_types])
     unknown = sorted(set(pair_types) - set(se.PAIR_TYPES))
     if unknown or not pair_types:
         raise ConfigError(f"--pair_types: unknown {unknown or 'empty list'}; choose from {', '.join(se.PAIR_TYPES)}")

@@ -113,8 +113,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     patterns = _split_list(o.input)
     if not patterns:
         raise ConfigError("--input is required (TSV, JSONL or aligned NAME.L1-L2.L1 files)")
-    plan = tr.plan_inputs(match_files(patterns), o.input_format, o.src_lang, o.tgt_lang)
     runtime.check_inputs_complete(patterns, "--input", options, ours=False)
+    plan = tr.plan_inputs(match_files(patterns), o.input_format, o.src_lang, o.tgt_lang)
     fields = tr.JsonFields.parse(o.jsonl_fields)
     config = tr.CleanConfig(o.max_chars, o.max_tokens, o.min_letter_fraction, not o.keep_identical,
                             o.max_length_ratio, o.length_ratio_min_tokens, o.min_script_fraction)

@@ -67,8 +67,15 @@ class StrictParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        args = sys.argv[1:] if args is None else list(args)
+        known = flag_names(self)
+        # unknown flags first: a typo of a required flag should be named as a typo, not as a missing flag
+        flags = [a for a in args[:args.index("--") if "--" in args else len(args)] if a.startswith("--")]
+        message = unknown_flag_message([f for f in flags if f.split("=", 1)[0] not in known], known)
+        if message:
+            self.error(message)
         parsed, unknown = self.parse_known_args(args, namespace)
-        message = unknown_flag_message(unknown, flag_names(self))
+        message = unknown_flag_message(unknown, known)
         if message:
             self.error(message)
         return parsed
