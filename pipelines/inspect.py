@@ -35,6 +35,7 @@ import specs
 from specs import run_folder
 from trainer.cli import StrictParser
 from transforms.errors import ConfigError
+from transforms.runtime import BeamFileSystem
 
 PARAMS_FILE = "params.json"  # what pipelines.pretrain_data writes next to its data
 SIDE_FILES = frozenset({specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE, "summary.json", *run_folder.MARKER_FILES})
@@ -484,11 +485,11 @@ def inspect(path: str, *, vocab_file: str | None = None, num_examples: int = 3, 
     the statistics. Records of a run that did not finish (no completion marker) are refused unless
     ``allow_incomplete``."""
     out = out or sys.stdout
+    files, spec_dir = resolve_inputs(path, spec_dir)
     try:
-        run_folder.require_complete(path, "PATH", allow_incomplete)
+        run_folder.require_complete(path, "PATH", allow_incomplete, fs=BeamFileSystem() if "://" in path else None)
     except run_folder.RunFolderError as e:
         raise ConfigError(str(e)) from None
-    files, spec_dir = resolve_inputs(path, spec_dir)
     spec, params = load_spec(spec_dir)
     layout = Layout.from_spec(spec, spec_dir)
     vocab_path = vocab_file or params.get("vocab_file")

@@ -13,8 +13,9 @@ polyembed job (files without any polyembed marker) or a run known to be partial.
 
 This module is shared by the Beam side and the trainer, whose distribution ships only ``trainer/``
 and ``specs/``: it imports neither Beam nor TensorFlow. Local paths use ``os``; other paths
-(``gs://``) go through whichever of Beam's ``FileSystems`` or ``tf.io.gfile`` the caller's process
-has, imported only when such a path is used.
+(``gs://``) go through the ``fs`` the caller passes (``transforms.runtime.BEAM_FS``: Beam's
+FileSystems) or else ``tf.io.gfile``, imported only when such a path is used. An ``fs`` has
+``exists``, ``is_file``, ``names`` (a folder's top-level entries), ``read``, ``write`` and ``remove``.
 """
 
 from __future__ import annotations
@@ -53,48 +54,6 @@ def _join(folder: str, name: str) -> str:
 def _parent(path: str) -> str:
     path = path.rstrip("/")
     return posixpath.dirname(path) if _is_remote(path) else os.path.dirname(path)
-
-
-def _remote() -> Any:
-    """Beam's FileSystems when the process has Beam (pipelines), else tf.io.gfile (trainer)."""
-    try:
-        from apache_beam.io.filesystems import FileSystems
-    except ImportError:
-        import tensorflow as tf
-
-        return _GfileFs(tf.io.gfile)
-    return _BeamFs(FileSystems)
-
-
-class _BeamFs:
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-
-    def exists(self, path: str) -> bool:
-        return self.fs.exists(path)
-
-    def is_file(self, path: str) -> bool:
-        return self.fs.exists(path) and not path.endswith("/")
-
-    def names(self, folder: str) -> list[str]:
-        prefix = folder.rstrip("/") + "/"
-        found = self.fs.match([prefix + "**"])[0].metadata_list
-        return sorted({m.path[len(prefix):].split("/", 1)[0] for m in found if m.path.startswith(prefix)})
-
-    def read(self, path: str) -> str:
-        with self.fs.open(path) as f:
-            return f.read().decode("utf-8")
-
-    def write(self, path: str, text: str) -> None:
-        with self.fs.create(path) as f:
-            f.write(text.encode("utf-8"))
-
-    def remove(self, folder: str, names: Sequence[str]) -> None:
-        prefix = folder.rstrip("/") + "/"
-        paths = [m.path for m in self.fs.match([prefix + "**"])[0].metadata_list
-                 if m.path[len(prefix):].split("/", 1)[0] in set(names)]
-        if paths:
-            self.fs.delete(paths)
 
 
 class _GfileFs:
@@ -152,8 +111,16 @@ class _LocalFs:
                 os.remove(path)
 
 
-def _fs(path: str) -> Any:
-    return _remote() if _is_remote(path) else _LocalFs()
+def _fs(path: str, fs: Any = None) -> Any:
+    """``fs`` when the caller has one (the Beam launcher passes Beam's FileSystems), else ``os`` for
+    local paths and ``tf.io.gfile`` for the others (the trainer)."""
+    if fs is not None:
+        return fs
+    if not _is_remote(path):
+        return _LocalFs()
+    import tensorflow as tf
+
+    return _GfileFs(tf.io.gfile)
 
 
 def _now() -> str:
@@ -185,18 +152,18 @@ def _check_writable_place(fs: Any, folder: str, flag: str) -> None:
 
 
 def claim(folder: str, job: str, argv: Sequence[str] = (), flag: str = "--output_dir",
-          owned: Sequence[str] | None = None, dry_run: bool = False) -> list[str]:
+          owned: Sequence[str] | None = None, dry_run: bool = False, fs: Any = None) -> list[str]:
     """Makes ``folder`` this run's: checks it is a folder we may write, removes a previous run of the
     same ``job`` and writes ``_RUN_STARTED.json``. Returns the names removed.
 
     ``owned`` (pretrain_data's ``--output_file``, which may name a file in a shared folder such as
     /tmp) limits the claim to those names or ``fnmatch`` patterns plus the run's sidecars, which the
     caller lists there; other entries of the folder are left alone. Without it the whole folder is the
-    run's. ``dry_run`` checks and changes nothing.
+    run's. ``dry_run`` checks and changes nothing. ``fs``: see the module docstring.
     Raises ``RunFolderError`` (one line) for a file in the way, a folder of something else, or a
     folder that cannot be written.
     """
-    fs = _fs(folder)
+    fs = _fs(folder, fs)
     _check_writable_place(fs, folder, flag)
     names = fs.names(folder)
     previous = _previous_job(fs, folder, names)
@@ -237,9 +204,10 @@ def _previous_job(fs: Any, folder: str, names: Sequence[str]) -> str | None:
     return None
 
 
-def write_complete(folder: str, job: str, summary: Mapping[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
+def write_complete(folder: str, job: str, summary: Mapping[str, Any], outputs: Mapping[str, str],
+                   fs: Any = None) -> dict[str, Any]:
     """Writes ``_RUN_COMPLETE.json``; call it LAST, after every shard and sidecar is in place."""
-    fs = _fs(folder)
+    fs = _fs(folder, fs)
     started = _read_json(fs, _join(folder, STARTED_FILE)) or {}
     totals: dict[str, Any] = {}
     for stage, s in (summary.get("stages") or {}).items():
@@ -255,10 +223,10 @@ def write_complete(folder: str, job: str, summary: Mapping[str, Any], outputs: M
 
 # --- readers' side ---------------------------------------------------------------------------------
 
-def find_run(path: str) -> tuple[str, dict[str, Any] | None, bool] | None:
+def find_run(path: str, fs: Any = None) -> tuple[str, dict[str, Any] | None, bool] | None:
     """The run folder holding ``path`` (a data folder, a file or a glob): ``(folder, marker, started)``
     for the nearest folder at most ``MAX_DEPTH`` levels up with a marker, else None."""
-    fs = _fs(path)
+    fs = _fs(path, fs)
     folder = path.rstrip("/")
     if any(c in folder for c in "*?[") or fs.is_file(folder):
         folder = _parent(folder)
@@ -280,10 +248,10 @@ def find_run(path: str) -> tuple[str, dict[str, Any] | None, bool] | None:
 
 
 def require_complete(path: str, what: str, allow_incomplete: bool = False,
-                     override: str = "--allow_incomplete") -> dict[str, Any] | None:
+                     override: str = "--allow_incomplete", fs: Any = None) -> dict[str, Any] | None:
     """Returns the completion marker of the run holding ``path``; raises ``RunFolderError`` (one line)
     when there is none, naming ``what`` (the flag or key that gave the path) and the ``override``."""
-    found = find_run(path)
+    found = find_run(path, fs)
     if found is not None and found[1] is not None:
         return found[1]
     if allow_incomplete:

@@ -65,7 +65,9 @@ def test_help_lists_every_flag_with_meaning_and_default_job_flags_first(name, ca
     for action in parser._actions:
         if action.default not in (None, [], "", False) and action.option_strings[0] not in ("-h",) \
                 and action.default is not __import__("argparse").SUPPRESS:
-            assert f"(default:{action.default})".replace(" ", "") in "".join(text.split()), action.option_strings
+            d = action.default
+            shown = repr(d) if isinstance(d, str) and not d.isprintable() else d
+            assert f"(default:{shown})".replace(" ", "") in "".join(text.split()), action.option_strings
 
 
 def test_help_from_the_command_line(tmp_path):
@@ -220,3 +222,23 @@ def test_inspect_and_submit_help_list_every_flag():
         assert done.returncode == 0, done.stderr
         for flag in flags:
             assert flag in done.stdout, (module, flag)
+
+
+def test_summary_table_stays_aligned_with_long_names():
+    from transforms.accounting import format_summary
+
+    def entry(n_in: int, n_out: int, filtered: int) -> dict:
+        return {"in": n_in, "out": n_out, "filtered": {"too_long": filtered} if filtered else {},
+                "dead_lettered": {}, "balanced": True}
+
+    long_scope = "gs://a-long-bucket-name/corpora/" + "deep/" * 12 + "wiki-00001-of-00100.txt"
+    summary = {"balanced": True, "stages": {
+        "read_text": {"total": entry(1_234_567, 1_234_000, 567), "scopes": {long_scope: entry(1_234_567, 1_234_000,
+                                                                                              567)}},
+        "a_stage_with_a_name_longer_than_the_old_column": {"total": entry(5, 5, 0), "scopes": {"x.txt": entry(5, 5,
+                                                                                                           0)}}}}
+    lines = [line for line in format_summary(summary).splitlines() if " in=" in line]
+    assert len(lines) == 4
+    for column in ("in=", "out=", "filtered=", "dead_lettered="):
+        assert len({line.index(" " + column) for line in lines}) == 1, column
+    assert all(len(line) < 200 for line in lines) and "wiki-00001-of-00100.txt" in lines[1]

@@ -30,8 +30,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, [], "") or action.default is argparse.SUPPRESS or "%(default)" in text:
+        default = action.default
+        if default in (None, [], "") or default is argparse.SUPPRESS or "%(default)" in text:
             return text
+        if isinstance(default, str) and (not default.isprintable() or default.strip() != default):
+            return f"{text} (default: {default!r})".replace("%", "%%")  # a newline or a space, shown as such
         return super()._get_help_string(action)
 
 
@@ -81,8 +84,9 @@ class StrictParser(argparse.ArgumentParser):
         return parsed
 
 
-def bool_flag(value: str) -> bool:
-    """absl-style booleans: true/false, 1/0, yes/no."""
+def flag_bool(value: str) -> bool:
+    """absl-style booleans (``--flag``, ``--flag=true``, ``--flag=False``, ``--flag=0``), so reference
+    command lines such as ``--do_lower_case=True`` work unchanged."""
     v = value.strip().lower()
     if v in ("1", "true", "t", "yes", "y"):
         return True

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from specs import SpecError, run_folder
+from trainer.cli import HelpFormatter, flag_bool, flag_names, unknown_flag_message
 from transforms.accounting import WriteRunSummary, format_summary, read_summary
 from transforms.errors import ConfigError
 from transforms.files import WriteDeadLetters
@@ -40,17 +40,6 @@ from transforms.files import WriteDeadLetters
 SUMMARY_FILE = "summary.json"
 DEAD_LETTER_DIR = "dead_letter"
 BEAM_OPTIONS_URL = "https://cloud.google.com/dataflow/docs/reference/pipeline-options"
-
-
-def flag_bool(value: str) -> bool:
-    """absl-style booleans (``--flag``, ``--flag=true``, ``--flag=False``, ``--flag=0``), so reference
-    command lines such as ``--do_lower_case=True`` work unchanged."""
-    v = value.strip().lower()
-    if v in ("1", "true", "t", "yes", "y"):
-        return True
-    if v in ("0", "false", "f", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 class CommonOptions(PipelineOptions):
@@ -94,17 +83,6 @@ class _OneLineParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=34, width=110)
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.default in (None, [], "") or action.default is argparse.SUPPRESS or "%(default)" in text:
-            return text
-        return super()._get_help_string(action)
-
-
 def _is_polyembed(cls: type) -> bool:
     return issubclass(cls, CommonOptions)
 
@@ -118,7 +96,7 @@ def _beam_parser() -> argparse.ArgumentParser:
             raise ConfigError(message)
 
     parser = Parser(prog="Beam and Dataflow options", allow_abbrev=False, add_help=False,
-                    formatter_class=_HelpFormatter)
+                    formatter_class=HelpFormatter)
     seen: dict[str, type] = {}
     for cls in PipelineOptions.__subclasses__():
         if not _is_polyembed(cls):
@@ -131,7 +109,7 @@ def _beam_parser() -> argparse.ArgumentParser:
 def job_parser(name: str, options_cls: type[CommonOptions]) -> argparse.ArgumentParser:
     """The job's own flags, then the common ones, with defaults, for ``--help`` and strict parsing."""
     parser = _OneLineParser(
-        prog=f"python -m pipelines.{name}", allow_abbrev=False, formatter_class=_HelpFormatter,
+        prog=f"python -m pipelines.{name}", allow_abbrev=False, formatter_class=HelpFormatter,
         usage=f"python -m pipelines.{name} --flag=value ... [Beam/Dataflow options]",
         description=(sys.modules[options_cls.__module__].__doc__ or "").strip().split("\n\n")[0],
         epilog="Beam and Dataflow options pass through unchanged (--runner, --project, --region, --temp_location, "
@@ -142,10 +120,6 @@ def job_parser(name: str, options_cls: type[CommonOptions]) -> argparse.Argument
         options_cls._add_argparse_args(parser.add_argument_group(f"{name} flags"))
     CommonOptions._add_argparse_args(parser.add_argument_group("common flags (every polyembed job)"))
     return parser
-
-
-def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
-    return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
 
 
 def check_flags(name: str, options_cls: type[CommonOptions], argv: Sequence[str]) -> argparse.Namespace:
@@ -159,15 +133,9 @@ def check_flags(name: str, options_cls: type[CommonOptions], argv: Sequence[str]
         raise SystemExit(0)
     known, rest = parser.parse_known_args(list(argv))
     _, unknown = beam_parser.parse_known_args(rest)
-    for arg in unknown:
-        if arg == "--":
-            break
-        flag = arg.split("=", 1)[0]
-        if not flag.startswith("-"):
-            raise ConfigError(f"unexpected argument {arg!r} (flags are --name=value; --help lists them)")
-        close = difflib.get_close_matches(flag, _flag_names(parser) + _flag_names(beam_parser), n=1)
-        hint = f"; did you mean {close[0]}?" if close else "; --help lists every flag"
-        raise ConfigError(f"unknown flag {flag}{hint}")
+    message = unknown_flag_message(unknown, flag_names(parser) + flag_names(beam_parser))
+    if message:
+        raise ConfigError(message)
     return known
 
 
@@ -247,6 +215,42 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     return beam.Pipeline(options=options)
 
 
+class BeamFileSystem:
+    """``specs.run_folder``'s file-system interface over Beam's FileSystems (gs://, s3://, local)."""
+
+    def exists(self, path: str) -> bool:
+        return FileSystems.exists(path)
+
+    def is_file(self, path: str) -> bool:
+        return FileSystems.exists(path) and not path.endswith("/")
+
+    def _entries(self, folder: str) -> list[tuple[str, str]]:
+        prefix = folder.rstrip("/") + "/"
+        found = FileSystems.match([prefix + "**"])[0].metadata_list
+        return [(m.path[len(prefix):].split("/", 1)[0], m.path) for m in found if m.path.startswith(prefix)]
+
+    def names(self, folder: str) -> list[str]:
+        return sorted({name for name, _ in self._entries(folder)})
+
+    def read(self, path: str) -> str:
+        with FileSystems.open(path) as f:
+            return f.read().decode("utf-8")
+
+    def write(self, path: str, text: str) -> None:
+        with FileSystems.create(path) as f:
+            f.write(text.encode("utf-8"))
+
+    def remove(self, folder: str, names: Sequence[str]) -> None:
+        paths = [path for name, path in self._entries(folder) if name in set(names)]
+        if paths:
+            FileSystems.delete(paths)
+
+
+def _fs_for(path: str) -> BeamFileSystem | None:
+    """Beam's file systems for remote paths; local paths use run_folder's own (which sees folders)."""
+    return BeamFileSystem() if "://" in path else None
+
+
 def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "t", "yes", "y")
 
@@ -260,7 +264,7 @@ def produced_nothing(summary: dict[str, Any]) -> bool:
 def _claim(name: str, folder: str, owned: list[str] | None, argv: Sequence[str], dry_run: bool) -> None:
     flag = "--output_file" if owned is not None else "--output_dir"
     try:
-        run_folder.claim(folder, name, argv, flag, owned, dry_run=dry_run)
+        run_folder.claim(folder, name, argv, flag, owned, dry_run=dry_run, fs=_fs_for(folder))
     except run_folder.RunFolderError as e:
         raise ConfigError(str(e)) from None
 
@@ -272,11 +276,11 @@ def check_inputs_complete(paths: Iterable[str], flag: str, options: PipelineOpti
     if options.view_as(CommonOptions).allow_incomplete:
         return
     for path in paths:
-        found = run_folder.find_run(path)
+        found = run_folder.find_run(path, _fs_for(path))
         if found is None and not ours:
             continue
         try:
-            run_folder.require_complete(path, flag)
+            run_folder.require_complete(path, flag, fs=_fs_for(path))
         except run_folder.RunFolderError as e:
             raise ConfigError(str(e)) from None
 
@@ -324,7 +328,7 @@ def _run(name: str, argv: Sequence[str] | None,
         print(f"{name}: warning: the inputs yielded no records at all; the run is left unfinished (no "
               f"{run_folder.COMPLETE_FILE}); --allow_empty accepts an empty result", file=sys.stderr)
         return summary, 1
-    run_folder.write_complete(folder, name, summary, outputs)
+    run_folder.write_complete(folder, name, summary, outputs, fs=_fs_for(folder))
     return summary, 0 if summary["balanced"] else 1
 
 
