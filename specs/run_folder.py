@@ -165,7 +165,10 @@ def claim(folder: str, job: str, argv: Sequence[str] = (), flag: str = "--output
     """
     fs = _fs(folder, fs)
     _check_writable_place(fs, folder, flag)
-    names = fs.names(folder)
+    try:
+        names = fs.names(folder)
+    except PermissionError:
+        raise RunFolderError(f"{flag} {folder}: permission denied") from None
     previous = _previous_job(fs, folder, names)
     if owned is None:
         ours = names

@@ -242,3 +242,16 @@ def test_summary_table_stays_aligned_with_long_names():
     for column in ("in=", "out=", "filtered=", "dead_lettered="):
         assert len({line.index(" " + column) for line in lines}) == 1, column
     assert all(len(line) < 200 for line in lines) and "wiki-00001-of-00100.txt" in lines[1]
+
+
+def test_dataflow_dry_run_from_the_command_line_builds_the_job_and_exits_0(shared_data, capsys):
+    """The Dataflow job request is built offline; no summary is read from the gs:// folder."""
+    build, _ = _job("pretrain_data")
+    argv = [f"--input_patterns={REPO / 'samples' / 'text' / 'cycling.multilingual.txt'}",
+            f"--vocab_file={shared_data / 'vocab' / 'bert-base-multilingual-cased.vocab.txt'}",
+            "--output_dir=gs://polyembed-test-bucket/out/pretrain", "--runner=DataflowRunner",
+            "--project=polyembed-test", "--region=us-central1", "--temp_location=gs://polyembed-test-bucket/tmp",
+            "--dry_run=True", f"--setup_file={REPO / 'setup.py'}"]
+    assert runtime.main("pretrain_data", build, argv) == 0
+    out = capsys.readouterr().out
+    assert "pretrain_data: dry run on DataflowRunner" in out and "nothing was run or written" in out

@@ -291,11 +291,14 @@ def _run(name: str, argv: Sequence[str] | None,
     cls = options_class(build)
     options = parse_command_line(name, cls, args)
     folder, owned = options.view_as(cls).run_folder()
+    if owned is not None:  # what the launcher itself writes there
+        owned = [*owned, SUMMARY_FILE, DEAD_LETTER_DIR]
     if not options.view_as(CommonOptions).output_dir:
         options = PipelineOptions([*args, f"--output_dir={folder}"])
     common = options.view_as(CommonOptions)
     dry_run = _truthy(options.view_as(TestOptions).dry_run)
-    _claim(name, folder, owned, args, dry_run=True)  # only checks: a bad folder stops before any work
+    if not (dry_run and "://" in folder):  # Beam's dry run stays offline; so does ours
+        _claim(name, folder, owned, args, dry_run=True)  # only checks: a bad folder stops before any work
     summary_path = FileSystems.join(folder, SUMMARY_FILE)
     pipeline = make_pipeline(options)
     built = build(pipeline, options)
@@ -304,16 +307,15 @@ def _run(name: str, argv: Sequence[str] | None,
     letters = tuple(built.dead_letters) | "AllDeadLetters" >> beam.Flatten(pipeline=pipeline)
     _ = letters | "WriteDeadLetters" >> WriteDeadLetters(folder)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    outputs = {**built.outputs, **{f"file {i}": p for i, p in enumerate(built.final_names.values())}}
     if dry_run:
         if runner not in ("DirectRunner", "direct", "FnApiRunner"):
             pipeline.run()  # Beam's dry run: the job request is built offline, nothing is submitted
         print(f"{name}: dry run on {runner}: {len(pipeline.to_runner_api().components.transforms)} steps; "
-              f"run folder {folder}; nothing was read or written")
-        for what, where in {**built.outputs, **built.final_names}.items():
+              f"run folder {folder}; nothing was run or written")
+        for what, where in outputs.items():
             print(f"  would write {what}: {where}")
         return {"dry_run": True}, 0
-    if owned is not None:
-        owned = [*owned, SUMMARY_FILE, DEAD_LETTER_DIR]
     _claim(name, folder, owned, args, dry_run=False)
     pipeline.run().wait_until_finish()
     if built.final_names:
@@ -321,7 +323,6 @@ def _run(name: str, argv: Sequence[str] | None,
     summary = read_summary(summary_path)
     print(f"\n{name}: run summary ({summary_path})")
     print(format_summary(summary))
-    outputs = {**built.outputs, **{f"file {i}": p for i, p in enumerate(built.final_names.values())}}
     for what, where in outputs.items():
         print(f"{what}: {where}")
     if produced_nothing(summary) and not common.allow_empty:
