@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
 from specs import dedup as dedup_specs
-from transforms import dedup
+from transforms import dedup, runtime
 from transforms.errors import ConfigError
 from transforms.files import WriteShards, WriteSpec, match_files
 from transforms.runtime import Built, CommonOptions, main
@@ -75,7 +75,8 @@ class DedupOptions(CommonOptions):
         parser.add_argument("--min_sentence_chars", type=int, default=20,
                             help="Shorter sentences only match --exclude texts as whole texts.")
         parser.add_argument("--num_shards", type=int, default=0, help="Output shards; 0 sizes them by record count.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--records_per_shard", type=int, default=200_000,
+                            help="Records per shard when --num_shards is 0.")
 
 
 def _split_list(values: list[str]) -> list[str]:
@@ -131,6 +132,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(DedupOptions)
     out_dir = options.view_as(CommonOptions).output_dir
     paths = match_files(_split_list(o.input))
+    runtime.check_inputs_complete(_split_list(o.input), "--input", options, ours=False)
     fmt = dedup.input_format(paths, o.format)
     text_fields = _split_list([o.text_fields])
     if not text_fields:

@@ -19,7 +19,6 @@ does not grow with the data) and ``--max_records`` bounds the time on a large da
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -33,10 +32,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import specs
+from specs import run_folder
+from trainer.cli import StrictParser
 from transforms.errors import ConfigError
+from transforms.runtime import BeamFileSystem
 
 PARAMS_FILE = "params.json"  # what pipelines.pretrain_data writes next to its data
-SIDE_FILES = frozenset({specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE, "summary.json"})
+SIDE_FILES = frozenset({specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE, "summary.json", *run_folder.MARKER_FILES})
 BERT_SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
 
 
@@ -477,11 +479,17 @@ def format_report(res: Mapping[str, Any]) -> str:
 
 
 def inspect(path: str, *, vocab_file: str | None = None, num_examples: int = 3, max_records: int | None = None,
-            histogram: str | None = None, spec_dir: str | None = None, out: Any = None) -> dict[str, Any]:
+            histogram: str | None = None, spec_dir: str | None = None, out: Any = None,
+            allow_incomplete: bool = False) -> dict[str, Any]:
     """Reads, checks and summarises the records at ``path``; prints to ``out`` (stdout) and returns
-    the statistics."""
+    the statistics. Records of a run that did not finish (no completion marker) are refused unless
+    ``allow_incomplete``."""
     out = out or sys.stdout
     files, spec_dir = resolve_inputs(path, spec_dir)
+    try:
+        run_folder.require_complete(path, "PATH", allow_incomplete, fs=BeamFileSystem() if "://" in path else None)
+    except run_folder.RunFolderError as e:
+        raise ConfigError(str(e)) from None
     spec, params = load_spec(spec_dir)
     layout = Layout.from_spec(spec, spec_dir)
     vocab_path = vocab_file or params.get("vocab_file")
@@ -512,7 +520,7 @@ def inspect(path: str, *, vocab_file: str | None = None, num_examples: int = 3, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.inspect", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m pipelines.inspect", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="output directory, shard or glob of pretraining TFRecords (local or gs://)")
     parser.add_argument("--vocab_file", default=None,
                         help="vocab.txt to show tokens (default: the vocab_file in params.json, if readable)")
@@ -521,13 +529,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--histogram", default="inspect_histogram.png", help="PNG to write ('' for none)")
     parser.add_argument("--stats_json", default=None, help="also write the statistics as JSON here")
     parser.add_argument("--spec_dir", default=None, help="where schema.pbtxt is, if not next to the data")
+    parser.add_argument("--allow_incomplete", action="store_true",
+                        help="read records whose run folder has no completion marker (an unfinished run, or "
+                             "records written elsewhere)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if args.num_examples < 0 or (args.max_records is not None and args.max_records < 1):
             raise ConfigError("--num_examples must be >= 0 and --max_records >= 1")
         res = inspect(args.path, vocab_file=args.vocab_file, num_examples=args.num_examples,
-                      max_records=args.max_records, histogram=args.histogram or None, spec_dir=args.spec_dir)
+                      max_records=args.max_records, histogram=args.histogram or None, spec_dir=args.spec_dir,
+                      allow_incomplete=args.allow_incomplete)
     except (ConfigError, specs.SpecError) as e:
         print(f"inspect: error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ import specs
 from transforms import runtime
 from transforms.bert_tokenization import BertTokenizer, load_vocab
 from transforms.errors import ConfigError
-from transforms.files import WriteShards, match_files
+from transforms.files import WriteShards, match_files, shard_name
 from transforms.pretraining import (
     CreatePretrainingExamples,
     CreateTlmExamples,
@@ -45,17 +45,11 @@ from transforms.pretraining import (
 
 PARAMS_FILE = "params.json"
 SHARD_PREFIX = "pretrain"
+SIDECARS = (specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE)
 FORMATS = ("auto", "text", "jsonl", "tfrecord")
 
 
-def _flag_bool(value: str) -> bool:
-    """absl-style booleans, so the reference's ``--do_lower_case=false`` works unchanged."""
-    v = value.strip().lower()
-    if v in ("1", "true", "t", "yes", "y"):
-        return True
-    if v in ("0", "false", "f", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+REFERENCE_BOOLEANS = ("do_lower_case", "do_whole_word_mask", "gzip_compress", "use_v2_feature_names")
 
 
 class PretrainDataOptions(runtime.CommonOptions):
@@ -64,23 +58,37 @@ class PretrainDataOptions(runtime.CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         def boolean(name: str, default: bool, help: str) -> None:
-            parser.add_argument(f"--{name}", type=_flag_bool, nargs="?", const=True, default=default, help=help)
+            parser.add_argument(f"--{name}", type=runtime.flag_bool, nargs="?", const=True, default=default,
+                                help=help)
+            if name in REFERENCE_BOOLEANS:  # absl's negated form, as the reference accepts it
+                parser.add_argument(f"--no{name}", dest=name, action="store_false", default=argparse.SUPPRESS,
+                                    help=f"Same as --{name}=false.")
 
         parser.add_argument("--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
                             help="Input files or globs (local or gs://), comma-separated or repeated.")
+        parser.add_argument("--output_file", default=None,
+                            help="The reference's output: a TFRecord file, or comma-separated files, all in one "
+                                 "folder (one shard each); sidecars go beside them. Instead of --output_dir.")
         parser.add_argument("--input_format", choices=FORMATS, default="auto",
                             help="text (a sentence per line, blank line between documents), jsonl or tfrecord; "
                                  "auto: by file name (.jsonl/.json, .tfrecord), else text.")
+        parser.add_argument("--tokenization", choices=("WordPiece", "SentencePiece"), default="WordPiece",
+                            help="The reference's choice; only WordPiece (--vocab_file) is implemented.")
+        parser.add_argument("--sp_model_file", default="",
+                            help="The reference's SentencePiece model; not supported (a non-empty value stops).")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt (one token per line).")
         boolean("do_lower_case", True, "Lower-case and strip accents (uncased models).")
-        parser.add_argument("--max_seq_length", type=int, default=128)
-        parser.add_argument("--max_predictions_per_seq", type=int, default=20)
-        parser.add_argument("--masked_lm_prob", type=float, default=0.15)
+        parser.add_argument("--max_seq_length", type=int, default=128, help="Tokens per example, [CLS] and [SEP]s "
+                                                                            "included.")
+        parser.add_argument("--max_predictions_per_seq", type=int, default=20,
+                            help="At most this many masked positions per example.")
+        parser.add_argument("--masked_lm_prob", type=float, default=0.15, help="Share of tokens masked.")
         parser.add_argument("--random_seed", type=int, default=None,
                             help="Seed of every random decision (default: --seed, 12345).")
         parser.add_argument("--dupe_factor", type=int, default=10,
                             help="Passes over the data, each with different pairs and masks.")
-        parser.add_argument("--short_seq_prob", type=float, default=0.1)
+        parser.add_argument("--short_seq_prob", type=float, default=0.1,
+                            help="Probability of a shorter target length (to train on short inputs too).")
         boolean("do_whole_word_mask", False, "Mask whole words (all their ## pieces) at once.")
         parser.add_argument("--max_ngram_size", type=int, default=None,
                             help="Mask n-grams of up to this many whole words (needs --do_whole_word_mask).")
@@ -89,7 +97,7 @@ class PretrainDataOptions(runtime.CommonOptions):
         boolean("dynamic_masking", False, "Write unmasked input ids and segments only; the trainer masks.")
         parser.add_argument("--tlm_input", action="append", default=[],
                             help="Translation-pair TFRecords (src_raw, tgt_raw, src_lang, tgt_lang) for TLM "
-                                 "examples, comma-separated or repeated.")
+                                 "examples, comma-separated or repeated; from a finished translation_pairs run.")
         parser.add_argument("--language_alpha", type=float, default=1.0,
                             help="Exponential smoothing of language shares: 1 keeps the corpus mix, 0 makes "
                                  "languages equal (XLM-R: 0.3).")
@@ -103,8 +111,35 @@ class PretrainDataOptions(runtime.CommonOptions):
                             help="Documents per shuffle bucket: the pool random next segments come from.")
         parser.add_argument("--max_document_sentences", type=int, default=10_000,
                             help="Longer documents are cut into parts of this many sentences.")
-        parser.add_argument("--num_output_shards", type=int, default=0, help="0: one per --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=100_000)
+        parser.add_argument("--num_output_shards", type=int, default=0,
+                            help="0: one per --records_per_shard (with --output_file: one per file).")
+        parser.add_argument("--records_per_shard", type=int, default=100_000,
+                            help="Records per shard when --num_output_shards is 0.")
+
+    def run_folder(self) -> tuple[str, list[str] | None]:
+        """``--output_dir``, or the folder of the ``--output_file`` files, of which the run owns only
+        the files, their temporary shards and its sidecars (the folder may be shared, e.g. /tmp)."""
+        if self.output_file and self.output_dir:
+            raise ConfigError("give --output_dir or --output_file, not both")
+        if not self.output_file:
+            return super().run_folder()
+        files = output_files(self.output_file)
+        return FileSystems.split(files[0])[0], [*(FileSystems.split(f)[1] for f in files),
+                                                f"{FileSystems.split(files[0])[1]}.part-*", *SIDECARS]
+
+
+def output_files(value: str) -> list[str]:
+    """The ``--output_file`` paths (comma-separated), all in one folder."""
+    files = _split_list([value])
+    if not files:
+        raise ConfigError("--output_file is empty")
+    folders = {FileSystems.split(f)[0] for f in files}
+    if len(folders) > 1:
+        raise ConfigError(f"--output_file: the files are in {len(folders)} folders; put them in one (the spec and "
+                          "summary go beside them)")
+    if len(set(files)) < len(files):
+        raise ConfigError("--output_file names a file twice")
+    return files
 
 
 def _split_list(values: list[str]) -> list[str]:
@@ -180,13 +215,18 @@ class _WriteSidecars(beam.DoFn):
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     o = options.view_as(PretrainDataOptions)
     out_dir = options.view_as(runtime.CommonOptions).output_dir
+    if o.tokenization != "WordPiece" or o.sp_model_file:
+        raise ConfigError("--tokenization=SentencePiece / --sp_model_file: only WordPiece (--vocab_file) is "
+                          "implemented")
     seed = o.random_seed if o.random_seed is not None else options.view_as(runtime.CommonOptions).seed
     params = instance_params(o)
     patterns, tlm_patterns = _split_list(o.input_patterns), _split_list(o.tlm_input)
     if not patterns and not tlm_patterns:
         raise ConfigError("--input_patterns (or --input_file) or --tlm_input is required")
     paths = match_files(patterns, "--input_patterns") if patterns else []
+    runtime.check_inputs_complete(patterns, "--input_patterns", options, ours=False)
     tlm_paths = match_files(tlm_patterns, "--tlm_input") if tlm_patterns else []
+    runtime.check_inputs_complete(tlm_patterns, "--tlm_input", options, ours=True)
     if not o.vocab_file:
         raise ConfigError("--vocab_file is required")
     try:
@@ -227,10 +267,18 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         counts.append(tlm_counts | "SumTlm" >> beam.CombinePerKey(sum))
     suffix = ".tfrecord.gz" if o.gzip_compress else ".tfrecord"
     prefix = FileSystems.join(out_dir, SHARD_PREFIX)
+    num_shards, final_names = o.num_output_shards, {}
+    if o.output_file:  # the reference's names: one shard per file, moved there after the run
+        files = output_files(o.output_file)
+        if num_shards not in (0, len(files)):
+            raise ConfigError(f"--num_output_shards={num_shards} but --output_file names {len(files)} files")
+        num_shards, suffix = len(files), ".tfrecord"
+        prefix = f"{files[0]}.part"
+        final_names = {shard_name(prefix, i, len(files), suffix): f for i, f in enumerate(files)}
     written = (
         tuple(examples) | "AllExamples" >> beam.Flatten()
         | "WriteExamples" >> WriteShards(prefix, suffix, "tfrecord", "gzip" if o.gzip_compress else "uncompressed",
-                                         o.num_output_shards, o.records_per_shard, batched=True)
+                                         num_shards, o.records_per_shard, batched=True)
     )
     job_params = {
         "input_patterns": patterns, "input_format": fmt, "tlm_input": tlm_patterns, "vocab_file": o.vocab_file,
@@ -244,8 +292,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     all_counts = tuple(counts) | "AllCounts" >> beam.Flatten(pipeline=pipeline)
     _ = written | "WriteSpecAndParams" >> beam.ParDo(
         _WriteSidecars(out_dir, spec, job_params), beam.pvalue.AsDict(doc_counts), beam.pvalue.AsDict(all_counts))
-    return runtime.Built(tallies, letters, {"examples": f"{prefix}-*{suffix}",
-                                            "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)})
+    outputs = {} if final_names else {"examples": f"{prefix}-*{suffix}"}
+    return runtime.Built(tallies, letters, {**outputs, "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)},
+                         final_names)
 
 
 if __name__ == "__main__":

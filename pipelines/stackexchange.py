@@ -35,8 +35,8 @@ class StackExchangeOptions(CommonOptions):
         parser.add_argument("--input", action="append", default=[],
                             help="Site folder, glob of site folders, dump file or .7z archive (repeatable, or "
                                  "comma-separated); local or gs://.")
-        parser.add_argument("--pair_types", default=",".join(se.PAIR_TYPES),
-                            help=f"Comma-separated subset of {', '.join(se.PAIR_TYPES)}.")
+        parser.add_argument("--pair_types", default="all",
+                            help=f"all, or a comma-separated subset of {', '.join(se.PAIR_TYPES)}.")
         parser.add_argument("--output_formats", default="jsonl,tfrecord", help="jsonl, tfrecord or both.")
         parser.add_argument("--with_metadata", action="store_true",
                             help="jsonl lines are objects with texts, site, ids, scores, license, url, authors.")
@@ -46,13 +46,21 @@ class StackExchangeOptions(CommonOptions):
                             help="Keep posts by the Answer Bot account (UserId -2).")
         parser.add_argument("--watermark_post_ids", default=",".join(map(str, sorted(se.WATERMARK_POST_IDS))),
                             help="Ids of the dump's fabricated watermark posts (by the Community user).")
-        for name in ("min_title_chars", "max_title_chars", "min_body_chars", "max_body_chars", "min_answer_chars",
-                     "max_answer_chars", "min_question_score", "min_answer_score", "negative_score_gap"):
-            parser.add_argument(f"--{name}", type=int, default=getattr(d, name),
-                                help="0 disables an upper bound." if name.startswith("max") else None)
+        for name, meaning in (
+                ("min_title_chars", "Shortest title kept (characters)."),
+                ("max_title_chars", "Longest title kept (characters); 0: no bound."),
+                ("min_body_chars", "Shortest question body kept (characters, after HTML to text)."),
+                ("max_body_chars", "Longest question body kept; 0: no bound."),
+                ("min_answer_chars", "Shortest answer kept (characters, after HTML to text)."),
+                ("max_answer_chars", "Longest answer kept; 0: no bound."),
+                ("min_question_score", "Questions scored lower are dropped."),
+                ("min_answer_score", "Answers scored lower are not used as positives."),
+                ("negative_score_gap", "A hard negative answer scores at least this much below the positive.")):
+            parser.add_argument(f"--{name}", type=int, default=getattr(d, name), help=meaning)
         parser.add_argument("--best_answer", choices=("accepted", "top_scored"), default=d.best_answer,
                             help="accepted: the accepted answer if it passes the filters, else the top-scored.")
-        parser.add_argument("--title_body_separator", default=d.title_body_separator)
+        parser.add_argument("--title_body_separator", default=d.title_body_separator,
+                            help="Joins title and body in title_body pairs.")
         parser.add_argument("--dedup", choices=("none", "exact", "near"), default="none",
                             help="Remove duplicate pairs per pair type: exact (normalised text) or near (MinHash).")
         parser.add_argument("--dedup_key", choices=("pair", "either"), default="pair",
@@ -63,14 +71,16 @@ class StackExchangeOptions(CommonOptions):
                             help="Word n-gram length that counts as evaluation overlap.")
         parser.add_argument("--num_shards", type=int, default=0,
                             help="Shards per output folder; 0 sizes them by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--records_per_shard", type=int, default=200_000,
+                            help="Records per shard when --num_shards is 0.")
         parser.add_argument("--gzip_level", type=int, choices=range(10), default=1, metavar="0..9",
                             help="Deflate level of the .gz outputs. 1 (the default) deflates about 4x faster "
                                  "than zlib's 6 for about 20%% more bytes; readers are not affected.")
         parser.add_argument("--transcode_dir", default=None,
                             help="Where .7z archives are transcoded to plain shards (default: "
                                  "--temp_location/polyembed-7z, else OUTPUT_DIR/_transcoded).")
-        parser.add_argument("--transcode_shard_mb", type=int, default=256)
+        parser.add_argument("--transcode_shard_mb", type=int, default=256,
+                            help="Size of the plain shards a .7z archive is transcoded to (MiB).")
 
 
 def _split_list(values: list[str]) -> list[str]:
@@ -83,7 +93,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     inputs = _split_list(o.input)
     if not inputs:
         raise ConfigError("--input is required (a site folder, dump file, glob or .7z archive)")
-    pair_types = _split_list([o.pair_types])
+    pair_types = list(se.PAIR_TYPES) if o.pair_types == "all" else _split_list([o.pair_types])
     unknown = sorted(set(pair_types) - set(se.PAIR_TYPES))
     if unknown or not pair_types:
         raise ConfigError(f"--pair_types: unknown {unknown or 'empty list'}; choose from {', '.join(se.PAIR_TYPES)}")

@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms import dedup, scripts
+from transforms import dedup, runtime, scripts
 from transforms import translation as tr
 from transforms.errors import ConfigError
 from transforms.files import match_files
@@ -79,7 +79,8 @@ class TranslationPairsOptions(CommonOptions):
                             help="With --sampling_alpha, repeat a small language pair's pairs up to this factor.")
         parser.add_argument("--num_shards", type=int, default=0,
              help="Shards per split; 0 sizes them by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000)
+        parser.add_argument("--records_per_shard", type=int, default=200_000,
+                            help="Records per shard when --num_shards is 0.")
         parser.add_argument("--compression", default="gzip", choices=tuple(tr.TFRECORD_COMPRESSIONS),
                             help="TFRecord shards: gzip (.tfrecord.gz; Model Garden file_type tfrecord_compressed) "
                                  "or none (.tfrecord; file_type tfrecord).")
@@ -115,6 +116,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     patterns = _split_list(o.input)
     if not patterns:
         raise ConfigError("--input is required (TSV, JSONL or aligned NAME.L1-L2.L1 files)")
+    runtime.check_inputs_complete(patterns, "--input", options, ours=False)
     plan = tr.plan_inputs(match_files(patterns), o.input_format, o.src_lang, o.tgt_lang)
     fields = tr.JsonFields.parse(o.jsonl_fields)
     config = tr.CleanConfig(o.max_chars, o.max_tokens, o.min_letter_fraction, not o.keep_identical,

@@ -160,6 +160,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     o = options.view_as(VocabOptions)
     out_dir = options.view_as(runtime.CommonOptions).output_dir
     paths, inputs, learner = _config(o)
+    runtime.check_inputs_complete(o.input_patterns, "--input_patterns", options, ours=False)
     flags = {k: getattr(o, k) for k in (
         "input_patterns", "input_format", "text_field", "language_field", "language_pattern", "default_language",
         "vocab_size", "do_lower_case", "alpha", "reserved_tokens", "num_unused", "min_word_count", "max_words",

@@ -28,9 +28,15 @@ step "StackExchange dump -> near-deduplicated sentence pairs (jsonl + TFRecords)
   "$PY" -m pipelines.stackexchange --input=samples/stackexchange/cycling.example.stackexchange.com \
     --output_dir="$OUT/stackexchange" --dedup=near
 
-step "Translation pairs -> LaBSE TFRecords (cleaned, deduplicated, split)" \
+# The similarity table at the end shows the first 5 German-English pairs; they are held out: every pair
+# with one of their sentences (in any language pair) is excluded from all splits, and the table checks it.
+HELD_OUT="$OUT/held_out.deu-eng.tsv"
+head -n 5 samples/translation/cycling.deu-eng.tsv > "$HELD_OUT"
+cut -f1,2 "$HELD_OUT" | tr '\t' '\n' > "$OUT/held_out.sentences.txt"
+
+step "Translation pairs -> LaBSE TFRecords (cleaned, deduplicated, held-out sentences excluded, split)" \
   "$PY" -m pipelines.translation_pairs --input='samples/translation/*.tsv' --output_dir="$OUT/translation" \
-    --split=train=0.7,validation=0.3,test=0.0
+    --exclude="$OUT/held_out.sentences.txt" --split=train=0.7,validation=0.3,test=0.0
 
 step "WordPiece vocabulary from the multilingual text sample" \
   "$PY" -m pipelines.vocab --input_patterns=samples/text/cycling.multilingual.txt --output_dir="$OUT/vocab" \
@@ -64,9 +70,9 @@ step "Export the preprocessing model" \
   "$PY" -m trainer.export_tfhub --experiment=labse/train --model_dir="$OUT/labse" --config_file="$OUT/labse/params.yaml" --export_type=preprocessing \
     --export_path="$OUT/export/labse_preprocessing" --vocab_file="$OUT/vocab/vocab.txt" --do_lower_case=false
 
-step "Load the export and compare English sentences with their German translations" \
+step "Load the export and compare held-out English sentences with their German translations" \
   "$PY" -m trainer.similarity --model="$OUT/export/labse_encoder" --preprocessor="$OUT/export/labse_preprocessing" \
-    --tsv=samples/translation/cycling.deu-eng.tsv --rows=5 --output="$OUT/similarity.txt"
+    --tsv="$HELD_OUT" --rows=5 --held_out_from="$OUT/translation" --output="$OUT/similarity.txt"
 
 printf '\nDemo finished in %d s. Outputs under %s/:\n' "$((SECONDS - t0))" "$OUT"
 printf '  stackexchange/  translation/  vocab/  pretrain/  bert/  labse/  export/  similarity.txt\n'

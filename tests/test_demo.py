@@ -20,11 +20,14 @@ def test_demo_runs_end_to_end_and_prints_a_similarity_table(tmp_path):
     for job in ("stackexchange", "translation", "vocab", "pretrain"):
         summary = json.loads((out / job / "summary.json").read_text())
         assert summary["balanced"], job
+        assert (out / job / "_RUN_COMPLETE.json").exists(), job
     assert (out / "stackexchange" / "title_body" / "tfrecord" / "schema.pbtxt").exists()
     assert (out / "export" / "labse_encoder" / "saved_model.pb").exists()
     assert (out / "export" / "labse_preprocessing" / "saved_model.pb").exists()
     table = (out / "similarity.txt").read_text().splitlines()
     assert table[-1].startswith("translation ranked first for ") and table[-1].endswith("(random embeddings: about 1)")
+    # the pairs shown were held out of training, and the table says so
+    assert table[-2].startswith("held-out sentences: none of these pairs is in the training split ")
     rows = [line for line in table[1:6]]
     assert len(rows) == 5 and all(line.count("*") == 1 for line in rows)
     values = [float(v.rstrip("*")) for line in rows for v in line[30:].split()]

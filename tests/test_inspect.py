@@ -18,6 +18,7 @@ import pytest
 
 import specs
 from pipelines import inspect as insp
+from specs import run_folder
 from transforms import vocab as wp
 from transforms.files import tfrecord_frame, write_spec_files
 
@@ -99,6 +100,7 @@ def write_dataset(directory: pathlib.Path, records: list[dict], spec: specs.Feat
                                                                                else data)
     if params is not None:
         (directory / "params.json").write_text(json.dumps(params))
+    run_folder.write_complete(str(directory), "pretrain_data", {}, {})  # what a finished run leaves
 
 
 def test_statistics_and_decoding_match_what_was_written(shared_data, vocab, sentences, tmp_path):
@@ -213,9 +215,11 @@ def test_stats_work_on_plain_arrays_without_tensorflow():
 def test_bad_arguments_fail_with_one_line(tmp_path, capsys, shared_data):
     (tmp_path / "x.tfrecord").write_bytes(b"")
     assert insp.main([str(tmp_path)]) == 2
+    assert "no _RUN_COMPLETE.json" in capsys.readouterr().err
+    assert insp.main([str(tmp_path), "--allow_incomplete"]) == 2
     assert "no schema.pbtxt" in capsys.readouterr().err
     write_spec_files(specs.TRANSLATION_PAIRS, str(tmp_path))
-    assert insp.main([str(tmp_path)]) == 2
+    assert insp.main([str(tmp_path), "--allow_incomplete"]) == 2
     err = capsys.readouterr().err.strip()
     assert "not pretraining records" in err and "\n" not in err
     assert insp.main([str(tmp_path / "nothing" / "*.tfrecord")]) == 2

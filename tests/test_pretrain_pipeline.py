@@ -267,7 +267,7 @@ def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_pat
     out = tmp_path / "out"
     summary = _run(out, f"--input_patterns={tmp_path / 'docs.jsonl'}", f"--vocab_file={vocab}",
                    "--do_lower_case=false", "--dupe_factor=4", "--language_alpha=0.3",
-                   f"--tlm_input={tmp_path / 'pairs*.tfrecord'}", "--docs_per_bucket=10")
+                   f"--tlm_input={tmp_path / 'pairs*.tfrecord'}", "--allow_incomplete", "--docs_per_bucket=10")
     _, params, ex = _read(out)
     langs = params["languages"]
     assert {k: v["documents"] for k, v in langs.items()} == {k: n // 5 for k, n in take.items()}

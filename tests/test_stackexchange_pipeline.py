@@ -21,6 +21,7 @@ import py7zr
 import pytest
 
 from pipelines import stackexchange as pipeline
+from specs import run_folder
 from transforms import stackexchange as se
 from transforms.runtime import run_pipeline
 
@@ -174,7 +175,9 @@ def test_bad_rows_are_dead_lettered_with_file_line_and_reason(shared_data, tmp_p
 
 
 def _tree_bytes(root: pathlib.Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every output file but the run markers (they record the times and the command line)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not run_folder.is_marker(p.name)}
 
 
 def test_byte_identical_across_runner_modes(shared_data, tmp_path):

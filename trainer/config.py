@@ -75,6 +75,9 @@ def _data_config(**overrides: Any) -> dict[str, Any]:
         # labse/train: the output dir of a tensorflow-transform run whose materialised token features
         # the records hold (read through TFTransformOutput); empty for raw text records
         "transform_output_dir": "",
+        # read data whose polyembed run folder has no completion marker (an unfinished run), or
+        # TFRecords written elsewhere (specs.run_folder)
+        "allow_incomplete": False,
     }
     d.update(overrides)
     return d

@@ -29,6 +29,7 @@ from typing import Any
 import tensorflow as tf
 
 import specs
+from specs import run_folder
 from trainer.config import ConfigError
 from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab
 
@@ -47,13 +48,28 @@ def expand_input_path(input_path: str, key: str) -> list[str]:
         if not pattern:
             continue
         matched = tf.io.gfile.glob(pattern)
-        matched = [f for f in matched if os.path.basename(f) not in (specs.SCHEMA_FILE, specs.SPEC_FILE)]
+        matched = [f for f in matched if os.path.basename(f) not in (specs.SCHEMA_FILE, specs.SPEC_FILE)
+                   and not run_folder.is_marker(f)]
         if not matched:
             raise ConfigError(f"{key} {pattern!r} matches no files")
         files.extend(sorted(matched))
     if not files:
         raise ConfigError(f"{key} is empty")
     return sorted(set(files))
+
+
+def check_complete(data_cfg: Any, key: str) -> None:
+    """Refuses data from a run that did not finish, or from no polyembed run at all: every pattern of
+    ``input_path`` must lie in a run folder with its completion marker (``specs.run_folder``), unless
+    ``{key}.allow_incomplete``."""
+    if data_cfg.get("allow_incomplete", False):
+        return
+    for pattern in (p.strip() for p in data_cfg.input_path.split(",")):
+        if pattern:
+            try:
+                run_folder.require_complete(pattern, f"{key}.input_path", override=f"{key}.allow_incomplete=true")
+            except run_folder.RunFolderError as e:
+                raise ConfigError(str(e)) from None
 
 
 def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, str]:
@@ -202,6 +218,7 @@ def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: t
                         seed: int, check_only: bool = False) -> tf.data.Dataset | None:
     """MLM(+NSP) batches with the model's feature names (int32; weights float32)."""
     files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
+    check_complete(data_cfg, key)
     found, where = read_feature_spec(files, key)
     expected, dynamic = pretraining_expected_spec(data_cfg, found)
     found.require(expected, where=where)
@@ -262,6 +279,7 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
     here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
     files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
+    check_complete(data_cfg, key)
     L = data_cfg.seq_length
     if data_cfg.transform_output_dir:
         import tensorflow_transform as tft

@@ -15,16 +15,21 @@ writes them to a file.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's import (seconds)
+    from trainer.cli import parse_early
+
+    parse_early("evaluate")
+
 import numpy as np
 import tensorflow as tf
 
+from trainer.cli import parse_early
 from trainer.losses import retrieval_precision_at_1
 from trainer.tokenization import BertTokenization
 
@@ -79,18 +84,7 @@ def score_pairs(embed: Any, src: Sequence[str], tgt: Sequence[str]) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="An encoder export (trainer.export_tfhub --export_type=model).")
-    p.add_argument("--preprocessor", default="", help="A preprocessing export (else the encoder's vocab_file).")
-    p.add_argument("--pairs", action="append", default=[], help="SRC_FILE:TGT_FILE (repeatable).")
-    p.add_argument("--tatoeba_dir", default="", help="A LASER Tatoeba directory (tatoeba.xxx-eng.{xxx,eng}).")
-    p.add_argument("--langs", default="", help="Comma-separated languages of --tatoeba_dir.")
-    p.add_argument("--skip_lines", type=int, default=0, help="Lines to skip at the start of each file.")
-    p.add_argument("--max_lines", type=int, default=0, help="Lines to score per file after skipping (0: all).")
-    p.add_argument("--seq_length", type=int, default=64)
-    p.add_argument("--batch_size", type=int, default=256)
-    p.add_argument("--output_json", default="")
-    args = p.parse_args(argv)
+    args = parse_early("evaluate", argv)
     pairs = [tuple(x.split(":", 1)) for x in args.pairs]
     if args.tatoeba_dir:
         for lang in filter(None, args.langs.split(",")):

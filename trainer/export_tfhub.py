@@ -32,23 +32,26 @@ All load with ``hub.load`` and ``hub.KerasLayer``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's import (seconds)
+    from trainer.cli import parse_early
+
+    parse_early("export_tfhub")
+
 import tensorflow as tf
 import tf_keras
 
 import specs
 from trainer import modeling
+from trainer.cli import EXPORT_TYPES, POOLERS, parse_early
 from trainer.config import ConfigError, load_config
 from trainer.tokenization import DEFAULT_SEQ_LENGTH, BertTokenization
 
-EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing")
-POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
 # Sentences the export tokenises both through the transform graph and with --vocab_file/casing: scripts,
 # case, accents, punctuation and a long sentence that must be truncated, so a wrong vocabulary, casing or
 # sequence length shows up as different ids.
@@ -273,19 +276,7 @@ def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
-    p = argparse.ArgumentParser(prog="python -m trainer.export_tfhub", description=__doc__.splitlines()[0])
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint is exported).")
-    p.add_argument("--checkpoint_path", default="", help="A specific checkpoint instead of the latest.")
-    p.add_argument("--config_file", action="append", default=[])
-    p.add_argument("--params_override", action="append", default=[])
-    p.add_argument("--export_type", default="model", choices=EXPORT_TYPES)
-    p.add_argument("--export_path", required=True)
-    p.add_argument("--vocab_file", default="", help="Defaults to the run's task.train_data.vocab_file.")
-    p.add_argument("--do_lower_case", default="", choices=("", "true", "false"),
-                   help="Defaults to the run's task.train_data.lower_case (true for an uncased vocabulary).")
-    p.add_argument("--pooler", default="trained", choices=POOLERS)
-    args = p.parse_args(argv)
+    args = parse_early("export_tfhub", argv)
     try:
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
         vocab, lower = run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)

@@ -31,6 +31,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from trainer.cli import HelpFormatter, StrictParser
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PYTHON_MODULE = "trainer.task"
 EXPERIMENTS = ("bert/pretraining", "labse/train")
@@ -177,28 +179,33 @@ def download_wheels(requirements: Sequence[str], executor_image_uri: str, out_di
     return sorted(out_dir.glob("*.whl"))
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """The module docstring as written, and every flag's default."""
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     argv = list(argv)
     passthrough: list[str] = []
     if "--" in argv:
         i = argv.index("--")
         argv, passthrough = argv[:i], argv[i + 1:]
-    p = argparse.ArgumentParser(prog="python -m trainer.submit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--project", required=True)
-    p.add_argument("--region", required=True)
+    p = StrictParser(prog="python -m trainer.submit", description=__doc__, formatter_class=_Formatter,
+                     epilog="Arguments after -- go to trainer.task unchanged (e.g. --params_override=...).")
+    p.add_argument("--project", required=True, help="Google Cloud project of the Vertex AI job.")
+    p.add_argument("--region", required=True, help="Vertex AI region, e.g. us-central1.")
     p.add_argument("--staging_bucket", required=True, help="gs://BUCKET[/prefix] for the sdist and outputs")
-    p.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    p.add_argument("--experiment", required=True, choices=EXPERIMENTS, help="The experiment trainer.task runs.")
     accel = p.add_mutually_exclusive_group()
-    accel.add_argument("--tpu_type", choices=sorted(TPU_TYPES))
+    accel.add_argument("--tpu_type", choices=sorted(TPU_TYPES), help="A TPU slice (else --gpu_type, else CPU).")
     accel.add_argument("--gpu_type", help="e.g. NVIDIA_TESLA_V100, NVIDIA_L4, NVIDIA_A100_80GB")
-    p.add_argument("--gpu_count", type=int, default=1)
-    p.add_argument("--machine_type", default=None)
+    p.add_argument("--gpu_count", type=int, default=1, help="GPUs per machine with --gpu_type.")
+    p.add_argument("--machine_type", default=None, help="Vertex machine type (default: one that fits the accelerator).")
     p.add_argument("--container_uri", default=None, help="a custom training container (see Dockerfile)")
     p.add_argument("--executor_image_uri", default=None, help="prebuilt TF image for the Python package spec")
-    p.add_argument("--display_name", default=None)
-    p.add_argument("--base_output_dir", default=None)
-    p.add_argument("--service_account", default=None)
+    p.add_argument("--display_name", default=None, help="Job name (default: polyembed-EXPERIMENT-TIME).")
+    p.add_argument("--base_output_dir", default=None,
+                   help="The job's output folder (default: STAGING_BUCKET/polyembed/NAME).")
+    p.add_argument("--service_account", default=None, help="Service account the job runs as.")
     p.add_argument("--tensorboard", default=None, help="a Vertex TensorBoard resource name")
     p.add_argument("--dry_run", action="store_true", help="print the job spec as JSON; upload and submit nothing")
     args = p.parse_args(argv)

@@ -19,20 +19,13 @@ import sys
 from collections.abc import Sequence
 
 import specs
-from trainer.config import EXPERIMENTS, ConfigError, load_config
-
-MODES = ("train", "eval", "train_and_eval", "export")
+from trainer import cli
+from trainer.config import ConfigError, load_config
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m trainer.task", description=__doc__.splitlines()[0])
-    p.add_argument("--experiment", required=True, choices=sorted(EXPERIMENTS))
-    p.add_argument("--mode", required=True, choices=MODES)
-    p.add_argument("--model_dir", default="", help="Defaults to $AIP_MODEL_DIR.")
-    p.add_argument("--config_file", action="append", default=[], help="YAML, applied in order (repeatable).")
-    p.add_argument("--params_override", action="append", default=[], help="a.b=c,d.e=f (repeatable).")
-    p.add_argument("--tpu", default="", help='TPU name, or "local" on a Vertex TPU VM; overrides the runtime.')
-    return p.parse_args(argv)
+    """The flags (``trainer.cli.task_parser``); ``--help`` and a bad flag answer and exit here."""
+    return cli.parse_early("task", argv)
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, float]:

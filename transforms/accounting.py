@@ -167,27 +167,43 @@ def summarize(tallies: Iterable[tuple[tuple[str, str, str, str], int]]) -> dict[
     return result
 
 
-def format_summary(summary: Mapping[str, Any], max_scopes: int = 12) -> str:
-    """A human-readable table: per stage the totals with reasons, then one line per scope (usually an
-    input file) unless a stage has more than ``max_scopes`` balanced scopes (summary.json has them all)."""
-    def line(stage: str, scope: str, e: Mapping[str, Any]) -> str:
-        nf, nd = sum(e[FILTERED].values()), sum(e[DEAD].values())
-        ok = "ok" if e[IN] == e[OUT] + nf + nd else "UNBALANCED"
-        return (f"{stage:<24} {scope:<56} in={e[IN]:<9} out={e[OUT]:<9} filtered={nf:<8} "
-                f"dead_lettered={nd:<6} {ok}")
+def _elide(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (the ends of a path say the most)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
-    lines = []
+
+def format_summary(summary: Mapping[str, Any], max_scopes: int = 12, max_scope_width: int = 72) -> str:
+    """A human-readable table: per stage the totals with reasons, then one line per scope (usually an
+    input file) unless a stage has more than ``max_scopes`` balanced scopes (summary.json has them all).
+    Columns are as wide as their longest entry, so long stage names, scope names and counts stay
+    aligned; scopes longer than ``max_scope_width`` are cut in the middle (summary.json has them whole)."""
+    def counts(stage: str, scope: str, e: Mapping[str, Any]) -> tuple[str, str, int, int, int, int]:
+        return stage, scope, e[IN], e[OUT], sum(e[FILTERED].values()), sum(e[DEAD].values())
+
+    rows: list[tuple[str, str, int, int, int, int] | str] = []
     for stage, s in summary["stages"].items():
-        lines.append(line(stage, "TOTAL", s["total"]))
-        for reason, n in s["total"][FILTERED].items():
-            lines.append(f"{'':<24}   filtered {reason}: {n}")
-        for reason, n in s["total"][DEAD].items():
-            lines.append(f"{'':<24}   dead-lettered {reason}: {n}")
+        rows.append(counts(stage, "TOTAL", s["total"]))
+        rows.extend(f"filtered {reason}: {n}" for reason, n in s["total"][FILTERED].items())
+        rows.extend(f"dead-lettered {reason}: {n}" for reason, n in s["total"][DEAD].items())
         scopes = s["scopes"]
         shown = [k for k, e in scopes.items() if len(scopes) <= max_scopes or not e["balanced"]]
-        lines.extend(line(stage, k, scopes[k]) for k in shown)
+        rows.extend(counts(stage, _elide(k, max_scope_width), scopes[k]) for k in shown)
         if len(shown) < len(scopes):
-            lines.append(f"{'':<24}   ({len(scopes) - len(shown)} more scopes, all balanced: see summary.json)")
+            rows.append(f"({len(scopes) - len(shown)} more scopes, all balanced: see summary.json)")
+    table = [r for r in rows if not isinstance(r, str)]
+    w = [max([len(str(r[i])) for r in table] + [1]) for i in range(6)]
+    lines = []
+    for row in rows:
+        if isinstance(row, str):
+            lines.append(f"{'':<{w[0]}}   {row}")
+            continue
+        stage, scope, n_in, n_out, nf, nd = row
+        ok = "ok" if n_in == n_out + nf + nd else "UNBALANCED"
+        lines.append(f"{stage:<{w[0]}}  {scope:<{w[1]}}  in={n_in:<{w[2]}}  out={n_out:<{w[3]}}  "
+                     f"filtered={nf:<{w[4]}}  dead_lettered={nd:<{w[5]}}  {ok}")
     verdict = "in == out + filtered + dead_lettered holds for every stage and scope" if summary["balanced"] \
         else "ACCOUNTING IS UNBALANCED: some records were neither output, filtered nor dead-lettered"
     return "\n".join([*lines, verdict])

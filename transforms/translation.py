@@ -831,7 +831,12 @@ def build_statistics(tallies: Iterable[tuple[tuple[str, str, str, str], int]],
 
 
 def draw_statistics(stats: Mapping[str, Any], path: str) -> None:
-    """A PNG with pairs kept/filtered per language pair and the token-length histograms."""
+    """A PNG with pairs read/kept/written per language pair and the token-length histograms.
+
+    Readable at 100% zoom: 10-12 pt text at 100 dpi, the figure as tall as its language pairs need;
+    the three counts of a language pair are bars side by side (never drawn over each other, so a
+    bar equal to or larger than another stays visible) with their values written at their ends, and
+    the legend sits below the axes, over no bar."""
     import io
 
     import matplotlib
@@ -840,20 +845,27 @@ def draw_statistics(stats: Mapping[str, Any], path: str) -> None:
     from matplotlib import pyplot as plt
 
     lps = sorted(stats["language_pairs"])
-    kept = [stats["language_pairs"][lp].get(CLEAN_STAGE, {}).get(accounting.OUT, 0) for lp in lps]
     took = [stats["language_pairs"][lp].get(CLEAN_STAGE, {}).get(accounting.IN, 0) for lp in lps]
+    kept = [stats["language_pairs"][lp].get(CLEAN_STAGE, {}).get(accounting.OUT, 0) for lp in lps]
     written = [sum(s.get(lp, {}).get("pairs", 0) for s in stats["written"].values()) for lp in lps]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, max(4.0, 0.16 * len(lps) + 1.5)),
+    series = (("read", took, "#bdbdbd"), ("after cleaning", kept, "#6baed6"), ("written (all splits)", written,
+                                                                                "#08519c"))
+    bar = 0.27
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.95 * len(lps) + 2.0)),
                                    gridspec_kw={"width_ratios": [3, 2]})
-    y = range(len(lps))
-    ax1.barh(y, took, color="#d9d9d9", label="read")
-    ax1.barh(y, kept, color="#9ecae1", label="after cleaning")
-    ax1.barh(y, written, height=0.4, color="#08519c", label="written (all splits)")
-    ax1.set_yticks(list(y), lps, fontsize=6)
+    top = max([*took, *kept, *written, 1])
+    for k, (label, values, color) in enumerate(series):
+        ys = [i + (k - 1) * bar for i in range(len(lps))]
+        ax1.barh(ys, values, height=bar, color=color, label=label)
+        for y, v in zip(ys, values, strict=True):
+            ax1.text(v + top * 0.01, y, f"{v:,}", va="center", fontsize=9)
+    ax1.set_xlim(0, top * 1.15)
+    ax1.set_yticks(list(range(len(lps))), lps, fontsize=11)
     ax1.invert_yaxis()
-    ax1.set_xlabel("pairs")
-    ax1.legend(loc="lower right", fontsize=7)
-    ax1.set_title("pairs per language pair")
+    ax1.set_xlabel("pairs", fontsize=11)
+    ax1.tick_params(axis="x", labelsize=10)
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=10, frameon=False)
+    ax1.set_title("pairs per language pair", fontsize=12)
     for side, color in (("src", "#3182bd"), ("tgt", "#e6550d")):
         hist = [0] * len(LENGTH_BINS)
         for split in stats["written"].values():
@@ -862,11 +874,12 @@ def draw_statistics(stats: Mapping[str, Any], path: str) -> None:
                     hist[LENGTH_BINS.index(int(edge))] += n
         offset = -0.2 if side == "src" else 0.2
         ax2.bar([i + offset for i in range(len(LENGTH_BINS))], hist, width=0.4, color=color, label=side)
-    ax2.set_xticks(range(len(LENGTH_BINS)), [f">={b}" for b in LENGTH_BINS], fontsize=7)
-    ax2.set_xlabel("tokens per side")
-    ax2.set_ylabel("written pairs")
-    ax2.legend()
-    ax2.set_title("length histogram")
+    ax2.set_xticks(range(len(LENGTH_BINS)), [f">={b}" for b in LENGTH_BINS], fontsize=10, rotation=45)
+    ax2.tick_params(axis="y", labelsize=10)
+    ax2.set_xlabel("tokens per side", fontsize=11)
+    ax2.set_ylabel("written pairs", fontsize=11)
+    ax2.legend(fontsize=10)
+    ax2.set_title("length histogram", fontsize=12)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
