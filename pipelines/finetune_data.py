@@ -27,7 +27,6 @@ tests: ``OUT/test/LANG/``), ``schema.pbtxt`` + ``feature_spec.json`` beside each
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -40,7 +39,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
-from pipelines.pretrain_data import _flag_bool
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
 from transforms import finetune_pairs as fp
@@ -61,10 +59,13 @@ REFERENCE_OUTPUTS = (("train", "train_data_output_path"), ("dev", "eval_data_out
 class FinetuneDataOptions(runtime.CommonOptions):
     """``create_finetuning_data.py``'s classification/regression flags, plus generic and pair modes."""
 
+    def run_folder(self) -> tuple[str, list[str] | None]:
+        return run_folder(self)
+
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         def boolean(name: str, default: bool, help: str) -> None:
-            parser.add_argument(f"--{name}", type=_flag_bool, nargs="?", const=True, default=default, help=help)
+            parser.add_argument(f"--{name}", type=runtime.flag_bool, nargs="?", const=True, default=default, help=help)
 
         parser.add_argument("--task", "--classification_task_name", dest="task", default=None,
                             help="GLUE/XTREME task by name: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI, "
@@ -96,7 +97,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
                                      "translation JSONL/TFRecords): each pair positive, plus a seeded negative.")
         parser.add_argument("--pairs_per_bucket", type=int, default=1000,
                             help="--from_pairs: negatives come from a seeded hash bucket of about this many pairs.")
-        parser.add_argument("--mnli_type", choices=("matched", "mismatched"), default="matched")
+        parser.add_argument("--mnli_type", choices=("matched", "mismatched"), default="matched",
+                            help="MNLI's dev and test files: dev_matched/test_matched or the mismatched ones.")
         parser.add_argument("--xnli_language", default="en", help="XNLI training language, or all.")
         parser.add_argument("--pawsx_language", default="en", help="PAWS-X training language, or all.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt the model was trained with.")
@@ -111,13 +113,25 @@ class FinetuneDataOptions(runtime.CommonOptions):
                                      "for per-language tests); with any of them only those splits are made.")
         parser.add_argument("--meta_data_file_path", default=None, help="Also write the meta data JSON here.")
         parser.add_argument("--num_shards", type=int, default=0, help="Shards per split; 0: by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=100_000)
+        parser.add_argument("--records_per_shard", type=int, default=100_000,
+                            help="Records per shard when --num_shards is 0.")
 
 
 def _split_list(values: Sequence[str] | str | None) -> list[str]:
     if isinstance(values, str):
         values = [values]
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def run_folder(o: FinetuneDataOptions) -> tuple[str, list[str] | None]:
+    """``--output_dir``; with only the reference's flags, ``finetune_data_run/`` beside the meta data
+    (or the first output file): the run's shards, summary and dead letters go there."""
+    if o.output_dir:
+        return o.output_dir, None
+    anchor = o.meta_data_file_path or next(iter(reference_outputs(o).values()), None)
+    if not anchor:
+        raise ConfigError("--output_dir is required (or the reference's --*_data_output_path flags)")
+    return FileSystems.join(os.path.dirname(anchor) or ".", REFERENCE_RUN_DIR), None
 
 
 def make_tokenizer(o: FinetuneDataOptions) -> BertTokenizer:
@@ -402,35 +416,16 @@ def _subdirs(output_dir: str, split: str) -> list[str]:
     return sorted(m.path.rsplit("/", 2)[-2] for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def print_help() -> None:
-    """Every flag of the job (Beam's own ``--help`` lists only Beam's options)."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.finetune_data", description=__doc__.splitlines()[0],
-                                     epilog="Beam's pipeline options (--runner, --project, ...) are accepted too.")
-    runtime.CommonOptions._add_argparse_args(parser)
-    FinetuneDataOptions._add_argparse_args(parser)
-    parser.print_help()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``runtime.main`` plus what the reference's flags need from a launcher: without ``--output_dir``
-    the run's folder (summary, dead letters, specs) is ``finetune_data_run/`` beside the meta data (or
-    the first output file), and after the run each split's shards become the one file the reference
-    writes at ``--*_data_output_path``."""
+    """``runtime.main`` plus the reference's single-file outputs: after the run each split's shards
+    become the one file the reference writes at ``--*_data_output_path``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in args or "-h" in args:
-        print_help()
-        return 0
-    o = PipelineOptions(args).view_as(FinetuneDataOptions)
-    output_dir = o.view_as(runtime.CommonOptions).output_dir
-    if not output_dir:
-        anchor = o.meta_data_file_path or next(iter(reference_outputs(o).values()), None)
-        if anchor:
-            output_dir = FileSystems.join(os.path.dirname(anchor) or ".", REFERENCE_RUN_DIR)
-            args.append(f"--output_dir={output_dir}")
     code = runtime.main("finetune_data", build, args)
-    if code == 0 and reference_outputs(o):
-        for path in place_reference_outputs(o, output_dir):
-            print(f"reference output: {path}")
+    if code == 0:
+        o = PipelineOptions(args).view_as(FinetuneDataOptions)
+        if reference_outputs(o):
+            for path in place_reference_outputs(o, o.run_folder()[0]):
+                print(f"reference output: {path}")
     return code
 
 

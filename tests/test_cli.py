@@ -17,13 +17,14 @@ from transforms import runtime
 from transforms.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-JOBS = ("stackexchange", "translation_pairs", "dedup", "vocab", "pretrain_data")
+JOBS = ("stackexchange", "translation_pairs", "dedup", "vocab", "pretrain_data", "finetune_data")
 # A typo of one flag per job and the flag it should be taken for.
 TYPOS = {"stackexchange": ("--pair_type=title_body", "--pair_types"),
          "translation_pairs": ("--sampling_alfa=0.3", "--sampling_alpha"),
          "dedup": ("--text_field=text", "--text_fields"),
          "vocab": ("--vocab_sise=100", "--vocab_size"),
-         "pretrain_data": ("--max_seq_lenght=32", "--max_seq_length")}
+         "pretrain_data": ("--max_seq_lenght=32", "--max_seq_length"),
+         "finetune_data": ("--classification_task=SST-2", "--classification_task_name")}
 BEAM_FLAGS = ["--runner=DirectRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/tmp",
               "--direct_num_workers=2", "--direct_running_mode=multi_processing", "--setup_file=./setup.py",
               "--experiments=use_runner_v2", "--experiments=x", "--job_name=j", "--max_num_workers=3",
