@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -36,7 +37,7 @@ def test_spill_and_shuffle_write_identical_shards(tmp_path, monkeypatch, kwargs)
     monkeypatch.setattr(files, "SPILL_RUN_BYTES", 20_000)  # many runs, each shard spread over them
     runs = []
     write_run = files.write_run
-    monkeypatch.setattr(files, "write_run", lambda path, items: runs.append(path) or write_run(path, items))
+    monkeypatch.setattr(files, "write_run", lambda path, *a: runs.append(path) or write_run(path, *a))
     records = _records(3000)
     spill = _write(tmp_path, "spill", records, method="spill", **kwargs)
     assert len(runs) > 3
@@ -74,7 +75,8 @@ def test_empty_input_writes_one_empty_shard(tmp_path):
 
 def test_read_group_takes_each_record_once_from_runs(tmp_path):
     items = [(stable_hash64(i), b"k%d" % i, b"v%d" % i) for i in range(500)]
-    runs = [files.write_run(str(tmp_path / f"r{j}"), items[j::3]) for j in range(3)]
+    runs = [files.write_run(str(tmp_path / f"r{j}"), np.array([h for h, _, _ in items[j::3]], dtype=np.uint64),
+                            [k for _, k, _ in items[j::3]], [v for _, _, v in items[j::3]]) for j in range(3)]
     for count in (1, 3, 7, 5000):
         groups = [files.read_group(runs, g, count) for g in range(count)]
         assert sorted(r for g in groups for r in g) == sorted((k, v) for _, k, v in items)
@@ -84,8 +86,8 @@ def test_read_group_takes_each_record_once_from_runs(tmp_path):
 
 
 def test_a_run_shorter_than_its_index_fails(tmp_path):
-    items = [(stable_hash64(i), b"k", b"v" * 10) for i in range(100)]
-    run = files.write_run(str(tmp_path / "r"), items)
+    run = files.write_run(str(tmp_path / "r"), np.arange(100, dtype=np.uint64) << np.uint64(50), [b"k"] * 100,
+                          [b"v" * 10] * 100)
     (tmp_path / "r").write_bytes((tmp_path / "r").read_bytes()[:-5])
     with pytest.raises(OSError, match="index says"):
         files.read_group([run], 0, 1)
@@ -127,3 +129,13 @@ def test_pretraining_spill_and_shuffle_methods_agree_and_leave_no_temp(shared_da
     assert len(spill) > 2
     assert spill == shuffle == two
     assert spill_summary == shuffle_summary == two_summary
+
+
+def test_key_hashes_agree_with_key_hash_and_spread_over_shards():
+    keys = [files.sort_key(1, i) for i in range(2000)]
+    assert files.key_hashes(keys).tolist() == [files.key_hash(k) for k in keys]
+    mixed = [b"k", *keys[:5], b"a longer key"]
+    assert files.key_hashes(mixed).tolist() == [files.key_hash(k) for k in mixed]
+    # Counter-like 8-byte keys still spread evenly over the hash ranges.
+    shards = [files.shard_of(files.key_hash(i.to_bytes(8, "big")), 4) for i in range(4000)]
+    assert all(900 < shards.count(s) < 1100 for s in range(4))

@@ -16,7 +16,9 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
+import hashlib
 import itertools
 import math
 import struct
@@ -160,14 +162,48 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=65536)
+def _frame_header(size: int) -> bytes:
+    length = struct.pack("<Q", size)
+    return length + struct.pack("<I", _masked_crc(length))
+
+
 def tfrecord_frame(data: bytes) -> bytes:
-    """One TFRecord: length, masked CRC32C of the length, data, masked CRC32C of the data."""
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+    """One TFRecord: length, masked CRC32C of the length, data, masked CRC32C of the data. (Records
+    of a data set have few distinct lengths, so the length's part is cached.)"""
+    return _frame_header(len(data)) + data + _CRC.pack(_masked_crc(data))
+
+
+_CRC = struct.Struct("<I")
 
 
 def shard_name(prefix: str, index: int, count: int, suffix: str) -> str:
     return f"{prefix}-{index:05d}-of-{count:05d}{suffix}"
+
+
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def key_hash(key: bytes) -> int:
+    """The 64-bit hash that places a record by its sort key: an 8-byte key (what ``sort_key`` and the
+    pretraining examples use) through SplitMix64's bijective mixer, so ``key_hashes`` can do a batch
+    with numpy; any other key through BLAKE2b."""
+    if len(key) == 8:
+        return int(key_hashes([key])[0])
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def key_hashes(keys: Sequence[bytes]) -> np.ndarray:
+    """``key_hash`` of each key, as uint64."""
+    if all(len(k) == 8 for k in keys):
+        x = np.frombuffer(b"".join(keys), dtype=">u8").astype(np.uint64)
+        x ^= x >> np.uint64(30)
+        x *= _MIX[0]
+        x ^= x >> np.uint64(27)
+        x *= _MIX[1]
+        x ^= x >> np.uint64(31)
+        return x
+    return np.fromiter((key_hash(k) for k in keys), dtype=np.uint64, count=len(keys))
 
 
 def shard_of(key_hash: int, num_shards: int) -> int:
@@ -189,8 +225,9 @@ def _split_by_shard(batch: Sequence[tuple[bytes, bytes]], num_shards: int
     """Splits a batch of records into one list per shard, so a batch crosses the shuffle as a few
     elements rather than one element per record."""
     by_shard: dict[int, list[tuple[bytes, bytes]]] = {}
-    for record in batch:
-        by_shard.setdefault(shard_of(stable_hash64(record[0]), num_shards), []).append(record)
+    hashes = key_hashes([k for k, _ in batch]).tolist() if batch else []
+    for h, record in zip(hashes, batch, strict=True):
+        by_shard.setdefault(shard_of(h, num_shards), []).append(record)
     yield from by_shard.items()
 
 
@@ -227,19 +264,24 @@ class SpillRun(NamedTuple):
     index: bytes
 
 
-def write_run(path: str, items: list[tuple[int, bytes, bytes]]) -> SpillRun:
-    """Sorts ``(hash, key, payload)`` items by hash (in place) and writes them as one run file."""
-    items.sort(key=lambda item: item[0])
-    n = len(items)
-    sizes = np.fromiter((_RUN_HEADER.size + len(k) + len(p) for _, k, p in items), dtype=np.int64, count=n)
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    tops = np.fromiter((h >> (64 - _INDEX_BITS) for h, _, _ in items), dtype=np.int64, count=n)
+def write_run(path: str, hashes: np.ndarray, keys: Sequence[bytes], payloads: Sequence[bytes]) -> SpillRun:
+    """Writes records (``hashes`` uint64, their keys and payloads) as one run file, sorted by hash."""
+    n = len(keys)
+    order = np.argsort(hashes, kind="stable")
+    hashes = hashes[order]
+    key_len = np.fromiter(map(len, keys), dtype=np.int64, count=n)[order]
+    payload_len = np.fromiter(map(len, payloads), dtype=np.int64, count=n)[order]
+    starts = np.concatenate(([0], np.cumsum(_RUN_HEADER.size + key_len + payload_len)))
+    tops = (hashes >> np.uint64(64 - _INDEX_BITS)).astype(np.int64)
     index = starts[np.searchsorted(tops, np.arange((1 << _INDEX_BITS) + 1), "left")]
     header = _RUN_HEADER.pack
+    rows = order.tolist()
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         for start in range(0, n, _WRITE_BATCH):
             f.write(b"".join(itertools.chain.from_iterable(
-                (header(h, len(k), len(p)), k, p) for h, k, p in items[start:start + _WRITE_BATCH])))
+                (header(h, len(keys[i]), len(payloads[i])), keys[i], payloads[i])
+                for h, i in zip(hashes[start:start + _WRITE_BATCH].tolist(), rows[start:start + _WRITE_BATCH],
+                                strict=True))))
     return SpillRun(path, n, index.astype("<i8").tobytes())
 
 
@@ -274,8 +316,8 @@ def read_group(runs: Iterable[SpillRun], index: int, count: int) -> list[tuple[b
 
 
 class SpillRuns(beam.DoFn):
-    """Lists of ``(hash, key, payload)`` (or, with ``hash_keys``, ``(key, payload)``, hashed with
-    ``stable_hash64``) to run files in ``folder``, one per ``run_bytes`` of input, yielding each
+    """Lists of ``(key, payload)`` records to run files in ``folder``, placed by ``key_hash`` (or by
+    the hashes a subclass passes to ``add``), one run per ``run_bytes`` of input, yielding each
     run's ``SpillRun`` once its file is complete.
 
     Only the runs of bundles the runner commits flow downstream; a failed or retried bundle's files
@@ -283,29 +325,38 @@ class SpillRuns(beam.DoFn):
     the folder is removed. Memory: one run.
     """
 
-    def __init__(self, folder: str, hash_keys: bool = False, run_bytes: int | None = None) -> None:
-        self._folder, self._hash_keys = folder, hash_keys
+    def __init__(self, folder: str, run_bytes: int | None = None) -> None:
+        self._folder = folder
         self._run_bytes = run_bytes or SPILL_RUN_BYTES
 
     def start_bundle(self) -> None:
-        self._items: list[tuple[int, bytes, bytes]] = []
+        self._hashes: list[np.ndarray] = []
+        self._keys: list[bytes] = []
+        self._payloads: list[bytes] = []
         self._bytes = 0
 
-    def process(self, items: Sequence[Any]) -> Iterator[SpillRun]:
-        if self._hash_keys:
-            items = [(stable_hash64(k), k, p) for k, p in items]
-        self._items.extend(items)
-        self._bytes += sum(len(k) + len(p) for _, k, p in items)
+    def process(self, records: Sequence[tuple[bytes, bytes]]) -> Iterator[SpillRun]:
+        if records:
+            keys = [k for k, _ in records]
+            yield from self.add(key_hashes(keys), keys, [p for _, p in records])
+
+    def add(self, hashes: np.ndarray, keys: list[bytes], payloads: list[bytes]) -> Iterator[SpillRun]:
+        self._hashes.append(hashes)
+        self._keys.extend(keys)
+        self._payloads.extend(payloads)
+        self._bytes += sum(map(len, payloads))
         if self._bytes >= self._run_bytes:
             yield self._flush()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        if self._items:
+        if self._keys:
             yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
 
     def _flush(self) -> SpillRun:
-        items, self._items, self._bytes = self._items, [], 0
-        return write_run(FileSystems.join(self._folder, f"run-{uuid.uuid4().hex}"), items)
+        run = write_run(FileSystems.join(self._folder, f"run-{uuid.uuid4().hex}"), np.concatenate(self._hashes),
+                        self._keys, self._payloads)
+        self.start_bundle()
+        return run
 
 
 # --- shards ------------------------------------------------------------------------------------
@@ -382,7 +433,7 @@ def resolve_write_method(method: str, pipeline: beam.Pipeline) -> str:
 class WriteShards(beam.PTransform):
     """Writes ``(sort_key, payload)`` records to ``PREFIX-SSSSS-of-NNNNN SUFFIX`` deterministically.
 
-    A record's shard is ``shard_of(stable_hash64(sort_key))``; a shard holds its records sorted by
+    A record's shard is ``shard_of(key_hash(sort_key))``; a shard holds its records sorted by
     ``(sort_key, payload)``, so the bytes depend only on the records, never on bundles, workers or
     the method. Shards are written under a temporary name and renamed when complete; temporary files
     live in a hidden ``.temp-*`` folder next to them, removed once every shard exists.
@@ -442,7 +493,7 @@ class WriteShards(beam.PTransform):
 
     def _spill(self, batches: beam.PCollection, writer: _WriteShard, temp: str
                ) -> tuple[beam.PCollection, beam.PCollection]:
-        runs = (batches | "SpillRuns" >> beam.ParDo(SpillRuns(FileSystems.join(temp, "runs"), hash_keys=True))
+        runs = (batches | "SpillRuns" >> beam.ParDo(SpillRuns(FileSystems.join(temp, "runs")))
                 | "ListRuns" >> beam.combiners.ToList())
         count = runs | "Count" >> beam.Map(lambda rs: sum(r.records for r in rs))
         num_shards = count | "NumShards" >> beam.Map(self._shard_count())

@@ -813,7 +813,8 @@ class _SpillDocuments(SpillRuns):
         self._seed = seed
 
     def process(self, doc: Document) -> Iterator[SpillRun]:
-        return super().process([(bucket_hash(self._seed, doc.key), doc.key, encode_document(doc))])
+        return self.add(np.array([bucket_hash(self._seed, doc.key)], dtype=np.uint64), [doc.key],
+                        [encode_document(doc)])
 
 
 class _KeyByBucket(beam.DoFn):
