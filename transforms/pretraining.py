@@ -343,7 +343,11 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     keys = words[:, :length].astype(np.uint64)
     keys <<= np.uint64(max(1, (length - 1).bit_length()))
     keys |= np.where(candidate, col, col | 1 << 62).astype(np.uint64)
-    order = np.argsort(keys, axis=1)[:, :k]
+    if k < length:  # the k smallest keys, then their order: cheaper than sorting every row whole
+        part = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
+    else:
+        order = np.argsort(keys, axis=1)
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
     valid = np.arange(k) < count[:, None]
