@@ -139,3 +139,10 @@ def test_key_hashes_agree_with_key_hash_and_spread_over_shards():
     # Counter-like 8-byte keys still spread evenly over the hash ranges.
     shards = [files.shard_of(files.key_hash(i.to_bytes(8, "big")), 4) for i in range(4000)]
     assert all(900 < shards.count(s) < 1100 for s in range(4))
+
+
+def test_sorted_records_matches_sorted_with_and_without_ties():
+    distinct = [(files.sort_key(2, i), b"p%d" % i) for i in range(300)]
+    ties = [*distinct[:50], (distinct[7][0], b"another payload"), (distinct[9][0], b"a")]
+    for records in (distinct, ties, [(b"short", b"x"), *distinct[:5]]):
+        assert files._sorted_records(list(records)) == sorted(records)

@@ -311,8 +311,19 @@ def read_group(runs: Iterable[SpillRun], index: int, count: int) -> list[tuple[b
             if lo <= h < hi:
                 out.append((data[pos:pos + key_len], data[pos + key_len:pos + key_len + payload_len]))
             pos += key_len + payload_len
-    out.sort()
-    return out
+    return _sorted_records(out)
+
+
+def _sorted_records(records: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``sorted(records)``; with distinct 8-byte keys (sort keys, examples) by numpy, several times
+    faster than comparing tuples."""
+    if records and all(len(k) == 8 for k, _ in records):
+        keys = np.frombuffer(b"".join(k for k, _ in records), dtype=">u8")
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        if not (ordered[1:] == ordered[:-1]).any():
+            return [records[i] for i in order.tolist()]
+    return sorted(records)
 
 
 class SpillRuns(beam.DoFn):
@@ -380,12 +391,15 @@ class _WriteShard(beam.DoFn):
         """Writes shard ``index`` from its records, already sorted; returns the index."""
         path = shard_name(self._prefix, index, num_shards, self._suffix)
         temp = FileSystems.join(self._temp, f"{FileSystems.split(path)[1]}.{uuid.uuid4().hex}")
-        frame: Callable[[bytes], bytes] = tfrecord_frame if self._fmt == "tfrecord" else (lambda b: b + b"\n")
+        frame: Callable[[bytes], tuple[bytes, ...]] = (
+            (lambda b: (_frame_header(len(b)), b, _CRC.pack(_masked_crc(b)))) if self._fmt == "tfrecord"
+            else (lambda b: (b, b"\n")))
         # wbits 31: a gzip member whose header has no name and mtime 0, so the bytes are reproducible.
         deflate = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31) if self._gzip_level is not None else None
         with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for start in range(0, len(records), _WRITE_BATCH):
-                block = b"".join(frame(payload) for _, payload in records[start:start + _WRITE_BATCH])
+                block = b"".join(itertools.chain.from_iterable(
+                    frame(payload) for _, payload in records[start:start + _WRITE_BATCH]))
                 f.write(deflate.compress(block) if deflate else block)
             if deflate:
                 f.write(deflate.flush())
