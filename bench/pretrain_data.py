@@ -149,12 +149,18 @@ def _data(out: pathlib.Path) -> list[bytes]:
 
 
 def count_records(pattern: str, gzip: bool = False) -> int:
+    """Records in TFRecord files, by walking their length headers (a TensorFlow dataset iterated in
+    Python takes minutes for the millions of records of the larger corpora)."""
     import glob
+    import gzip as gz
 
-    import tensorflow as tf
-
-    files = sorted(glob.glob(pattern))
-    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP" if gzip else ""))
+    n = 0
+    for path in sorted(glob.glob(pattern)):
+        with (gz.open(path, "rb") if gzip else open(path, "rb")) as f:
+            while header := f.read(12):
+                f.seek(int.from_bytes(header[:8], "little") + 4, 1)
+                n += 1
+    return n
 
 
 TOKENIZE_ONLY = """
