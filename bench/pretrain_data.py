@@ -1,32 +1,37 @@
-"""Throughput and peak memory of ``pipelines.pretrain_data``, its tokenizer alone, and the reference.
+"""Throughput and peak memory of ``pipelines.pretrain_data``, its stages, its tokenizer, and the reference.
 
-    .venv/bin/python bench/pretrain_data.py [--mb 2] [--dupe_factor 5] [--reference /tmp/tfm] [--workers 2]
+    .venv/bin/python bench/pretrain_data.py [--sizes 10 40 160] [--reference_sizes 2 10] [--workers 2]
 
 Builds sentence-per-line English text (WikiText-2 valid+test split into sentences, articles as
-documents, plus Botchan) from ``../shared/data/text/``, repeated to N and 2N MB, and runs each
-subject on both sizes in its own process. The figures printed are marginal, (2N - N) / (t(2N) -
-t(N)), so start-up (importing TensorFlow, building the tokenizer, launching the runner) cancels; "per
-core" divides by the CPU seconds the process used rather than wall time, which on a shared machine
-is the honest figure. Peak memory is the process's maximum resident set size.
+documents, plus Botchan) from ``../shared/data/text/``, repeated to each size, and runs every
+subject on every size in its own process:
 
-With ``--workers W`` the pipeline also runs with W worker processes (``--direct_running_mode=
-multi_processing``), the distributed layout: the controller process holds the data between stages
-(as Dataflow's shuffle does), the workers run the DoFns. The workers' peak is what a Dataflow
-worker would need; with ``--docs_per_bucket`` and ``--records_per_shard`` small enough that both
-corpora have several buckets and shards it should not grow from N to 2N. CPU there is the whole
-process tree's (workers included, imports included: a worker's imports cannot be told apart).
+- the pipeline on the local runner in process, and with ``--workers`` worker processes
+  (``--direct_running_mode=multi_processing``; the output must be byte-identical to the in-process
+  run's, which is checked): peak RSS at each size (the controller's, and the largest worker's);
+- the tokenizer alone (the floor) on the first two sizes;
+- the reference (``official/nlp/data/create_pretraining_data.py`` of tf-models-official, from
+  ``--reference``, by default the folder ``make model_garden`` installs) on ``--reference_sizes``,
+  which are smaller because it holds every document and instance in memory;
+- the pipeline's stages one by one in a plain process on the first size (tokenising, making
+  instances, spilling records to runs, writing shards from the runs): records per CPU second each.
 
-The reference is tf-models-official's ``official/nlp/data/create_pretraining_data.py`` run from its
-wheel (``pip download --no-deps tf-models-official==2.20.0 -d /tmp/tfm`` and unzip there); it needs
-empty stand-in modules for ``sentencepiece`` (written to a temporary directory here).
+Throughput is marginal, (N2 - N1) / (t(N2) - t(N1)) between the first two sizes, so start-up
+(importing TensorFlow, building the tokenizer, launching the runner) cancels; "per core" divides by
+the CPU seconds the process used rather than wall time, which on a shared machine is the honest
+figure (``--exclude_imports``: CPU from after importing TensorFlow and Beam). Parameters as the
+reference's README: uncased vocabulary, max_seq_length 128, max_predictions_per_seq 20,
+masked_lm_prob 0.15, short_seq_prob 0.1, dupe_factor 5.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,12 +149,18 @@ def _data(out: pathlib.Path) -> list[bytes]:
 
 
 def count_records(pattern: str, gzip: bool = False) -> int:
+    """Records in TFRecord files, by walking their length headers (a TensorFlow dataset iterated in
+    Python takes minutes for the millions of records of the larger corpora)."""
     import glob
+    import gzip as gz
 
-    import tensorflow as tf
-
-    files = sorted(glob.glob(pattern))
-    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP" if gzip else ""))
+    n = 0
+    for path in sorted(glob.glob(pattern)):
+        with (gz.open(path, "rb") if gzip else open(path, "rb")) as f:
+            while header := f.read(12):
+                f.seek(int.from_bytes(header[:8], "little") + 4, 1)
+                n += 1
+    return n
 
 
 TOKENIZE_ONLY = """
@@ -234,40 +245,116 @@ def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, 
     return Run(wall, cpu, peak, count_records(str(out / "ref.tfrecord")))
 
 
-def report(name: str, mb: tuple[float, float], small: Run, large: Run) -> dict[str, float]:
-    dmb = mb[1] - mb[0]
-    dcpu, dwall = max(large.cpu - small.cpu, 1e-9), large.wall - small.wall
-    dinst = large.instances - small.instances
-    r = {"mb_s_core": dmb / dcpu, "inst_s_core": dinst / dcpu, "peak": large.peak_mib}
-    for tag, size, run in (("N", mb[0], small), ("2N", mb[1], large)):
-        print(f"{name if tag == 'N' else '':<22} {tag:>2} = {size:5.2f} MB: {run.wall:6.1f} s wall "
-              f"{run.cpu:6.1f} s cpu "
-              f"{run.peak_mib:6.0f} MiB peak {run.instances:>8} instances"
-              + (f", worker processes' peak {run.worker_peak_mib:.0f} MiB" if run.worker_peak_mib else ""))
-    wall = f"{dmb / dwall:.3f} MB/s" if dwall > 0 else "n/a: the machine's load changed between runs"
-    print(f"{'':<22} marginal: {r['mb_s_core']:.3f} MB/s per core (wall: {wall}), "
-          f"{r['inst_s_core']:,.0f} instances/s per core; peak {r['peak']:.0f} MiB")
+STAGES = """
+import sys, time, os
+sys.path.insert(0, {repo!r})
+import numpy as np
+import tensorflow, tensorflow_text  # noqa
+import specs
+from transforms import bert_tokenization as bt, files, pretraining as pt
+vocab = bt.load_vocab({vocab!r})
+tok = bt.BertTokenizer(vocab, True)
+params = pt.InstanceParams({max_seq_length}, {max_predictions_per_seq}, 0.15, 0.1, {dupe_factor})
+spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq)
+with open({corpus!r}, "rb") as f:
+    text = f.read().decode("utf-8", "ignore")
+raw = [pt.RawDocument("corpus", i, "und", [s.strip() for s in d.split("\\n") if s.strip()])
+       for i, d in enumerate(text.split("\\n\\n")) if d.strip()]
+tok.tokenize_batch(["warm up the tokenizer"])  # one-time costs are not the stages' throughput
+specs._varint_table()
+cpu = time.process_time
+t = cpu()
+docs = []
+for start in range(0, len(raw), 256):
+    chunk = raw[start:start + 256]
+    ids = tok.tokenize_batch([s for d in chunk for s in d.sentences])
+    k = 0
+    for d in chunk:
+        kept = [a for a in ids[k:k + len(d.sentences)] if len(a)]
+        k += len(d.sentences)
+        bounds = np.concatenate(([0], np.cumsum([len(a) for a in kept]))).astype(np.int32)
+        docs.append(pt.Document(pt.document_key(d), d.language, np.concatenate(kept), bounds))
+tokenize = cpu() - t
+sentences = sum(len(d.sentences) for d in raw)
+create = pt._CreateInstances(12345, params, pt.VocabInfo.from_vocab(vocab), spec, 1.0, 1000)
+t = cpu()
+members = [(d, params.dupe_factor) for d in sorted(docs, key=lambda d: d.key)]
+batches = [b for i in range(0, len(members), 1000) for b in create._instances(members[i:i + 1000])
+           if isinstance(b, list)]
+make = cpu() - t
+records = sum(map(len, batches))
+os.makedirs({work!r}, exist_ok=True)
+spill = files.SpillRuns(os.path.join({work!r}, "runs"))
+spill.start_bundle()
+t = cpu()
+runs = [r for b in batches for r in spill.process(b)] + [w.value for w in spill.finish_bundle()]
+spilled = cpu() - t
+writer = files._WriteShard(os.path.join({work!r}, "out", "pretrain"), ".tfrecord", "tfrecord", None,
+                           os.path.join({work!r}, "out", ".temp"))
+shards = max(1, -(-records // 100_000))
+t = cpu()
+for s in range(shards):
+    writer.write(s, shards, files.read_group(runs, s, shards))
+written = cpu() - t
+mb = len(text.encode("utf-8")) / 1e6
+print(f"tokenize: {{sentences / tokenize:,.0f}} sentences/s ({{mb / tokenize:.1f}} MB/s)")
+print(f"make instances (pairs, masks, encoding): {{records / make:,.0f}} instances/s")
+print(f"spill records to runs: {{records / spilled:,.0f}} records/s")
+print(f"write shards from runs: {{records / written:,.0f}} records/s")
+total = tokenize + make + spilled + written
+print(f"all stages: {{mb / total:.2f}} MB/s, {{records / total:,.0f}} instances/s ({{records}} instances, "
+      f"{{tokenize:.1f}} + {{make:.1f}} + {{spilled:.1f}} + {{written:.1f}} s CPU)")
+"""
+
+
+def run_stages(corpus: pathlib.Path, vocab: pathlib.Path, work: pathlib.Path, a: argparse.Namespace) -> str:
+    code = STAGES.format(repo=str(REPO), vocab=str(vocab), corpus=str(corpus), work=str(work),
+                         max_seq_length=a.max_seq_length, max_predictions_per_seq=a.max_predictions_per_seq,
+                         dupe_factor=a.dupe_factor)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    if out.returncode:
+        raise SystemExit(f"stages failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def marginal(name: str, sizes: list[float], runs: list[Run]) -> dict[str, float]:
+    """Marginal MB/s and instances/s per CPU second between the first two sizes."""
+    dmb = sizes[1] - sizes[0]
+    dcpu = max(runs[1].cpu - runs[0].cpu, 1e-9)
+    dinst = runs[1].instances - runs[0].instances
+    r = {"mb_s_core": dmb / dcpu, "inst_s_core": dinst / dcpu}
+    print(f"{name:<34} marginal {sizes[0]:.0f} -> {sizes[1]:.0f} MB: {r['mb_s_core']:.3f} MB/s per core, "
+          f"{r['inst_s_core']:,.0f} instances/s per core")
     return r
+
+
+def row(name: str, size: float, run: Run) -> None:
+    workers = f"{run.worker_peak_mib:8.0f}" if run.worker_peak_mib else f"{'-':>8}"
+    print(f"{name:<34} {size:7.2f} {run.cpu:8.1f} {run.wall:8.1f} {run.peak_mib:8.0f} {workers} {run.instances:>10}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mb", type=float, default=8.0, help="N: the smaller corpus in MB (the larger is 2N)")
-    p.add_argument("--reference_mb", type=float, default=2.0,
-                   help="N for the reference script, which is about 10x slower and holds everything in memory")
+    p.add_argument("--sizes", type=float, nargs="+", default=[10.0, 40.0, 160.0],
+                   help="corpus sizes (MB) for the pipeline: peak RSS at each, throughput between the first two")
+    p.add_argument("--reference_sizes", type=float, nargs="+", default=[2.0, 10.0],
+                   help="corpus sizes (MB) for the reference script, which holds everything in memory")
     p.add_argument("--dupe_factor", type=int, default=5)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--max_predictions_per_seq", type=int, default=20)
-    p.add_argument("--reference", default=None, help="directory with the unzipped tf-models-official wheel")
+    default_reference = os.environ.get("POLYEMBED_MODEL_GARDEN", str(REPO / ".venv" / "model_garden"))
+    p.add_argument("--reference", default=default_reference,
+                   help="folder with tf-models-official (make model_garden); '' skips the reference")
     p.add_argument("--workdir", default=None)
-    p.add_argument("--workers", type=int, default=0,
-                   help="also run with this many worker processes and report the workers' peak memory")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for the multi-process runs (0: none)")
     p.add_argument("--docs_per_bucket", type=int, default=1000, help="the pipeline's --docs_per_bucket")
     p.add_argument("--records_per_shard", type=int, default=100_000, help="the pipeline's --records_per_shard")
     p.add_argument("--exclude_imports", action="store_true",
                    help="count CPU time from after the imports (less noise on a busy machine)")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the least CPU time counts")
     a = p.parse_args()
+    if len(a.sizes) < 2 or (a.reference and len(a.reference_sizes) < 2):
+        p.error("--sizes and --reference_sizes need at least two sizes each (throughput is marginal)")
     global REPEAT
     REPEAT = max(1, a.repeat)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -275,36 +362,65 @@ def main() -> None:
     work = pathlib.Path(a.workdir or tempfile.mkdtemp(prefix="bench_pretrain_"))
     work.mkdir(parents=True, exist_ok=True)
     docs = english_documents()
-    sizes, ref_sizes = [], []
-    for tag, mb in (("n", a.mb), ("2n", 2 * a.mb)):
-        sizes.append(write_corpus(work / f"corpus_{tag}.txt", docs, mb) / 1e6)
-    for tag, mb in (("n", a.reference_mb), ("2n", 2 * a.reference_mb)):
-        ref_sizes.append(write_corpus(work / f"ref_corpus_{tag}.txt", docs, mb) / 1e6)
-    print(f"corpus: {len(docs)} real English documents cycled to {sizes[0]:.2f} and {sizes[1]:.2f} MB; "
+    sizes = [write_corpus(work / f"corpus_{i}.txt", docs, mb) / 1e6 for i, mb in enumerate(a.sizes)]
+    print(f"corpus: {len(docs)} real English documents cycled to {', '.join(f'{s:.2f}' for s in sizes)} MB; "
           f"max_seq_length {a.max_seq_length}, max_predictions_per_seq {a.max_predictions_per_seq}, "
           f"dupe_factor {a.dupe_factor}, uncased; {os.cpu_count()} cores visible")
-    results = {}
-    runs = [run_tokenizer(work / f"corpus_{t}.txt", vocab, a) for t in ("n", "2n")]
-    results["tokenizer"] = report("tokenizer alone", tuple(sizes), *runs)
-    runs = [run_pipeline(work / f"corpus_{t}.txt", vocab, work / f"out_{t}", a) for t in ("n", "2n")]
-    results["pipeline"] = report("pretrain_data", tuple(sizes), *runs)
-    floor = results["pipeline"]["mb_s_core"] / results["tokenizer"]["mb_s_core"]
-    print(f"{'':<22} pipeline / tokenizer alone: {floor:.2f} of the floor's MB/s per core")
-    if a.workers:
-        runs = [run_pipeline(work / f"corpus_{t}.txt", vocab, work / f"out_w_{t}", a, a.workers) for t in ("n", "2n")]
-        report(f"pretrain_data {a.workers} workers", tuple(sizes), *runs)
-        same = all(_data(work / f"out_{t}") == _data(work / f"out_w_{t}") for t in ("n", "2n"))
-        print(f"{'':<22} output of the {a.workers}-worker runs byte-identical to the in-process runs: {same}")
+    print(f"{'subject':<34} {'MB':>7} {'cpu s':>8} {'wall s':>8} {'peak MiB':>8} {'workers':>8} {'records':>10}")
+    tokenizer = [run_tokenizer(work / f"corpus_{i}.txt", vocab, a) for i in range(2)]
+    for size, run in zip(sizes, tokenizer, strict=False):
+        row("tokenizer alone (the floor)", size, run)
+    inproc, multi = [], []
+    for i, size in enumerate(sizes):
+        out, out_w = work / f"out_{i}", work / f"out_w_{i}"
+        inproc.append(run_pipeline(work / f"corpus_{i}.txt", vocab, out, a))
+        row("pretrain_data, in process", size, inproc[-1])
+        if a.workers:
+            multi.append(run_pipeline(work / f"corpus_{i}.txt", vocab, out_w, a, a.workers))
+            row(f"pretrain_data, {a.workers} worker processes", size, multi[-1])
+            same = _data(out) == _data(out_w)
+            print(f"{'':<34} {a.workers}-worker output byte-identical to the in-process output: {same}")
+            shutil.rmtree(out_w)
+        shutil.rmtree(out)
+    ref: list[Run] = []
+    ref_sizes: list[float] = []
     if a.reference:
         stubs = work / "stubs"
         stubs.mkdir(exist_ok=True)
         (stubs / "sentencepiece.py").write_text("")
-        runs = [run_reference(work / f"ref_corpus_{t}.txt", vocab, work / f"ref_{t}", a, stubs) for t in ("n", "2n")]
-        ref = results["reference"] = report("reference script", tuple(ref_sizes), *runs)
-        pipe = results["pipeline"]
-        print(f"pipeline / reference: {pipe['mb_s_core'] / ref['mb_s_core']:.1f}x MB/s per core, "
-              f"{pipe['inst_s_core'] / ref['inst_s_core']:.1f}x instances/s per core, "
-              f"peak memory {pipe['peak'] / ref['peak']:.2f}x")
+        for i, mb in enumerate(a.reference_sizes):
+            ref_sizes.append(write_corpus(work / f"ref_corpus_{i}.txt", docs, mb) / 1e6)
+            ref.append(run_reference(work / f"ref_corpus_{i}.txt", vocab, work / f"ref_{i}", a, stubs))
+            row("reference create_pretraining_data", ref_sizes[-1], ref[-1])
+            shutil.rmtree(work / f"ref_{i}")
+    print()
+    floor = marginal("tokenizer alone", sizes, tokenizer)
+    pipe = marginal("pretrain_data, in process", sizes, inproc)
+    print(f"{'':<34} {pipe['mb_s_core'] / floor['mb_s_core']:.2f} of the tokenizer's MB/s per core")
+    if multi:
+        marginal(f"pretrain_data, {a.workers} workers (all CPU)", sizes, multi)
+    if ref:
+        r = marginal("reference", ref_sizes, ref)
+        print(f"pipeline / reference: {pipe['mb_s_core'] / r['mb_s_core']:.1f}x MB/s per core, "
+              f"{pipe['inst_s_core'] / r['inst_s_core']:.1f}x instances/s per core")
+    print()
+    print("peak RSS (MiB) by corpus size: " + "; ".join(
+        f"{s:.0f} MB: in process {r.peak_mib:.0f}" + (f", {a.workers} workers: controller {m.peak_mib:.0f}, "
+                                                     f"largest worker {m.worker_peak_mib:.0f}" if multi else "")
+        for s, r, m in itertools.zip_longest(sizes, inproc, multi or [], fillvalue=None) if r))
+    if len(sizes) >= 3:
+        print(f"growth from {sizes[-2]:.0f} to {sizes[-1]:.0f} MB: in process "
+              f"{inproc[-1].peak_mib / inproc[-2].peak_mib - 1:+.1%}" + (
+                  f", controller {multi[-1].peak_mib / multi[-2].peak_mib - 1:+.1%}, largest worker "
+                  f"{multi[-1].worker_peak_mib / multi[-2].worker_peak_mib - 1:+.1%}" if multi else ""))
+    for rs, rr in zip(ref_sizes, ref, strict=True):
+        near = min(range(len(sizes)), key=lambda i: abs(sizes[i] - rs))
+        print(f"reference at {rs:.0f} MB: {rr.peak_mib:.0f} MiB; pipeline in process at {sizes[near]:.0f} MB: "
+              f"{inproc[near].peak_mib:.0f} MiB")
+    print()
+    print(f"stages one by one on {sizes[0]:.0f} MB (one process, CPU time):")
+    print(run_stages(work / "corpus_0.txt", vocab, work / "stages", a), end="")
+    shutil.rmtree(work / "stages", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the local runner's worker processes hold as the data grows: our writer against a bare shuffle.
+"""What the local runner holds as the data grows: the spilling writer against Beam's shuffle.
 
     python bench/runner_memory.py [--mb 16 32 64] [--record_bytes 800] [--records_per_shard 10000]
 
@@ -7,16 +7,15 @@ For each size, a fresh process runs a pipeline with ``--direct_running_mode=mult
 workers, in batches of 1,000, then either
 
 - ``shuffle``: keyed into 16 groups, grouped, and each group's size summed: Beam alone, no state of ours;
-- ``write``: ``WriteShards(batched=True)`` to shards of ``--records_per_shard`` records, which is
-  what every polyembed pipeline ends with (the shard count is a side input computed from the records,
-  so the runner holds them until it is known);
-- ``write_fixed``: the same with the shard count given (the same records per shard), so the records
-  go straight to the shuffle,
+- ``spill``: ``WriteShards(batched=True, method="spill")`` (the default off Dataflow) to shards of
+  ``--records_per_shard`` records: records go to sorted run files and each shard is written from them,
+  so only run names cross the runner;
+- ``write_shuffle``: the same with ``method="shuffle"`` (Dataflow's default): records grouped by shard
+  through the runner, which on this runner holds them in memory (the shard count is a side input
+  computed from the records, so they are held until it is known, and then grouped),
 
 and prints the peak RSS of the worker processes (the largest, from ``RUSAGE_CHILDREN`` once they have
-exited) and of the controller. If both subjects grow alike with the data, the growth is the runner's
-(its data channel and in-memory shuffle), not the writer's; what a Dataflow worker holds is bounded by
-one shard.
+exited) and of the controller, which is where the local runner keeps PCollections between stages.
 """
 
 from __future__ import annotations
@@ -54,9 +53,9 @@ def _child(subject: str, mb: int, record_bytes: int, per_shard: int, out: str) -
                  | beam.GroupByKey()
                  | beam.Map(lambda kv: sum(len(r[1]) for r in kv[1])))
         else:
-            fixed = -(-batches * BATCH // per_shard) if subject == "write_fixed" else 0
+            method = "spill" if subject == "spill" else "shuffle"
             _ = records | WriteShards(os.path.join(out, "part"), ".tfrecord", "tfrecord", "uncompressed",
-                                      num_shards=fixed, records_per_shard=per_shard, batched=True)
+                                      records_per_shard=per_shard, batched=True, method=method)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     controller = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"workers_kib": workers, "controller_kib": controller, "records": batches * BATCH}))
@@ -73,15 +72,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             _child(args.child[0], int(args.child[1]), args.record_bytes, args.records_per_shard, out)
         return
-    print(f"{'subject':<12}{'MB':>6}{'records':>10}{'workers peak MiB':>18}{'controller peak MiB':>21}")
-    for subject in ("shuffle", "write", "write_fixed"):
+    print(f"{'subject':<14}{'MB':>6}{'records':>10}{'workers peak MiB':>18}{'controller peak MiB':>21}")
+    for subject in ("shuffle", "spill", "write_shuffle"):
         for mb in args.mb:
             res = subprocess.run([sys.executable, __file__, "--child", subject, str(mb),
                                   f"--record_bytes={args.record_bytes}",
                                   f"--records_per_shard={args.records_per_shard}"],
                                  check=True, capture_output=True, text=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])
-            print(f"{subject:<12}{mb:>6}{r['records']:>10,}{r['workers_kib'] / 1024:>18,.0f}"
+            print(f"{subject:<14}{mb:>6}{r['records']:>10,}{r['workers_kib'] / 1024:>18,.0f}"
                   f"{r['controller_kib'] / 1024:>21,.0f}")
 
 

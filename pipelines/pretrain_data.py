@@ -251,7 +251,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
             text_field=o.text_field, language_field=o.language_field)
         tokenized = read.out | "TokenizeDocuments" >> TokenizeDocuments(tokenizer)
         mlm, doc_counts, sampled, per_language = tokenized.out | "CreateExamples" >> CreatePretrainingExamples(
-            seed, params, info, spec, o.language_alpha, o.docs_per_bucket)
+            seed, params, info, spec, o.language_alpha, o.docs_per_bucket, temp_dir=out_dir)
         for stage in (read, tokenized, sampled):
             tallies.append(stage.tally)
             letters.append(stage.dead_letter)

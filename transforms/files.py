@@ -18,18 +18,25 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import itertools
 import math
 import struct
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 import google_crc32c
+import numpy as np
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from specs import SCHEMA_FILE, SPEC_FILE, FeatureSpec
 from transforms import input_checks as checks
@@ -277,14 +284,59 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=65536)
+def _frame_header(size: int) -> bytes:
+    length = struct.pack("<Q", size)
+    return length + struct.pack("<I", _masked_crc(length))
+
+
 def tfrecord_frame(data: bytes) -> bytes:
-    """One TFRecord: length, masked CRC32C of the length, data, masked CRC32C of the data."""
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+    """One TFRecord: length, masked CRC32C of the length, data, masked CRC32C of the data. (Records
+    of a data set have few distinct lengths, so the length's part is cached.)"""
+    return _frame_header(len(data)) + data + _CRC.pack(_masked_crc(data))
+
+
+_CRC = struct.Struct("<I")
 
 
 def shard_name(prefix: str, index: int, count: int, suffix: str) -> str:
     return f"{prefix}-{index:05d}-of-{count:05d}{suffix}"
+
+
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def key_hash(key: bytes) -> int:
+    """The 64-bit hash that places a record by its sort key: an 8-byte key (what ``sort_key`` and the
+    pretraining examples use) through SplitMix64's bijective mixer, so ``key_hashes`` can do a batch
+    with numpy; any other key through BLAKE2b."""
+    if len(key) == 8:
+        return int(key_hashes([key])[0])
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def key_hashes(keys: Sequence[bytes]) -> np.ndarray:
+    """``key_hash`` of each key, as uint64."""
+    if all(len(k) == 8 for k in keys):
+        x = np.frombuffer(b"".join(keys), dtype=">u8").astype(np.uint64)
+        x ^= x >> np.uint64(30)
+        x *= _MIX[0]
+        x ^= x >> np.uint64(27)
+        x *= _MIX[1]
+        x ^= x >> np.uint64(31)
+        return x
+    return np.fromiter((key_hash(k) for k in keys), dtype=np.uint64, count=len(keys))
+
+
+def shard_of(key_hash: int, num_shards: int) -> int:
+    """The shard of a record whose sort key hashes to ``key_hash`` (64 bits): shards are equal ranges
+    of the hash, so a file of records sorted by hash holds each shard's records in one stretch."""
+    return (key_hash * num_shards) >> 64
+
+
+def _shard_bounds(index: int, num_shards: int) -> tuple[int, int]:
+    """The hashes ``[lo, hi)`` of shard ``index``: ``shard_of(h) == index`` exactly for those."""
+    return -((-index << 64) // num_shards), -((-(index + 1) << 64) // num_shards)
 
 
 _WRITE_BATCH = 4096  # records joined per write call: one compressor call instead of thousands
@@ -295,52 +347,246 @@ def _split_by_shard(batch: Sequence[tuple[bytes, bytes]], num_shards: int
     """Splits a batch of records into one list per shard, so a batch crosses the shuffle as a few
     elements rather than one element per record."""
     by_shard: dict[int, list[tuple[bytes, bytes]]] = {}
-    for record in batch:
-        by_shard.setdefault(stable_hash64(record[0]) % num_shards, []).append(record)
+    hashes = key_hashes([k for k, _ in batch]).tolist() if batch else []
+    for h, record in zip(hashes, batch, strict=True):
+        by_shard.setdefault(shard_of(h, num_shards), []).append(record)
     yield from by_shard.items()
 
 
-class _WriteShard(beam.DoFn):
-    """Writes one shard file, sorted by key; gzip is done here (not by Beam's CompressedFile) so that
-    the level is a choice: level 1 deflates about 4x faster than zlib's default 6 for ~20% more bytes."""
+def temp_folder(directory: str, name: str) -> str:
+    """A hidden folder for one transform's temporary files in ``directory`` (unique per pipeline
+    construction, so two writers or two runs never share one; readers' ``NAME-*`` globs miss it)."""
+    return FileSystems.join(directory, f".temp-{name}-{uuid.uuid4().hex[:12]}")
 
-    def __init__(self, prefix: str, suffix: str, fmt: str, gzip_level: int | None) -> None:
+
+def remove_folder(folder: str) -> None:
+    """Deletes a folder and everything under it, locally or on object stores (where a folder is a
+    name prefix)."""
+    if FileSystems.get_scheme(folder) in (None, "file"):
+        if FileSystems.exists(folder):
+            FileSystems.delete([folder])
+    else:
+        FileSystems.delete([folder.rstrip("/") + "/"])
+
+
+# --- spilling records to sorted runs on disk (an external shuffle for the local runner) ----------
+
+_RUN_HEADER = struct.Struct(">QII")  # key hash, key length, payload length
+_INDEX_BITS = 12  # a run's index: where records with each value of the hash's top 12 bits start
+SPILL_RUN_BYTES = 32 << 20
+
+
+class SpillRun(NamedTuple):
+    """A run file of ``(hash, key, payload)`` records sorted by hash, and its index: little-endian
+    int64 byte offsets of the first record whose hash's top ``_INDEX_BITS`` bits are >= b, for b in
+    0..2**_INDEX_BITS (the last is the file's size)."""
+
+    path: str
+    records: int
+    index: bytes
+
+
+def write_run(path: str, hashes: np.ndarray, keys: Sequence[bytes], payloads: Sequence[bytes]) -> SpillRun:
+    """Writes records (``hashes`` uint64, their keys and payloads) as one run file, sorted by hash."""
+    n = len(keys)
+    order = np.argsort(hashes, kind="stable")
+    hashes = hashes[order]
+    key_len = np.fromiter(map(len, keys), dtype=np.int64, count=n)[order]
+    payload_len = np.fromiter(map(len, payloads), dtype=np.int64, count=n)[order]
+    starts = np.concatenate(([0], np.cumsum(_RUN_HEADER.size + key_len + payload_len)))
+    tops = (hashes >> np.uint64(64 - _INDEX_BITS)).astype(np.int64)
+    index = starts[np.searchsorted(tops, np.arange((1 << _INDEX_BITS) + 1), "left")]
+    header = _RUN_HEADER.pack
+    rows = order.tolist()
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for start in range(0, n, _WRITE_BATCH):
+            f.write(b"".join(itertools.chain.from_iterable(
+                (header(h, len(keys[i]), len(payloads[i])), keys[i], payloads[i])
+                for h, i in zip(hashes[start:start + _WRITE_BATCH].tolist(), rows[start:start + _WRITE_BATCH],
+                                strict=True))))
+    return SpillRun(path, n, index.astype("<i8").tobytes())
+
+
+def read_group(runs: Iterable[SpillRun], index: int, count: int) -> list[tuple[bytes, bytes]]:
+    """``(key, payload)`` of every spilled record in group ``index`` of ``count`` (``shard_of`` its
+    hash), sorted: from each run only the stretch its index points to is read, so memory holds one
+    group."""
+    lo, hi = _shard_bounds(index, count)
+    shift = 64 - _INDEX_BITS
+    first, last = lo >> shift, min((hi + (1 << shift) - 1) >> shift, 1 << _INDEX_BITS)
+    unpack, header = _RUN_HEADER.unpack_from, _RUN_HEADER.size
+    out: list[tuple[bytes, bytes]] = []
+    for run in runs:
+        offsets = np.frombuffer(run.index, dtype="<i8")
+        begin, end = int(offsets[first]), int(offsets[last])
+        if begin == end:
+            continue
+        with FileSystems.open(run.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.seek(begin)
+            data = f.read(end - begin)
+        if len(data) != end - begin:
+            raise OSError(f"{run.path}: spilled run is {begin + len(data)} bytes, its index says {end}")
+        pos = 0
+        while pos < len(data):
+            h, key_len, payload_len = unpack(data, pos)
+            pos += header
+            if lo <= h < hi:
+                out.append((data[pos:pos + key_len], data[pos + key_len:pos + key_len + payload_len]))
+            pos += key_len + payload_len
+    return _sorted_records(out)
+
+
+def _sorted_records(records: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``sorted(records)``; with distinct 8-byte keys (sort keys, examples) by numpy, several times
+    faster than comparing tuples."""
+    if records and all(len(k) == 8 for k, _ in records):
+        keys = np.frombuffer(b"".join(k for k, _ in records), dtype=">u8")
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        if not (ordered[1:] == ordered[:-1]).any():
+            return [records[i] for i in order.tolist()]
+    return sorted(records)
+
+
+class SpillRuns(beam.DoFn):
+    """Lists of ``(key, payload)`` records to run files in ``folder``, placed by ``key_hash`` (or by
+    the hashes a subclass passes to ``add``), one run per ``run_bytes`` of input, yielding each
+    run's ``SpillRun`` once its file is complete.
+
+    Only the runs of bundles the runner commits flow downstream; a failed or retried bundle's files
+    are never listed (their names are random, so an attempt never overwrites another's) and go when
+    the folder is removed. Memory: one run.
+    """
+
+    def __init__(self, folder: str, run_bytes: int | None = None) -> None:
+        self._folder = folder
+        self._run_bytes = run_bytes or SPILL_RUN_BYTES
+
+    def start_bundle(self) -> None:
+        self._hashes: list[np.ndarray] = []
+        self._keys: list[bytes] = []
+        self._payloads: list[bytes] = []
+        self._bytes = 0
+
+    def process(self, records: Sequence[tuple[bytes, bytes]]) -> Iterator[SpillRun]:
+        if records:
+            keys = [k for k, _ in records]
+            yield from self.add(key_hashes(keys), keys, [p for _, p in records])
+
+    def add(self, hashes: np.ndarray, keys: list[bytes], payloads: list[bytes]) -> Iterator[SpillRun]:
+        self._hashes.append(hashes)
+        self._keys.extend(keys)
+        self._payloads.extend(payloads)
+        self._bytes += sum(map(len, payloads))
+        if self._bytes >= self._run_bytes:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self._keys:
+            yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self) -> SpillRun:
+        run = write_run(FileSystems.join(self._folder, f"run-{uuid.uuid4().hex}"), np.concatenate(self._hashes),
+                        self._keys, self._payloads)
+        self.start_bundle()
+        return run
+
+
+# --- shards ------------------------------------------------------------------------------------
+
+class _WriteShard(beam.DoFn):
+    """Writes one shard file, sorted by key, under a temporary name that is renamed to the final one
+    when complete (a shard is never visible half-written); gzip is done here (not by Beam's
+    CompressedFile) so that the level is a choice: level 1 deflates about 4x faster than zlib's
+    default 6 for ~20% more bytes."""
+
+    def __init__(self, prefix: str, suffix: str, fmt: str, gzip_level: int | None, temp: str = "") -> None:
         self._prefix, self._suffix, self._fmt, self._gzip_level = prefix, suffix, fmt, gzip_level
+        self._temp = temp
 
     def process(self, shard: tuple[int, Iterable[Sequence[tuple[bytes, bytes]]]], num_shards: int) -> Iterator[int]:
         """Writes one shard; ``shard`` holds lists of records (one per input batch or single record)."""
         index, groups = shard
+        yield self.write(index, num_shards, sorted(itertools.chain.from_iterable(groups)))
+
+    def write(self, index: int, num_shards: int, records: Sequence[tuple[bytes, bytes]]) -> int:
+        """Writes shard ``index`` from its records, already sorted; returns the index."""
         path = shard_name(self._prefix, index, num_shards, self._suffix)
-        frame: Callable[[bytes], bytes] = tfrecord_frame if self._fmt == "tfrecord" else (lambda b: b + b"\n")
-        records = sorted(itertools.chain.from_iterable(groups))
+        temp = FileSystems.join(self._temp, f"{FileSystems.split(path)[1]}.{uuid.uuid4().hex}")
+        frame: Callable[[bytes], tuple[bytes, ...]] = (
+            (lambda b: (_frame_header(len(b)), b, _CRC.pack(_masked_crc(b)))) if self._fmt == "tfrecord"
+            else (lambda b: (b, b"\n")))
         # wbits 31: a gzip member whose header has no name and mtime 0, so the bytes are reproducible.
         deflate = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31) if self._gzip_level is not None else None
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for start in range(0, len(records), _WRITE_BATCH):
-                block = b"".join(frame(payload) for _, payload in records[start:start + _WRITE_BATCH])
+                block = b"".join(itertools.chain.from_iterable(
+                    frame(payload) for _, payload in records[start:start + _WRITE_BATCH]))
                 f.write(deflate.compress(block) if deflate else block)
             if deflate:
                 f.write(deflate.flush())
-        yield index
+        FileSystems.rename([temp], [path])
+        return index
+
+
+class _WriteShardFromRuns(beam.DoFn):
+    """Shard index -> the shard, from the records of the spilled runs that fall in it."""
+
+    def __init__(self, writer: _WriteShard) -> None:
+        self._writer = writer
+
+    def process(self, index: int, runs: list[SpillRun], num_shards: int) -> Iterator[int]:
+        yield self._writer.write(index, num_shards, read_group(runs, index, num_shards))
 
 
 class _WriteEmptyShards(beam.DoFn):
-    """Hash sharding can leave a shard without records; write it empty so every -of-N name exists."""
+    """Hash sharding can leave a shard without records; write it empty so every -of-N name exists.
+    Yields once, when every shard exists."""
 
     def __init__(self, writer: _WriteShard) -> None:
         self._writer = writer
 
     def process(self, written: list[int], num_shards: int) -> Iterator[int]:
         for index in sorted(set(range(num_shards)) - set(written)):
-            yield from self._writer.process((index, []), num_shards)
+            self._writer.write(index, num_shards, [])
+        yield num_shards
+
+
+WRITE_METHODS = ("auto", "spill", "shuffle")
+LOCAL_METHOD = "spill"  # what ``auto`` means off Dataflow (tests set it to compare the methods)
+
+
+def resolve_write_method(method: str, pipeline: beam.Pipeline) -> str:
+    """``auto``: ``shuffle`` on Dataflow (its shuffle service holds the data, and its bundles are
+    too small for run files to pay), else ``LOCAL_METHOD``."""
+    if method not in WRITE_METHODS:
+        raise ConfigError(f"unknown write method {method!r}")
+    if method != "auto":
+        return method
+    return "shuffle" if "Dataflow" in type(pipeline.runner).__name__ else LOCAL_METHOD
 
 
 class WriteShards(beam.PTransform):
     """Writes ``(sort_key, payload)`` records to ``PREFIX-SSSSS-of-NNNNN SUFFIX`` deterministically.
 
+    A record's shard is ``shard_of(key_hash(sort_key))``; a shard holds its records sorted by
+    ``(sort_key, payload)``, so the bytes depend only on the records, never on bundles, workers or
+    the method. Shards are written under a temporary name and renamed when complete; temporary files
+    live in a hidden ``.temp-*`` folder next to them, removed once every shard exists.
+
+    Two methods, same bytes:
+
+    - ``spill`` (the default off Dataflow): each bundle writes its records to run files sorted by
+      hash (``SpillRuns``, ~32 MB each); once all are written, each shard is read back from the
+      runs' stretches that hold it, sorted and written. Only run names cross the runner, so the local
+      runner (which keeps every PCollection that crosses a shuffle in memory) holds one run and one
+      shard, however large the corpus.
+    - ``shuffle`` (the default on Dataflow, whose shuffle service is cheaper than a second pass over
+      files): records grouped by shard through a ``GroupByKey``.
+
     With ``batched=True`` each input element is a list of such records: the output bytes are the same
     as for the records one by one, but a per-element Beam cost (about 12 us on the DirectRunner, and
-    a shuffle entry on Dataflow) is paid per batch and shard instead of per record.
+    a shuffle entry on Dataflow) is paid per batch instead of per record.
 
     ``fmt`` is ``"lines"`` (payload plus newline) or ``"tfrecord"``; ``compression`` is ``"gzip"`` (at
     ``gzip_level``, zlib's default 6 unless asked) or ``"uncompressed"``. With ``num_shards=0`` the
@@ -350,7 +596,7 @@ class WriteShards(beam.PTransform):
 
     def __init__(self, prefix: str, suffix: str, fmt: str = "lines", compression: str = "gzip",
                  num_shards: int = 0, records_per_shard: int = 200_000, batched: bool = False,
-                 gzip_level: int = 6) -> None:
+                 gzip_level: int = 6, method: str = "auto") -> None:
         super().__init__()
         self._batched = batched
         if fmt not in ("lines", "tfrecord"):
@@ -359,30 +605,59 @@ class WriteShards(beam.PTransform):
             raise ConfigError(f"unknown output compression {compression!r}")
         if not 0 <= gzip_level <= 9:
             raise ConfigError(f"gzip level {gzip_level} is not in 0..9")
-        self._writer = _WriteShard(prefix, suffix, fmt, gzip_level if compression == "gzip" else None)
+        if method not in WRITE_METHODS:
+            raise ConfigError(f"unknown write method {method!r}")
+        self._prefix, self._suffix, self._fmt = prefix, suffix, fmt
+        self._gzip_level = gzip_level if compression == "gzip" else None
         self._num_shards = num_shards
         self._per_shard = records_per_shard
+        self._method = method
+
+    def _shard_count(self) -> Callable[[int], int]:
+        fixed, per_shard = self._num_shards, self._per_shard
+        return lambda n: fixed or max(1, math.ceil(n / per_shard))
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         batches = records if self._batched else records | "AsLists" >> beam.Map(lambda kv: [kv])
+        directory, name = FileSystems.split(self._prefix)
+        temp = temp_folder(directory, name)
+        writer = _WriteShard(self._prefix, self._suffix, self._fmt, self._gzip_level, temp)
+        method = resolve_write_method(self._method, records.pipeline)
+        count, done = (self._spill if method == "spill" else self._shuffle)(batches, writer, temp)
+        _ = done | "RemoveTemp" >> beam.Map(lambda _, folder=temp: remove_folder(folder))
+        return count
+
+    def _spill(self, batches: beam.PCollection, writer: _WriteShard, temp: str
+               ) -> tuple[beam.PCollection, beam.PCollection]:
+        runs = (batches | "SpillRuns" >> beam.ParDo(SpillRuns(FileSystems.join(temp, "runs")))
+                | "ListRuns" >> beam.combiners.ToList())
+        count = runs | "Count" >> beam.Map(lambda rs: sum(r.records for r in rs))
+        num_shards = count | "NumShards" >> beam.Map(self._shard_count())
+        done = (
+            num_shards
+            | "ShardIndices" >> beam.FlatMap(lambda n: list(range(n)))
+            | "SpreadShards" >> beam.Reshuffle()
+            | "WriteShard" >> beam.ParDo(_WriteShardFromRuns(writer), beam.pvalue.AsSingleton(runs),
+                                         beam.pvalue.AsSingleton(num_shards))
+            | "WrittenShards" >> beam.combiners.ToList()
+        )
+        return count, done
+
+    def _shuffle(self, batches: beam.PCollection, writer: _WriteShard, temp: str
+                 ) -> tuple[beam.PCollection, beam.PCollection]:
         count = batches | "Count" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
-        fixed, per_shard = self._num_shards, self._per_shard
-        num_shards = beam.pvalue.AsSingleton(
-            count | "NumShards" >> beam.Map(lambda n: fixed or max(1, math.ceil(n / per_shard))))
+        num_shards = beam.pvalue.AsSingleton(count | "NumShards" >> beam.Map(self._shard_count()))
         # With a fixed shard count the assignment needs no side input: the records flow straight into
         # the shuffle instead of being held until the count is known.
-        by_shard = batches | "AssignShard" >> beam.FlatMap(_split_by_shard, fixed or num_shards)
-        written = (
+        by_shard = batches | "AssignShard" >> beam.FlatMap(_split_by_shard, self._num_shards or num_shards)
+        done = (
             by_shard
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(self._writer, num_shards)
-        )
-        _ = (
-            written
+            | "WriteShard" >> beam.ParDo(writer, num_shards)
             | "WrittenShards" >> beam.combiners.ToList()
-            | "WriteEmpty" >> beam.ParDo(_WriteEmptyShards(self._writer), num_shards)
+            | "WriteEmpty" >> beam.ParDo(_WriteEmptyShards(writer), num_shards)
         )
-        return count
+        return count, done
 
 
 def sort_key(seed: int, *parts: bytes | str | int) -> bytes:

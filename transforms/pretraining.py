@@ -30,6 +30,7 @@ import json
 import math
 import random
 import re
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -46,7 +47,18 @@ from transforms import accounting
 from transforms import input_checks as checks
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
-from transforms.files import ReadLineBatches, ReadTFRecords, lines_from
+from transforms.files import (
+    ReadLineBatches,
+    ReadTFRecords,
+    SpillRun,
+    SpillRuns,
+    lines_from,
+    read_group,
+    remove_folder,
+    resolve_write_method,
+    shard_of,
+    temp_folder,
+)
 from transforms.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
 from transforms.sentences import split_sentences
 
@@ -332,7 +344,11 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     keys = words[:, :length].astype(np.uint64)
     keys <<= np.uint64(max(1, (length - 1).bit_length()))
     keys |= np.where(candidate, col, col | 1 << 62).astype(np.uint64)
-    order = np.argsort(keys, axis=1)[:, :k]
+    if k < length:  # the k smallest keys, then their order: cheaper than sorting every row whole
+        part = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
+    else:
+        order = np.argsort(keys, axis=1)
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
     valid = np.arange(k) < count[:, None]
@@ -795,27 +811,59 @@ def passes_for(rate: float, seed: int, key: bytes) -> int:
     return whole + (1 if unit_interval(seed, key, "passes") < rate - whole else 0)
 
 
-class _AssignPasses(AccountedDoFn):
-    """Gives each document its number of passes and its shuffle bucket; a document of an
-    over-represented language may get none (filtered as ``language_downsampled``)."""
+def bucket_count(counts: Mapping[str, int], docs_per_bucket: int) -> int:
+    """Shuffle buckets for a corpus of ``sum(counts)`` documents: about ``docs_per_bucket`` each."""
+    return max(1, round(sum(counts.values()) / docs_per_bucket))
 
-    stage = "sample_languages"
 
-    def __init__(self, seed: int, alpha: float, dupe_factor: int, docs_per_bucket: int) -> None:
-        self._seed, self._alpha, self._dupe, self._per_bucket = seed, alpha, dupe_factor, docs_per_bucket
-        self._rates: dict[str, float] | None = None
+def bucket_hash(seed: int, key: bytes) -> int:
+    """The 64-bit hash that places a document in a bucket (``files.shard_of`` of it)."""
+    return stable_hash64(seed, key, "bucket")
 
-    def process(self, doc: Document, counts: dict[str, int]) -> Iterator[tuple[int, tuple[Document, int]]]:
-        if self._rates is None:
-            self._rates = language_pass_rates(counts, self._alpha, self._dupe)
-            self._buckets = max(1, round(sum(counts.values()) / self._per_bucket))
-        self.took_in(doc.language)
-        n = passes_for(self._rates[doc.language], self._seed, doc.key) if self._alpha != 1.0 else self._dupe
-        if n == 0:
-            self.filtered(doc.language, "language_downsampled")
-            return
-        self.out(doc.language)
-        yield stable_hash64(self._seed, doc.key, "bucket") % self._buckets, (doc, n)
+
+_DOC_HEADER = struct.Struct(">HH")  # language length, ids dtype length
+
+
+def encode_document(doc: Document) -> bytes:
+    """A tokenised document as bytes for a spilled run (its key travels beside it)."""
+    language, dtype = doc.language.encode("utf-8"), doc.ids.dtype.str.encode("ascii")
+    bounds = np.asarray(doc.bounds, dtype="<i8")
+    return b"".join((_DOC_HEADER.pack(len(language), len(dtype)), language, dtype,
+                     len(bounds).to_bytes(4, "big"), bounds.tobytes(), doc.ids.tobytes()))
+
+
+def decode_document(key: bytes, data: bytes) -> Document:
+    lang_len, dtype_len = _DOC_HEADER.unpack_from(data)
+    pos = _DOC_HEADER.size
+    language = data[pos:pos + lang_len].decode("utf-8")
+    dtype = np.dtype(data[pos + lang_len:pos + lang_len + dtype_len].decode("ascii"))
+    pos += lang_len + dtype_len
+    n = int.from_bytes(data[pos:pos + 4], "big")
+    bounds = np.frombuffer(data, dtype="<i8", count=n, offset=pos + 4)
+    ids = np.frombuffer(data, dtype=dtype, offset=pos + 4 + 8 * n)
+    return Document(key, language, ids, bounds)
+
+
+class _SpillDocuments(SpillRuns):
+    """Documents to spilled runs, placed by their bucket hash and sorted in a bucket by key."""
+
+    def __init__(self, folder: str, seed: int) -> None:
+        super().__init__(folder)
+        self._seed = seed
+
+    def process(self, doc: Document) -> Iterator[SpillRun]:
+        return self.add(np.array([bucket_hash(self._seed, doc.key)], dtype=np.uint64), [doc.key],
+                        [encode_document(doc)])
+
+
+class _KeyByBucket(beam.DoFn):
+    """The shuffle method's bucket key: ``shard_of`` the bucket hash, as the spilled runs are read."""
+
+    def __init__(self, seed: int, docs_per_bucket: int) -> None:
+        self._seed, self._per_bucket = seed, docs_per_bucket
+
+    def process(self, doc: Document, counts: dict[str, int]) -> Iterator[tuple[int, Document]]:
+        yield shard_of(bucket_hash(self._seed, doc.key), bucket_count(counts, self._per_bucket)), doc
 
 
 # --- instances -----------------------------------------------------------------------------------
@@ -826,21 +874,46 @@ INSTANCE_COUNTS = "instance_counts"
 BATCH_INSTANCES = 2048  # instances masked and encoded together, and sent to the writer as one element
 
 
-class _CreateInstances(beam.DoFn):
+class _CreateInstances(AccountedDoFn):
     """One shuffle bucket of documents to lists of encoded examples, every document with every pass.
 
-    The bucket is the pool that random next segments come from; it is sorted by document key so the
-    result does not depend on the order the shuffle delivered it in. Each document and pass has its
-    own generator (job seed, document key, pass), which also draws each example's sort key (the
-    writer's seeded global shuffle). Examples leave in lists of about ``BATCH_INSTANCES``: a Beam
-    element costs more than making an example, and the writer takes lists.
+    The bucket arrives grouped (``(index, documents)``, the shuffle method) or as its index, read
+    from the spilled runs (the spill method); either way its documents are sorted by key, so the
+    result depends on neither the method nor the order of arrival. Each document first gets its
+    number of passes (``language_pass_rates``; a document of an over-represented language may get
+    none and is filtered as ``language_downsampled``); the documents with passes are the pool that
+    random next segments come from. Each document and pass has its own generator (job seed,
+    document key, pass), which also draws each example's sort key (the writer's seeded global
+    shuffle). Examples leave in lists of about ``BATCH_INSTANCES``: a Beam element costs more than
+    making an example, and the writer takes lists.
     """
 
-    def __init__(self, seed: int, params: InstanceParams, vocab: VocabInfo, spec: specs.FeatureSpec) -> None:
-        self._seed, self._params, self._vocab, self._spec = seed, params, vocab, spec
+    stage = "sample_languages"
 
-    def process(self, bucket: tuple[int, Iterable[tuple[Document, int]]]) -> Iterator[Any]:
-        members = sorted(bucket[1], key=lambda m: m[0].key)
+    def __init__(self, seed: int, params: InstanceParams, vocab: VocabInfo, spec: specs.FeatureSpec,
+                 alpha: float, docs_per_bucket: int) -> None:
+        self._seed, self._params, self._vocab, self._spec = seed, params, vocab, spec
+        self._alpha, self._per_bucket = alpha, docs_per_bucket
+
+    def process(self, bucket: int | tuple[int, Iterable[Document]], counts: dict[str, int],
+                runs: list[SpillRun] | None = None) -> Iterator[Any]:
+        if runs is None:
+            docs = sorted(bucket[1], key=lambda d: d.key)
+        else:
+            docs = [decode_document(k, v) for k, v in read_group(runs, bucket, bucket_count(counts, self._per_bucket))]
+        rates = language_pass_rates(counts, self._alpha, self._params.dupe_factor)
+        members: list[tuple[Document, int]] = []
+        for doc in docs:
+            self.took_in(doc.language)
+            n = passes_for(rates[doc.language], self._seed, doc.key) if self._alpha != 1.0 else self._params.dupe_factor
+            if n == 0:
+                self.filtered(doc.language, "language_downsampled")
+                continue
+            self.out(doc.language)
+            members.append((doc, n))
+        yield from self._instances(members)
+
+    def _instances(self, members: list[tuple[Document, int]]) -> Iterator[Any]:
         pool = Pool.from_arrays([(doc.ids, doc.bounds) for doc, _ in members])
         batch = InstanceBatch(self._params, self._vocab, self._spec)
         counts: dict[str, int] = {}
@@ -864,16 +937,22 @@ class CreatePretrainingExamples(beam.PTransform):
     """Tokenised documents to lists of ``(sort_key, serialized Example)`` pairs, plus per-language
     counts.
 
-    Documents are counted per language (a small side input), given their passes by
-    ``language_pass_rates`` and hashed into ``ceil(N / docs_per_bucket)`` buckets; each bucket,
-    grouped, is the bounded pool the random next segments are drawn from.
+    Documents are counted per language (a small side input) and placed by a seeded hash into
+    ``round(N / docs_per_bucket)`` buckets (``files.shard_of``, equal ranges of the hash); each
+    bucket is the bounded pool the random next segments are drawn from. Off Dataflow (``spill``,
+    see ``files.WriteShards``) the documents go to run files in a hidden folder of ``temp_dir``
+    (removed when the examples are made) and each bucket is read back from them, so the local
+    runner never holds the tokenised corpus; on Dataflow a ``GroupByKey`` groups them. The
+    examples are the same either way.
     """
 
     def __init__(self, seed: int, params: InstanceParams, vocab: VocabInfo, spec: specs.FeatureSpec,
-                 language_alpha: float = 1.0, docs_per_bucket: int = 1000) -> None:
+                 language_alpha: float = 1.0, docs_per_bucket: int = 1000, temp_dir: str = "",
+                 method: str = "auto") -> None:
         super().__init__()
         self._seed, self._params, self._vocab, self._spec = seed, params, vocab, spec
         self._alpha, self._per_bucket = language_alpha, docs_per_bucket
+        self._temp_dir, self._method = temp_dir, method
 
     def expand(self, docs: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection, Accounted,
                                                       beam.PCollection]:
@@ -881,17 +960,35 @@ class CreatePretrainingExamples(beam.PTransform):
         ``(language, examples)`` counts."""
         counts = (docs | "Language" >> beam.Map(lambda d: d.language)
                   | "CountPerLanguage" >> beam.combiners.Count.PerElement())
-        sampled = accounting.apply_accounted(
-            docs, "AssignPasses", _AssignPasses(self._seed, self._alpha, self._params.dupe_factor, self._per_bucket),
-            beam.pvalue.AsDict(counts))
-        made = (
-            sampled.out
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "CreateInstances" >> beam.ParDo(
-                _CreateInstances(self._seed, self._params, self._vocab, self._spec)).with_outputs(
-                    INSTANCE_COUNTS, main="examples")
-        )
+        as_counts = beam.pvalue.AsDict(counts)
+        create = _CreateInstances(self._seed, self._params, self._vocab, self._spec, self._alpha, self._per_bucket)
+        outputs = (accounting.TALLY, accounting.DEAD_LETTER, INSTANCE_COUNTS)
+        method = resolve_write_method(self._method, docs.pipeline)
+        if method == "shuffle":
+            made = (
+                docs
+                | "KeyByBucket" >> beam.ParDo(_KeyByBucket(self._seed, self._per_bucket), as_counts)
+                | "GroupBuckets" >> beam.GroupByKey()
+                | "CreateInstances" >> beam.ParDo(create, as_counts).with_outputs(*outputs, main="examples")
+            )
+        else:
+            if not self._temp_dir:
+                raise ValueError("CreatePretrainingExamples needs temp_dir to spill documents")
+            temp = temp_folder(self._temp_dir, "documents")
+            per_bucket = self._per_bucket
+            runs = (docs | "SpillDocuments" >> beam.ParDo(_SpillDocuments(temp, self._seed))
+                    | "ListRuns" >> beam.combiners.ToList())
+            made = (
+                runs
+                | "BucketIndices" >> beam.FlatMap(lambda _, c: list(range(bucket_count(c, per_bucket))), as_counts)
+                | "SpreadBuckets" >> beam.Reshuffle()
+                | "CreateInstances" >> beam.ParDo(create, as_counts, beam.pvalue.AsSingleton(runs)).with_outputs(
+                    *outputs, main="examples")
+            )
+            _ = (made[INSTANCE_COUNTS] | "BucketsDone" >> beam.combiners.Count.Globally()
+                 | "RemoveTemp" >> beam.Map(lambda _, folder=temp: remove_folder(folder)))
         instances = made[INSTANCE_COUNTS] | "SumInstances" >> beam.CombinePerKey(sum)
+        sampled = Accounted(made.examples, made[accounting.TALLY], made[accounting.DEAD_LETTER])
         return made.examples, counts, sampled, instances
 
 
