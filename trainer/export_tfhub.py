@@ -228,7 +228,18 @@ def save_preprocessing(export_path: str, vocab_file: str, lower_case: bool, impl
     tf.saved_model.save(Preprocessor(tokenization, vocab_file, transform), export_path)
 
 
-def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool,
+def export_vocabulary(data_cfg: Any, vocab_file: str, lower_case: bool | None) -> tuple[str, bool]:
+    """The vocabulary file and casing to export with: the given ones, else the run's data config's,
+    the casing defaulting to what the training data's spec records; one line on a contradiction."""
+    from trainer import data
+
+    vocab = data.run_vocabulary(data_cfg, "task.train_data", vocab_file, lower_case)
+    if vocab is None:
+        return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
+    return vocab.path, vocab.lower_case
+
+
+def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool | None,
            pooler: str = "trained") -> str:
     """Writes one export of ``trainer``'s current weights (restore first) to ``export_path``."""
     if export_type not in EXPORT_TYPES:
@@ -237,6 +248,7 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
         raise ConfigError(f"--pooler {pooler!r} is not one of {POOLERS}")
     data_cfg = trainer.cfg.task.train_data
     transform_dir = data_cfg.transform_output_dir
+    vocab_file, lower_case = export_vocabulary(data_cfg, vocab_file, lower_case)
     if export_type == "preprocessing":
         save_preprocessing(export_path, vocab_file, lower_case, data_cfg.tokenizer, transform_dir)
         return export_path
@@ -257,14 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--export_path", required=True)
     p.add_argument("--vocab_file", default="", help="Defaults to task.train_data.vocab_file.")
     p.add_argument("--do_lower_case", default="", choices=("", "true", "false"),
-                   help="Defaults to task.train_data.lower_case.")
+                   help="Defaults to task.train_data.lower_case, else the training data's recorded casing.")
     p.add_argument("--pooler", default="trained", choices=POOLERS)
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
-        vocab = args.vocab_file or cfg.task.train_data.vocab_file
-        lower = cfg.task.train_data.lower_case if not args.do_lower_case else args.do_lower_case == "true"
+        lower = None if not args.do_lower_case else args.do_lower_case == "true"
         if args.export_type == "preprocessing":
+            vocab, lower = export_vocabulary(cfg.task.train_data, args.vocab_file, lower)
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
                                cfg.task.train_data.transform_output_dir)
             return 0
@@ -278,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not trainer.manager.latest_checkpoint:
                 raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")
             trainer.restore()
-        export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
+        export(trainer, args.export_type, args.export_path, args.vocab_file, lower, args.pooler)
     except (ConfigError, specs.SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
