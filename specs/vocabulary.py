@@ -221,13 +221,13 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str, lower_case: bool, max_chars_per_word: int = REFERENCE_MAX_CHARS_PER_WORD,
-             reader: Callable[[str], bytes] | None = None) -> Vocabulary:
-        """Reads ``path`` (local or ``gs://``); one-line ``SpecError`` when it cannot."""
+             reader: Callable[[str], bytes] | None = None, flag: str = "--vocab_file") -> Vocabulary:
+        """Reads ``path`` (local or ``gs://``); a one-line ``SpecError`` naming ``flag`` when it cannot."""
         try:
             data = (reader or _read_bytes)(path)
         except Exception as e:  # any failure to open is a configuration error here
-            raise SpecError(f"vocabulary {path!r} cannot be read: {type(e).__name__}: {e}".splitlines()[0]) from None
-        return cls(parse_vocab(data, repr(path)), lower_case, path, max_chars_per_word)
+            raise SpecError(f"{flag}: cannot read {path!r}: {type(e).__name__}") from None
+        return cls(parse_vocab(data, f"{flag} {path!r}"), lower_case, path, max_chars_per_word)
 
     @functools.cached_property
     def ids(self) -> dict[str, int]:

@@ -193,7 +193,7 @@ def test_vocab_without_special_tokens_is_a_configuration_error(tmp_path):
     p.write_text("[PAD]\n[UNK]\nhello\n")
     with pytest.raises(specs.SpecError, match="lacks \\[CLS\\], \\[SEP\\], \\[MASK\\]"):
         Vocabulary.load(str(p), True)
-    with pytest.raises(specs.SpecError, match="cannot be read"):
+    with pytest.raises(specs.SpecError, match="--vocab_file: cannot read"):
         Vocabulary.load(str(tmp_path / "missing.txt"), True)
 
 
