@@ -117,3 +117,33 @@ def test_vocabulary_fingerprint_and_checks(tmp_path):
         Vocabulary(a.tokens, False).check(a.params(), "data")
     with pytest.raises(specs.SpecError, match="vocab_fingerprint"):
         Vocabulary((*a.tokens, "world"), True).check(a.params(), "data")
+
+
+def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tmp_path, shared_data):
+    import types
+
+    import specs
+    from trainer import data
+    from trainer.export_tfhub import export_vocabulary
+
+    uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
+    vocab = Vocabulary.load(uncased, True)
+    spec = specs.pretraining_spec(128, 20, tokenization=vocab.params())
+    (tmp_path / specs.SCHEMA_FILE).write_text(spec.to_schema_text())
+    (tmp_path / specs.SPEC_FILE).write_text(spec.to_json())
+    (tmp_path / "pretrain-00000-of-00001.tfrecord").write_bytes(b"")
+
+    def cfg(**kw):
+        return types.SimpleNamespace(**{"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased,
+                                        "lower_case": None, **kw})
+
+    got = data.run_vocabulary(cfg(), "task.train_data")
+    assert got.lower_case is True and got.fingerprint == vocab.fingerprint
+    assert export_vocabulary(cfg(), "", None) == (uncased, True)
+    with pytest.raises(specs.SpecError, match=r"task\.train_data\.lower_case=false contradicts"):
+        data.run_vocabulary(cfg(lower_case=False), "task.train_data")
+    with pytest.raises(specs.SpecError, match="lower_case=false contradicts"):
+        export_vocabulary(cfg(), "", False)
+    cased = str(shared_data / "vocab" / "bert-base-cased.vocab.txt")
+    with pytest.raises(specs.SpecError, match="vocab_fingerprint"):
+        data.run_vocabulary(cfg(vocab_file=cased), "task.train_data")
