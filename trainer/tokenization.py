@@ -133,14 +133,23 @@ def _mn_pattern() -> str:
 def _icu_skew_pattern() -> str:
     """The code points where the uncased fast path (TensorFlow's ICU ``lower`` and ``NFD``, then
     dropping Python's Mn) would differ from ``lower_case_map()``, or where ICU's final-sigma context
-    sets differ from Python's; control characters; and non-Mn characters that NFD reorders. Measured here
-    on every assigned code point, so it follows whichever ICU TensorFlow ships."""
+    sets differ from Python's; control characters; and non-Mn characters that NFD reorders. Measured
+    here on every assigned code point, so it follows whichever ICU TensorFlow ships."""
     table = sv.char_table()
     lower_map = sv.lower_case_map()
     cats = sv.categories()
     cps = [cp for cp, cat in enumerate(cats) if cat not in ("Cn", "Co", "Cs", "Cc") and cp != sv.CAPITAL_SIGMA]
     chars = [chr(cp) for cp in cps]
 
+    with tf.init_scope():  # eagerly, also when first built while tracing (a preprocessing_fn)
+        skew = _measure_icu_skew(cps, chars, table, lower_map)
+    # Control characters: deleted only after lower-casing on the fast path, they would end a sigma's
+    # context (and ICU's lower() stops at NUL).
+    controls = [cp for cp, cat in enumerate(cats) if cat == "Cc" and chr(cp) not in "\t\n\r"]
+    return sv._ranges_pattern(sorted(skew + controls))
+
+
+def _measure_icu_skew(cps: list[int], chars: list[str], table: bytes, lower_map: dict[int, str]) -> list[int]:
     def lower(texts: list[str]) -> tf.Tensor:
         # One string per test, "\n"-separated ("\n" is neither cased nor case-ignorable): a few
         # large op calls instead of one per code point.
@@ -164,10 +173,7 @@ def _icu_skew_pattern() -> str:
         if (got.decode() != want or cased != bool(flags & sv.CASED) or ignorable != bool(flags & sv.CASE_IGNORABLE)
                 or (unicodedata.combining(ch) and unicodedata.category(ch) != "Mn")):
             skew.append(cp)
-    # Control characters: deleted only after lower-casing on the fast path, they would end a sigma's
-    # context (and ICU's lower() stops at NUL).
-    controls = [cp for cp, cat in enumerate(cats) if cat == "Cc" and chr(cp) not in "\t\n\r"]
-    return sv._ranges_pattern(sorted(skew + controls))
+    return skew
 
 
 class BertTokenization(tf.Module):
