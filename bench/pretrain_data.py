@@ -167,9 +167,10 @@ TOKENIZE_ONLY = """
 import sys, time
 sys.path.insert(0, {repo!r})
 import tensorflow, tensorflow_text  # noqa
+from specs.vocabulary import Vocabulary
 from transforms import bert_tokenization as bt
 start = time.process_time()
-tok = bt.BertTokenizer(bt.load_vocab({vocab!r}), True)
+tok = bt.BertTokenizer(Vocabulary.load({vocab!r}, True))
 with open({corpus!r}, "rb") as f:
     lines = [bt.decode_reference(line).strip() for line in f]
 lines = [x for x in lines if x]

@@ -29,8 +29,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
+from specs.vocabulary import Vocabulary
 from transforms import runtime
-from transforms.bert_tokenization import BertTokenizer, load_vocab
+from transforms.bert_tokenization import BertTokenizer
 from transforms.errors import ConfigError
 from transforms.files import WriteShards, match_files, shard_name
 from transforms.pretraining import (
@@ -233,11 +234,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         language_pattern = re.compile(o.language_pattern) if o.language_pattern else None
     except re.error as e:
         raise ConfigError(f"--language_pattern {o.language_pattern!r}: {e}") from None
-    vocab = load_vocab(o.vocab_file)
-    info = VocabInfo.from_vocab(vocab)
-    tokenizer = BertTokenizer(vocab, o.do_lower_case)
+    vocab = Vocabulary.load(o.vocab_file, o.do_lower_case)
+    info = VocabInfo.from_vocabulary(vocab)
+    tokenizer = BertTokenizer(vocab)
     spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq,
-                                  v2_names=o.use_v2_feature_names, dynamic_masking=params.dynamic_masking)
+                                  v2_names=o.use_v2_feature_names, dynamic_masking=params.dynamic_masking,
+                                  tokenization=vocab.params())
     tallies: list[beam.PCollection] = []
     letters: list[beam.PCollection] = []
     examples: list[beam.PCollection] = []
@@ -282,12 +284,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     )
     job_params = {
         "input_patterns": patterns, "input_format": fmt, "tlm_input": tlm_patterns, "vocab_file": o.vocab_file,
-        "vocab_size": info.size, "do_lower_case": o.do_lower_case, "random_seed": seed,
+        "random_seed": seed,
         **dataclasses.asdict(params), "use_v2_feature_names": o.use_v2_feature_names,
         "gzip_compress": o.gzip_compress, "language_alpha": o.language_alpha,
         "language_pattern": o.language_pattern, "docs_per_bucket": o.docs_per_bucket,
         "max_document_sentences": o.max_document_sentences,
-        "special_ids": {"cls": info.cls_id, "sep": info.sep_id, "mask": info.mask_id, "pad": 0},
+        **vocab.params(),
     }
     all_counts = tuple(counts) | "AllCounts" >> beam.Flatten(pipeline=pipeline)
     _ = written | "WriteSpecAndParams" >> beam.ParDo(

@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from specs.vocabulary import Vocabulary
 from transforms import dedup, runtime, scripts
 from transforms import translation as tr
 from transforms.errors import ConfigError
@@ -127,6 +128,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         if not o.vocab_file:
             raise ConfigError("--materialize_tokens needs --vocab_file")
         match_files([o.vocab_file], "--vocab_file")
+        vocab = Vocabulary.load(o.vocab_file, o.lower_case)
         if o.seq_length < 3:
             raise ConfigError(f"--seq_length: {o.seq_length} leaves no room for [CLS] text [SEP]")
     if o.num_shards < 0 or o.records_per_shard < 1:
@@ -175,7 +177,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
 
         tokens_dir = FileSystems.join(out_dir, "tokens")
         _ = written | "MaterializeTokens" >> translation_tft.MaterializeTokens(
-            tokens_dir, o.vocab_file, o.seq_length, o.lower_case, common.seed, o.num_shards, o.records_per_shard,
+            tokens_dir, vocab, o.seq_length, common.seed, o.num_shards, o.records_per_shard,
             temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
         outputs["tokenised pairs and transform_fn"] = tokens_dir
     return Built(tallies=[s.tally for s in stages], dead_letters=[s.dead_letter for s in stages], outputs=outputs)

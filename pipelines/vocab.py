@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from specs import vocabulary as sv
 from transforms import runtime
 from transforms import vocab as wp
 from transforms.errors import ConfigError
@@ -136,7 +137,10 @@ class _WriteParams(beam.DoFn):
     def process(self, learned: dict[str, Any], totals: list, weights: dict[str, float], prune: tuple[int, ...],
                 coverage: list) -> Any:
         all_words, all_mass, kept_words, kept_mass = prune
+        # How ids from this vocabulary are made, as every spec sidecar records it (specs.vocabulary).
+        written = sv.Vocabulary(sv.parse_vocab(wp.format_vocab(learned["tokens"])), self._flags["do_lower_case"])
         params = {
+            **sv.tokenization_params(written.params()),
             "flags": self._flags,
             "special_ids": {t: learned["tokens"].index(t) for t in (wp.PAD, wp.UNK, wp.CLS, wp.SEP, wp.MASK)},
             "languages": {lang: {"words": n, "distinct_words": d, "characters": c, "weight": weights.get(lang, 1.0),

@@ -402,10 +402,12 @@ TRANSLATION_PAIRS = text_pair_spec(2, with_langs=True, name="translation_pairs")
 
 
 def pretraining_spec(max_seq_length: int, max_predictions_per_seq: int, *, v2_names: bool = False,
-                     dynamic_masking: bool = False) -> FeatureSpec:
+                     dynamic_masking: bool = False, tokenization: Mapping[str, Any] | None = None) -> FeatureSpec:
     """BERT masked-LM pretraining records, feature for feature as ``create_pretraining_data.py``
     writes them (``input_word_ids``/``input_type_ids`` with v2 names). With dynamic masking only the
-    unmasked ids and segments are stored and the trainer masks on the fly."""
+    unmasked ids and segments are stored and the trainer masks on the fly. ``tokenization``
+    (``specs.vocabulary.Vocabulary.params()``: fingerprint, size, casing, word limit, special ids)
+    goes into the params, so readers can check they use the vocabulary the ids came from."""
     ids = "input_word_ids" if v2_names else "input_ids"
     segs = "input_type_ids" if v2_names else "segment_ids"
     L, P = max_seq_length, max_predictions_per_seq
@@ -423,6 +425,7 @@ def pretraining_spec(max_seq_length: int, max_predictions_per_seq: int, *, v2_na
             Feature("next_sentence_labels", INT64, (1,), "1 when segment B is a random next segment"),
         ]
         params["max_predictions_per_seq"] = P
+    params.update(tokenization or {})
     return FeatureSpec("bert_pretraining", tuple(feats), params)
 
 

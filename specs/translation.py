@@ -7,6 +7,9 @@ names are the TF Hub/Model Garden encoder inputs with a ``src_``/``tgt_`` prefix
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from specs import INT64, Feature, FeatureSpec
 
 SIDES = ("src", "tgt")
@@ -17,8 +20,9 @@ PACKED = (
 )
 
 
-def tokenized_pairs_spec(seq_length: int) -> FeatureSpec:
-    """``src_input_word_ids``, ``src_input_mask``, ``src_input_type_ids`` and the same for ``tgt_``."""
+def tokenized_pairs_spec(seq_length: int, tokenization: Mapping[str, Any] | None = None) -> FeatureSpec:
+    """``src_input_word_ids``, ``src_input_mask``, ``src_input_type_ids`` and the same for ``tgt_``;
+    ``tokenization`` (``Vocabulary.params()``) is recorded in the params."""
     feats = tuple(Feature(f"{side}_{name}", INT64, (seq_length,), f"{side} side: {doc}")
                   for side in SIDES for name, doc in PACKED)
-    return FeatureSpec("tokenized_translation_pairs", feats, {"seq_length": seq_length})
+    return FeatureSpec("tokenized_translation_pairs", feats, {"seq_length": seq_length, **(tokenization or {})})

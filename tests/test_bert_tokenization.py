@@ -13,6 +13,8 @@ import unicodedata
 
 import pytest
 
+import specs
+from specs.vocabulary import Vocabulary
 from transforms import bert_tokenization as bt
 
 VOCABS = {"uncased": ("bert-base-uncased.vocab.txt", True), "cased": ("bert-base-cased.vocab.txt", False),
@@ -95,14 +97,14 @@ def tokenizers(shared_data):
     out = {}
     for name, (file, lower) in VOCABS.items():
         path = str(shared_data / "vocab" / file)
-        out[name] = (bt.BertTokenizer(bt.load_vocab(path), lower), OracleTokenizer(path, lower))
+        out[name] = (bt.BertTokenizer(Vocabulary.load(path, lower)), OracleTokenizer(path, lower))
     return out
 
 
 def _multilingual(tokenizers, shared_data, lower):
     ours, _ = tokenizers["multi_cased"]
     path = str(shared_data / "vocab" / VOCABS["multi_cased"][0])
-    return bt.BertTokenizer(ours.vocab, lower), OracleTokenizer(path, lower)
+    return bt.BertTokenizer(Vocabulary(ours.vocabulary.tokens, lower)), OracleTokenizer(path, lower)
 
 
 def _lines(path):
@@ -189,10 +191,10 @@ def test_random_unicode_strings(tokenizers):
 def test_vocab_without_special_tokens_is_a_configuration_error(tmp_path):
     p = tmp_path / "vocab.txt"
     p.write_text("[PAD]\n[UNK]\nhello\n")
-    with pytest.raises(bt.ConfigError, match="lacks \\[CLS\\]"):
-        bt.load_vocab(str(p))
-    with pytest.raises(bt.ConfigError, match="cannot read"):
-        bt.load_vocab(str(tmp_path / "missing.txt"))
+    with pytest.raises(specs.SpecError, match="lacks \\[CLS\\], \\[SEP\\], \\[MASK\\]"):
+        Vocabulary.load(str(p), True)
+    with pytest.raises(specs.SpecError, match="--vocab_file: cannot read"):
+        Vocabulary.load(str(tmp_path / "missing.txt"), True)
 
 
 def test_tokenizer_survives_pickling(tokenizers):

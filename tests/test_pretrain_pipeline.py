@@ -12,6 +12,7 @@ import pytest
 
 import specs
 from pipelines import pretrain_data
+from specs.vocabulary import Vocabulary
 from transforms import bert_tokenization as bt
 from transforms import runtime
 from transforms.files import tfrecord_frame
@@ -77,10 +78,11 @@ def english(shared_data, tmp_path_factory):
 
 
 def test_records_parse_with_the_written_spec_and_hold_the_reference_layout(english):
-    _, _, out, summary = english
+    _, vocab, out, summary = english
     spec, params, ex = _read(out)
-    assert spec == specs.read_spec_text(specs.pretraining_spec(128, 20).to_schema_text(),
-                                        specs.pretraining_spec(128, 20).to_json())
+    # The spec records the vocabulary the ids came from (fingerprint, casing, special ids).
+    expected = specs.pretraining_spec(128, 20, tokenization=Vocabulary.load(str(vocab), True).params())
+    assert spec == specs.read_spec_text(expected.to_schema_text(), expected.to_json())
     n = len(ex["input_ids"])
     assert n == params["records_written"] > 1000
     assert len(list(out.glob("pretrain-*-of-*.tfrecord"))) == -(-n // 3000)
@@ -142,7 +144,7 @@ def test_unmasking_gives_back_the_tokenised_input(english):
     """A and B of every sampled example are contiguous runs of one tokenised document."""
     corpus, vocab, out, _ = english
     _, _, ex = _read(out)
-    tok = bt.BertTokenizer(bt.load_vocab(str(vocab)), True)
+    tok = bt.BertTokenizer(Vocabulary.load(str(vocab), True))
     text = corpus.read_text() + "\n\n" + (corpus.parent / "sample.txt").read_text()
     docs = [d.split("\n") for d in text.split("\n\n") if d.strip()]
     streams = []
@@ -284,7 +286,7 @@ def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_pat
     assert stages["read_pairs"]["total"] == {"in": 151, "out": 150, "filtered": {"empty_side": 1}, "dead_lettered": {}}
     assert params["tlm_examples"] == {"tlm:eng_Latn-fra_Latn": 600}
     assert len(ex["input_ids"]) == params["records_written"] == 600 + sum(v["examples"] for v in langs.values())
-    tok = bt.BertTokenizer(bt.load_vocab(str(vocab)), False)
+    tok = bt.BertTokenizer(Vocabulary.load(str(vocab), False))
     expected = set()
     for src, tgt, _, _ in pairs[:150]:
         s, t = tok.tokenize(src).tolist(), tok.tokenize(tgt).tolist()

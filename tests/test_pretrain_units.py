@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 
 import specs
+from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
 from transforms.sentences import split_sentences
 
@@ -93,7 +94,7 @@ def test_gzip_files_are_read_whole(tmp_path):
 # --- instances -----------------------------------------------------------------------------------
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(200)] + [f"##p{i}" for i in range(50)]
-INFO = pt.VocabInfo.from_vocab(VOCAB)
+INFO = pt.VocabInfo.from_vocabulary(Vocabulary(tuple(VOCAB), True))
 
 
 def _doc(rng, n_sentences, lo=3, hi=30):

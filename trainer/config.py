@@ -70,7 +70,9 @@ def _data_config(**overrides: Any) -> dict[str, Any]:
         "use_v2_feature_names": False,
         # labse/train: raw text is tokenised in the input pipeline with this vocabulary
         "vocab_file": "",
-        "lower_case": False,
+        # the vocabulary's casing; null: what the data's spec records (specs.vocabulary), else cased.
+        # A setting that contradicts the data stops the run.
+        "lower_case": None,
         "tokenizer": "fast",
         # labse/train: the output dir of a tensorflow-transform run whose materialised token features
         # the records hold (read through TFTransformOutput); empty for raw text records

@@ -30,11 +30,13 @@ import tensorflow as tf
 
 import specs
 from specs import run_folder
+from specs import vocabulary as sv
 from trainer.config import ConfigError
 from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab
 
 AUTOTUNE = tf.data.AUTOTUNE
-# BERT's released vocabularies all use these; a vocab_file overrides them.
+# BERT's released vocabularies all use these: for records whose spec predates recorded special ids,
+# read without a vocab_file.
 DEFAULT_SPECIAL = SpecialTokens(vocab_size=0, padding_id=0, start_of_sequence_id=101, end_of_segment_id=102,
                                 mask_id=103, unknown_id=100)
 PAIR_TOKEN_FEATURES = tuple(f"{side}_{name}" for side in ("src", "tgt")
@@ -222,12 +224,12 @@ def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: t
     found, where = read_feature_spec(files, key)
     expected, dynamic = pretraining_expected_spec(data_cfg, found)
     found.require(expected, where=where)
+    special = special_tokens(data_cfg, found, where, key)
     if check_only:
         return None
     ids_name = "input_word_ids" if data_cfg.use_v2_feature_names else "input_ids"
     segs_name = "input_type_ids" if data_cfg.use_v2_feature_names else "segment_ids"
     parsing = {k: v for k, v in expected.tf_parsing_spec().items()}
-    special = special_tokens(data_cfg.vocab_file)
     vocab_size = task_cfg.model.encoder.vocab_size
 
     def rename(parsed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -255,8 +257,49 @@ def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: t
     return make_dataset(files, data_cfg, input_context, seed, parse_one=parse_and_mask)
 
 
-def special_tokens(vocab_file: str) -> SpecialTokens:
-    return SpecialTokens.from_vocab(load_vocab(vocab_file)) if vocab_file else DEFAULT_SPECIAL
+def special_tokens(data_cfg: Any, found: specs.FeatureSpec, where: str, key: str) -> SpecialTokens:
+    """The special ids of the records: from ``vocab_file`` (checked against the data's recorded
+    vocabulary and casing), else as the data's spec records them."""
+    vocab = data_vocabulary(data_cfg, found.params, where, key)
+    if vocab is not None:
+        return SpecialTokens.from_vocabulary(vocab)
+    ids = found.params.get("special_ids")
+    if not ids:
+        return DEFAULT_SPECIAL
+    return SpecialTokens(int(found.params.get("vocab_size", 0)), ids["pad"], ids["cls"], ids["sep"], ids["mask"],
+                         ids.get("unk", DEFAULT_SPECIAL.unknown_id))
+
+
+def data_vocabulary(data_cfg: Any, params: dict[str, Any], where: str, key: str, vocab_file: str = "",
+                    lower_case: bool | None = None) -> sv.Vocabulary | None:
+    """The vocabulary (with its casing) a run uses with the data at ``where``: ``vocab_file`` and
+    ``lower_case`` if given, else the data config's, the casing defaulting to what the data's spec
+    records (cased when it records none). A setting that contradicts the data stops with one line;
+    ``None`` when no vocabulary file is named."""
+    explicit = lower_case if lower_case is not None else data_cfg.lower_case
+    lower = sv.resolve_lower_case(explicit, params, f"{key}.lower_case", where)
+    path = vocab_file or data_cfg.vocab_file
+    if not path:
+        return None
+    if not tf.io.gfile.exists(path):
+        raise ConfigError(f"{key}.vocab_file {path} does not exist")
+    vocab = load_vocab(path, bool(lower))
+    vocab.check(params, where)
+    return vocab
+
+
+def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bool | None = None
+                   ) -> sv.Vocabulary | None:
+    """``data_vocabulary`` for the data ``data_cfg.input_path`` names (its spec, when it has one)."""
+    params, where = {}, key
+    try:
+        files = expand_input_path(data_cfg.input_path, f"{key}.input_path") if data_cfg.input_path else []
+    except ConfigError:  # data not reachable from here (an export elsewhere): the settings alone decide
+        files = []
+    if files:
+        found, where = read_feature_spec(files, key)
+        params = dict(found.params)
+    return data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)
 
 
 # --- labse/train ------------------------------------------------------------------------------
@@ -294,6 +337,8 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
             if shape != [L]:
                 raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
                                       f"expected [{L}] ({key}.seq_length)")
+        found, where = read_feature_spec(files, key)
+        data_vocabulary(data_cfg, dict(found.params), where, key)
         if check_only:
             return None
         parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
@@ -302,10 +347,10 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     found, where = read_feature_spec(files, key)
     expected = specs.text_pair_spec(2)
     found.require(expected, where=where)
-    vocab = find_vocab(data_cfg, files, key)
-    tokenizer = BertTokenization(vocab, data_cfg.lower_case, data_cfg.tokenizer)
-    if tokenizer.special.vocab_size > task_cfg.model.encoder.vocab_size:
-        raise ConfigError(f"{key}.vocab_file {vocab} has {tokenizer.special.vocab_size} tokens, more than "
+    vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))
+    tokenizer = BertTokenization(vocab, implementation=data_cfg.tokenizer)
+    if vocab.size > task_cfg.model.encoder.vocab_size:
+        raise ConfigError(f"{key}.vocab_file {vocab.path} has {vocab.size} tokens, more than "
                           f"task.model.encoder.vocab_size {task_cfg.model.encoder.vocab_size}")
     if check_only:
         return None

@@ -231,7 +231,18 @@ def save_preprocessing(export_path: str, vocab_file: str, lower_case: bool, impl
     tf.saved_model.save(Preprocessor(tokenization, vocab_file, transform), export_path)
 
 
-def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool,
+def export_vocabulary(data_cfg: Any, vocab_file: str, lower_case: bool | None) -> tuple[str, bool]:
+    """The vocabulary file and casing to export with: the given ones, else the run's data config's,
+    the casing defaulting to what the training data's spec records; one line on a contradiction."""
+    from trainer import data
+
+    vocab = data.run_vocabulary(data_cfg, "task.train_data", vocab_file, lower_case)
+    if vocab is None:
+        return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
+    return vocab.path, vocab.lower_case
+
+
+def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool | None,
            pooler: str = "trained") -> str:
     """Writes one export of ``trainer``'s current weights (restore first) to ``export_path``."""
     if export_type not in EXPORT_TYPES:
@@ -240,6 +251,7 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
         raise ConfigError(f"--pooler {pooler!r} is not one of {POOLERS}")
     data_cfg = trainer.cfg.task.train_data
     transform_dir = data_cfg.transform_output_dir
+    vocab_file, lower_case = export_vocabulary(data_cfg, vocab_file, lower_case)
     if export_type == "preprocessing":
         save_preprocessing(export_path, vocab_file, lower_case, data_cfg.tokenizer, transform_dir)
         return export_path
@@ -248,11 +260,12 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
     return export_path
 
 
-def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: str) -> tuple[str, bool]:
+def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: str) -> tuple[str, bool | None]:
     """The vocabulary and casing the export carries: the flags, else what the run recorded in its
     ``params.yaml`` (else the config's). An uncased vocabulary (no upper-case tokens) means lower-casing
     unless told otherwise, and a flag that contradicts the run or the vocabulary stops with one line:
-    a wrong casing turns ``Hello World`` into ``[UNK] [UNK]`` without any error."""
+    a wrong casing turns ``Hello World`` into ``[UNK] [UNK]`` without any error. A casing still unknown
+    is None: ``export_vocabulary`` then takes the one the training data's spec records."""
     from trainer import checkpoints
     from trainer.convert_checkpoint import run_params
 
@@ -263,7 +276,8 @@ def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: 
                           f"({run['vocab_file']})")
     uncased = bool(vocab) and checkpoints.uncased_vocabulary(vocab)
     if not lower_flag:
-        return vocab, bool(run.get("lower_case", cfg.task.train_data.lower_case)) or uncased
+        recorded = run.get("lower_case", cfg.task.train_data.lower_case)
+        return vocab, True if uncased else recorded if recorded is None else bool(recorded)
     lower = lower_flag == "true"
     if uncased and not lower:
         raise ConfigError(f"--do_lower_case=false but {vocab} is an uncased vocabulary (no upper-case tokens): "
@@ -281,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
         vocab, lower = run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
+            vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
                                cfg.task.train_data.transform_output_dir)
             return 0
@@ -289,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = train_lib.Trainer(cfg, args.model_dir or os.path.dirname(args.checkpoint_path),
                                     strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
         if args.checkpoint_path:
-            trainer.checkpoint.read(args.checkpoint_path).expect_partial()
+            # every weight of the model must come from the checkpoint (no silent partial load)
+            trainer.checkpoint.read(args.checkpoint_path).assert_existing_objects_matched()
         else:
             if not trainer.manager.latest_checkpoint:
                 raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")

@@ -19,8 +19,12 @@ deletes them. So the work is split:
    the compiled tokenizer's newer tables may call punctuation, are rare and go through
    ``python_wordpiece``, a direct implementation of the reference's splitting and longest-match.
 
-Measured agreement and speed are in docs/pretraining.md; tests/test_bert_tokenization.py checks the
-ids against an independent implementation of the reference algorithm on real text.
+The vocabulary (``specs.vocabulary.Vocabulary``: tokens, casing, word limit, special ids) and the
+character classes come from ``specs.vocabulary``, which the in-graph engine
+(``trainer.tokenization``) is built from too. Measured agreement and speed are in
+docs/pretraining.md; tests/test_bert_tokenization.py checks the ids against an independent
+implementation of the reference algorithm on real text, tests/test_tokenization_parity.py against
+Model Garden's ``FullTokenizer`` and the in-graph engine.
 """
 
 from __future__ import annotations
@@ -35,17 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from transforms.errors import ConfigError
+from specs import vocabulary as sv
 
-UNK, CLS, SEP, MASK, PAD = "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"
-SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
-
-# The reference's limit on a word's length (tf-models-official; google-research/bert used 200).
-REFERENCE_MAX_CHARS_PER_WORD = 400
-
-# The CJK blocks the reference surrounds with spaces (BasicTokenizer._is_chinese_char).
-_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_CJK_RANGES = sv.CJK_RANGES
 _CJK_BMP = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _CJK_RANGES if b < 0x10000) + "]+")
 _CJK_ASTRAL = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _CJK_RANGES if a >= 0x10000) + "]+")
 
@@ -75,24 +71,22 @@ class _Tables:
 
     def __init__(self) -> None:
         delete, space, marks, punct, unassigned = [], [], [], [], []
+        table, cats = sv.char_table(), sv.categories()
         for cp in range(sys.maxunicode + 1):
-            ch = chr(cp)
-            cat = unicodedata.category(ch)
-            if ch in "\t\r":
-                space.append(cp)
-            elif ch == "\n":
+            cls, cat = table[cp] & sv.CLASS_MASK, cats[cp]
+            if cp == 0x0A:
                 continue  # separates the lines of a batch
-            elif cp in (0, 0xFFFD) or cat in ("Cc", "Cf"):
+            if cls == sv.DELETE and cat != "Cs":
                 delete.append(cp)
-            elif ch != " " and (cat == "Zs" or ch.isspace()):
-                # Zs is the reference's whitespace; U+2028/U+2029 it keeps but then splits on
-                # (str.split), so a space is equivalent there too.
+            elif cls == sv.SPACE and cp != 0x20:
+                # U+2028/U+2029 the reference keeps but then splits on (str.split), so a space is
+                # equivalent there too.
                 space.append(cp)
             elif cat == "Mn":
                 marks.append(cp)
             elif cat == "Cn" and cp < 0x10000:
                 unassigned.append(cp)
-            if cp < 0x10000 and _is_punctuation(ch):
+            if cp < 0x10000 and cls == sv.PUNCT:
                 punct.append(cp)
         self.delete = re.compile(f"[{_char_class([c for c in delete if c < 0x10000])}]+")
         self.space = re.compile(f"[{_char_class([c for c in space if c < 0x10000])}]")
@@ -176,14 +170,6 @@ def _has_unassigned(text: str) -> bool:
     return any(unicodedata.category(m.group()) == "Cn" for m in _ASTRAL.finditer(text))
 
 
-def _is_punctuation(ch: str) -> bool:
-    """The reference's punctuation: ASCII non-alphanumerics and Unicode category P*."""
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
 def split_words(normalized: str) -> list[str]:
     """The reference's words of a normalised line: split on whitespace, then every punctuation
     character is a word of its own."""
@@ -191,7 +177,7 @@ def split_words(normalized: str) -> list[str]:
     for token in normalized.split():
         start = 0
         for i, ch in enumerate(token):
-            if _is_punctuation(ch):
+            if sv.is_punctuation(ch):
                 if i > start:
                     words.append(token[start:i])
                 words.append(ch)
@@ -201,26 +187,6 @@ def split_words(normalized: str) -> list[str]:
     return words
 
 
-def load_vocab(path: str) -> list[str]:
-    """Reads a ``vocab.txt`` (one token per line, id = line number) as the reference does: UTF-8,
-    each line stripped; fails with one line when the file is missing or lacks a special token."""
-    from apache_beam.io.filesystems import FileSystems
-
-    try:
-        with FileSystems.open(path) as f:
-            data = f.read().decode("utf-8", "ignore")
-    except Exception as e:  # any failure to open is a configuration error here
-        raise ConfigError(f"--vocab_file: cannot read {path!r}: {type(e).__name__}") from None
-    tokens = [line.strip() for line in data.split("\n")]
-    if tokens and tokens[-1] == "" and data.endswith("\n"):
-        tokens.pop()
-    present = set(tokens)
-    missing = [t for t in (UNK, CLS, SEP, MASK) if t not in present]
-    if missing:
-        raise ConfigError(f"--vocab_file {path!r} lacks {', '.join(missing)}")
-    return tokens
-
-
 class BertTokenizer:
     """Reference-exact BERT WordPiece tokenisation of batches of lines into id arrays.
 
@@ -228,14 +194,13 @@ class BertTokenizer:
     fast path. Picklable: the TensorFlow parts are built lazily on first use.
     """
 
-    def __init__(self, vocab: Sequence[str], do_lower_case: bool,
-                 max_chars_per_word: int = REFERENCE_MAX_CHARS_PER_WORD) -> None:
-        self.vocab = list(vocab)
-        self.do_lower_case = do_lower_case
-        self.max_chars_per_word = max_chars_per_word
+    def __init__(self, vocab: sv.Vocabulary) -> None:
+        self.vocabulary = vocab
+        self.do_lower_case = vocab.lower_case
+        self.max_chars_per_word = vocab.max_chars_per_word
         # Like the reference's OrderedDict: a repeated token keeps its last id.
-        self.ids = {t: i for i, t in enumerate(self.vocab)}
-        self.unk_id = self.ids[UNK]
+        self.ids = vocab.ids
+        self.unk_id = vocab.unk_id
         self._long_word: re.Pattern[str] | None = None
         self._tf: Any = None
 
@@ -248,10 +213,10 @@ class BertTokenizer:
             import tensorflow_text as tf_text
 
             tok = tf_text.FastBertTokenizer(
-                vocab=self.vocab, suffix_indicator="##",
+                vocab=list(sv.vocab_names(self.vocabulary.tokens)), suffix_indicator="##",
                 # A word of max_chars_per_word characters has at most 4 bytes per character.
                 max_bytes_per_word=4 * self.max_chars_per_word, token_out_type=tf.int32,
-                unknown_token=UNK, lower_case_nfd_strip_accents=False)
+                unknown_token=sv.UNK, lower_case_nfd_strip_accents=False)
             self._tf = (tf, tok)
         return self._tf
 
@@ -308,7 +273,7 @@ class BertTokenizer:
         return out
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
-        return [self.vocab[int(i)] for i in ids]
+        return [self.vocabulary.tokens[int(i)] for i in ids]
 
 
 def decode_reference(data: bytes) -> str:

@@ -43,10 +43,11 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 import specs
+from specs.vocabulary import Vocabulary
 from transforms import accounting
 from transforms import input_checks as checks
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.bert_tokenization import CLS, MASK, SEP, BertTokenizer
+from transforms.bert_tokenization import BertTokenizer
 from transforms.files import (
     ReadLineBatches,
     ReadTFRecords,
@@ -96,9 +97,9 @@ class VocabInfo:
     continuation: tuple[bool, ...]  # per id: a "##" piece (joins the word before it)
 
     @classmethod
-    def from_vocab(cls, vocab: Sequence[str]) -> VocabInfo:
-        ids = {t: i for i, t in enumerate(vocab)}
-        return cls(len(vocab), ids[CLS], ids[SEP], ids[MASK], tuple(t.startswith("##") for t in vocab))
+    def from_vocabulary(cls, vocab: Vocabulary) -> VocabInfo:
+        return cls(vocab.size, vocab.cls_id, vocab.sep_id, vocab.mask_id,
+                   tuple(t.startswith("##") for t in vocab.tokens))
 
 
 @dataclasses.dataclass

@@ -23,14 +23,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from specs import FeatureSpec
 from specs.translation import SIDES, tokenized_pairs_spec
+from specs.vocabulary import Vocabulary
 from transforms import files
 from transforms.translation import Pair, pair_key
 
 RAW_FEATURES = ("src_raw", "tgt_raw")
 
 
-def make_preprocessing_fn(vocab_file: str, seq_length: int, lower_case: bool) -> Any:
+def make_preprocessing_fn(vocab: Vocabulary, seq_length: int) -> Any:
     """The tensorflow-transform ``preprocessing_fn``: ``{src_raw, tgt_raw}`` (string, batch) ->
     ``{src_input_word_ids, src_input_mask, src_input_type_ids, tgt_...}`` (int64, batch x seq_length)."""
 
@@ -39,7 +41,7 @@ def make_preprocessing_fn(vocab_file: str, seq_length: int, lower_case: bool) ->
 
         from trainer.tokenization import BertTokenization
 
-        tokenization = BertTokenization(vocab_file, lower_case=lower_case)
+        tokenization = BertTokenization(vocab)
         out = {}
         for side in SIDES:
             packed = tokenization(inputs[f"{side}_raw"], seq_length=seq_length, out_dtype=tf.int64)
@@ -60,9 +62,9 @@ def raw_metadata() -> Any:
 class _Tokenize(beam.DoFn):
     """Applies the written ``transform_fn`` to batches of ``(sort_key, Pair)``; emits encoded records."""
 
-    def __init__(self, transform_dir: str, seq_length: int) -> None:
+    def __init__(self, transform_dir: str, spec: FeatureSpec) -> None:
         self._dir = transform_dir
-        self._spec = tokenized_pairs_spec(seq_length)
+        self._spec = spec
         self._layer: Any = None
 
     def process(self, batch: list[tuple[bytes, Pair]], _published: Any) -> Iterator[tuple[bytes, bytes]]:
@@ -80,14 +82,16 @@ class _Tokenize(beam.DoFn):
 
 class MaterializeTokens(beam.PTransform):
     """``{split: (copy_index, Pair)}`` -> ``DIR/transform_fn``, ``DIR/transformed_metadata`` and
-    ``DIR/SPLIT/pairs-*.tfrecord.gz`` of ``tokenized_pairs_spec(seq_length)`` (spec written beside),
-    sorted by the same seeded keys as the raw shards."""
+    ``DIR/SPLIT/pairs-*.tfrecord.gz`` of ``tokenized_pairs_spec(seq_length, vocab.params())`` (spec,
+    with the vocabulary's fingerprint and casing, written beside), sorted by the same seeded keys as
+    the raw shards."""
 
-    def __init__(self, directory: str, vocab_file: str, seq_length: int, lower_case: bool, seed: int,
+    def __init__(self, directory: str, vocab: Vocabulary, seq_length: int, seed: int,
                  num_shards: int = 0, records_per_shard: int = 200_000, temp_dir: str | None = None,
                  batch_size: int = 256) -> None:
         super().__init__()
-        self._dir, self._vocab, self._len, self._lower = directory, vocab_file, seq_length, lower_case
+        self._dir, self._vocab, self._len = directory, vocab, seq_length
+        self._spec = tokenized_pairs_spec(seq_length, vocab.params())
         self._seed, self._num_shards, self._per_shard = seed, num_shards, records_per_shard
         self._temp = temp_dir or FileSystems.join(directory, "tmp")
         self._batch = batch_size
@@ -105,16 +109,16 @@ class MaterializeTokens(beam.PTransform):
                 | "NoAnalyzerInput" >> beam.Create([{"src_raw": b"", "tgt_raw": b""}])
             )
             transform_fn = (analyze_on, raw_metadata()) | "Analyze" >> tft_beam.AnalyzeDataset(
-                make_preprocessing_fn(self._vocab, self._len, self._lower))
+                make_preprocessing_fn(self._vocab, self._len))
             published = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._dir)
         counts = {}
         for split, pcoll in sorted(keyed.items()):
             directory = FileSystems.join(self._dir, split)
-            _ = pcoll.pipeline | f"Spec{split.title()}" >> files.WriteSpec(tokenized_pairs_spec(self._len), directory)
+            _ = pcoll.pipeline | f"Spec{split.title()}" >> files.WriteSpec(self._spec, directory)
             counts[split] = (
                 pcoll
                 | f"Batch{split.title()}" >> beam.BatchElements(min_batch_size=self._batch, max_batch_size=self._batch)
-                | f"Tokenize{split.title()}" >> beam.ParDo(_Tokenize(self._dir, self._len),
+                | f"Tokenize{split.title()}" >> beam.ParDo(_Tokenize(self._dir, self._spec),
                                                            beam.pvalue.AsSingleton(published))
                 | f"Write{split.title()}" >> files.WriteShards(FileSystems.join(directory, "pairs"), ".tfrecord.gz",
                                                               "tfrecord", "gzip", self._num_shards, self._per_shard)
