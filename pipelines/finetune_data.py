@@ -40,10 +40,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
 from specs.finetune import sentence_prediction_spec
+from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
 from transforms import finetune_pairs as fp
 from transforms import runtime
-from transforms.bert_tokenization import BertTokenizer, load_vocab
+from transforms.bert_tokenization import BertTokenizer
 from transforms.errors import ConfigError
 from transforms.files import WriteSpec, match_files, write_spec_files
 from transforms.finetune_tasks import SPLITS, TEST, TRAIN, RowFormat, glue_task
@@ -136,8 +137,7 @@ def run_folder(o: FinetuneDataOptions) -> tuple[str, list[str] | None]:
 
 def make_tokenizer(o: FinetuneDataOptions) -> BertTokenizer:
     """The job's tokenizer, built as pipelines.pretrain_data builds it (the one place to change it)."""
-    vocab = load_vocab(o.vocab_file)
-    return BertTokenizer(vocab, o.do_lower_case)
+    return BertTokenizer(Vocabulary.load(o.vocab_file, o.do_lower_case))
 
 
 def reference_outputs(o: FinetuneDataOptions) -> dict[str, str]:
@@ -350,7 +350,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     if o.num_shards < 0 or o.records_per_shard < 1:
         raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
     tokenizer = make_tokenizer(o)
-    spec = sentence_prediction_spec(o.max_seq_length, plan.labels.regression)
+    spec = sentence_prediction_spec(o.max_seq_length, plan.labels.regression, tokenizer.vocabulary.params())
     if o.from_pairs:
         rows, stages = pipeline | "PairTask" >> fp.PairTaskRows(plan.inputs, common.seed, o.pairs_per_bucket)
     else:

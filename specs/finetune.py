@@ -8,14 +8,20 @@ or one float for regression), ``is_real_example`` and ``example_id`` (one int64 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from specs import FLOAT32, INT64, Feature, FeatureSpec
 
 SPEC_NAME = "sentence_prediction"
 
 
-def sentence_prediction_spec(max_seq_length: int, regression: bool = False) -> FeatureSpec:
+def sentence_prediction_spec(max_seq_length: int, regression: bool = False,
+                             tokenization: Mapping[str, Any] | None = None) -> FeatureSpec:
     """``[CLS] A [SEP] (B [SEP])`` packed to ``max_seq_length`` with an int (class id) or float
-    (regression target) label, as ``create_finetuning_data.py`` writes them."""
+    (regression target) label, as ``create_finetuning_data.py`` writes them. ``tokenization``
+    (``specs.vocabulary.Vocabulary.params()``) goes into the params, so readers can check the ids
+    against the vocabulary they use."""
     L = max_seq_length
     label = (Feature("label_ids", FLOAT32, (), "regression target") if regression
              else Feature("label_ids", INT64, (), "class id: index in the meta data's label list"))
@@ -27,4 +33,5 @@ def sentence_prediction_spec(max_seq_length: int, regression: bool = False) -> F
         Feature("is_real_example", INT64, (), "always 1 (the reference pads TPU eval batches with 0s)"),
         Feature("example_id", INT64, (), "row number in the split's input (see docs/finetuning.md)"),
     )
-    return FeatureSpec(SPEC_NAME, feats, {"max_seq_length": L, "label_type": "float" if regression else "int"})
+    params = {"max_seq_length": L, "label_type": "float" if regression else "int", **(tokenization or {})}
+    return FeatureSpec(SPEC_NAME, feats, params)

@@ -332,6 +332,8 @@ def test_reference_command_line_writes_the_reference_files(mrpc_reference_flags)
         assert meta[key] == value
     spec = read_spec_text((out / SCHEMA_FILE).read_text(), (out / SPEC_FILE).read_text())
     spec.require(sentence_prediction_spec(32))
+    # the ids are tied to their vocabulary: the trainer checks its own against this
+    assert spec.params["vocab_fingerprint"].startswith("sha256:") and spec.params["vocab_size"] == 30522
 
 
 def test_records_equal_model_gardens_own_records(mrpc_reference_flags, shared_data, model_garden, tmp_path):

@@ -25,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from specs import FeatureSpec
 from transforms import files
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.bert_tokenization import CLS, SEP, BertTokenizer
+from transforms.bert_tokenization import BertTokenizer
 from transforms.errors import ConfigError
 from transforms.finetune_tasks import RowFormat
 
@@ -375,7 +375,7 @@ class _Featurize(AccountedDoFn):
 
     def __init__(self, tokenizer: BertTokenizer, spec: FeatureSpec, labels: Labels, max_seq_length: int) -> None:
         self._tokenizer, self._spec, self._labels, self._L = tokenizer, spec, labels, max_seq_length
-        self._cls, self._sep = tokenizer.ids[CLS], tokenizer.ids[SEP]
+        self._cls, self._sep = tokenizer.vocabulary.cls_id, tokenizer.vocabulary.sep_id
 
     def process(self, item: tuple[str, list[Row]], discovered: Sequence[str]) -> Iterator[Any]:
         dest, rows = item
