@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install model_garden demo test lint bench clean
+.PHONY: install model_garden demo test test-fast lint bench clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: install
 	$(PY) -m ruff check .
 
 test: install model_garden lint
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
+
+# The daily lane: everything not marked slow (pytest.mark.slow: over ~30 s each).
+test-fast: install model_garden lint
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 demo: install
 	PY=$(PY) scripts/demo.sh demo_out
