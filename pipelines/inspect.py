@@ -33,13 +33,13 @@ from apache_beam.io.filesystems import FileSystems
 
 import specs
 from specs import run_folder
+from specs.vocabulary import BERT_SPECIAL_IDS, Vocabulary
 from trainer.cli import StrictParser
 from transforms.errors import ConfigError
 from transforms.runtime import BeamFileSystem
 
 PARAMS_FILE = "params.json"  # what pipelines.pretrain_data writes next to its data
 SIDE_FILES = frozenset({specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE, "summary.json", *run_folder.MARKER_FILES})
-BERT_SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
 
 
 # --- what the records look like -----------------------------------------------------------------
@@ -88,16 +88,13 @@ class Specials:
     mask: int
 
     @classmethod
-    def from_vocab(cls, vocab: Sequence[str] | None, params: Mapping[str, Any]) -> Specials:
-        """Special ids from the vocabulary when there is one, else from the pipeline's params, else
-        BERT's (which all of Google's released vocabularies use)."""
+    def from_vocab(cls, vocab: Vocabulary | None, params: Mapping[str, Any]) -> Specials:
+        """Special ids from the vocabulary when there is one, else as the records' spec or the
+        pipeline's params record them, else BERT's (which all of Google's released vocabularies use)."""
+        if vocab is not None:
+            return cls(**{k: v for k, v in vocab.special_ids().items() if k in BERT_SPECIAL_IDS})
         ids = dict(BERT_SPECIAL_IDS)
         ids.update({k: v for k, v in (params.get("special_ids") or {}).items() if k in ids and isinstance(v, int)})
-        if vocab:
-            index = {t: i for i, t in enumerate(vocab)}
-            for key in ids:
-                if f"[{key.upper()}]" in index:
-                    ids[key] = index[f"[{key.upper()}]"]
         return cls(**ids)
 
 
@@ -278,11 +275,11 @@ def _describe(hist: np.ndarray) -> dict[str, float]:
 # --- decoding one record ----------------------------------------------------------------------
 
 def decode_example(record: Mapping[str, np.ndarray], layout: Layout, sp: Specials,
-                   vocab: Sequence[str] | None) -> str:
+                   vocab: Vocabulary | None) -> str:
     """A readable rendering: the segments with masked positions as ``[shown→original]``, then one line
     per prediction saying whether it is a [MASK], a random replacement, or kept."""
     def tok(i: int) -> str:
-        return vocab[i] if vocab and 0 <= i < len(vocab) else str(i)
+        return vocab.tokens[i] if vocab is not None and 0 <= i < vocab.size else str(i)
 
     ids = [int(x) for x in record[layout.ids]]
     segs = [int(x) for x in record[layout.segments]]
@@ -368,10 +365,15 @@ def load_spec(spec_dir: str) -> tuple[specs.FeatureSpec, dict[str, Any]]:
     return spec, params
 
 
-def load_vocab(path: str) -> list[str]:
+def load_vocab(path: str, spec: specs.FeatureSpec, where: str) -> Vocabulary:
+    """The vocabulary (``specs.vocabulary``, read as every job reads it), checked against the one the
+    records' spec says their ids came from: decoding with another would print the wrong words."""
     if not _exists(path):
         raise ConfigError(f"--vocab_file: {path!r} does not exist")
-    return [line.rstrip() for line in _read_text(path).splitlines()]
+    recorded = spec.params.get("do_lower_case")
+    vocab = Vocabulary.load(path, bool(recorded), reader=lambda p: _read_text(p).encode("utf-8"))
+    vocab.check(spec.params, where)
+    return vocab
 
 
 def is_gzip(path: str) -> bool:
@@ -495,10 +497,10 @@ def inspect(path: str, *, vocab_file: str | None = None, num_examples: int = 3, 
     vocab_path = vocab_file or params.get("vocab_file")
     vocab = None
     if vocab_path and (vocab_file or _exists(vocab_path)):
-        vocab = load_vocab(vocab_path)
+        vocab = load_vocab(vocab_path, spec, spec_dir)
     sp = Specials.from_vocab(vocab, params)
     prob = params.get("masked_lm_prob")
-    stats = Stats(layout, sp, len(vocab) if vocab else params.get("vocab_size"),
+    stats = Stats(layout, sp, vocab.size if vocab is not None else params.get("vocab_size"),
                   float(prob) if isinstance(prob, (int, float)) and not layout.dynamic else None)
     print(f"{len(files)} file(s), spec {spec.name or '?'} from {spec_dir}; vocabulary: "
           f"{vocab_path if vocab else 'none (ids shown)'}", file=out)

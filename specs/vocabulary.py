@@ -45,6 +45,10 @@ CASE_IGNORABLE = 8   # skipped when lower() looks for the letters around a capit
 CASED = 16           # a cased letter that is not case-ignorable
 CAPITAL_SIGMA, FINAL_SIGMA = 0x3A3, 0x3C2
 
+# The special ids of every vocabulary Google released for BERT: the fallback for records whose spec
+# predates recorded special ids and that are read without a vocabulary.
+BERT_SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
+
 # Keys of the spec sidecar params that say how the token ids were made.
 PARAM_KEYS = ("vocab_fingerprint", "vocab_size", "do_lower_case", "max_chars_per_word")
 

@@ -454,9 +454,10 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     meta = json.loads((out / finetune_data.META_DATA_FILE).read_text())
     assert meta["labels"] == ["0", "1"] and meta["train_data_size"] == 160 + summary["stages"][
         fp.NEGATIVES_STAGE]["scopes"]["train"]["out"]
-    from transforms.bert_tokenization import BertTokenizer, load_vocab
+    from specs.vocabulary import Vocabulary
+    from transforms.bert_tokenization import BertTokenizer
 
-    tok = BertTokenizer(load_vocab(str(shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt")), False)
+    tok = BertTokenizer(Vocabulary.load(str(shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt"), False))
     pair_ids = {(tuple(tok.tokenize(d)[:20]), tuple(tok.tokenize(e)[:20])) for d, e in zip(deu, eng, strict=True)}
     records = _split(out, "train")
     labels = [int(r["label_ids"]) for r in records]

@@ -35,10 +35,11 @@ from trainer.config import ConfigError
 from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab
 
 AUTOTUNE = tf.data.AUTOTUNE
-# BERT's released vocabularies all use these: for records whose spec predates recorded special ids,
-# read without a vocab_file.
-DEFAULT_SPECIAL = SpecialTokens(vocab_size=0, padding_id=0, start_of_sequence_id=101, end_of_segment_id=102,
-                                mask_id=103, unknown_id=100)
+# For records whose spec predates recorded special ids, read without a vocab_file.
+DEFAULT_SPECIAL = SpecialTokens(vocab_size=0, padding_id=sv.BERT_SPECIAL_IDS["pad"],
+                                start_of_sequence_id=sv.BERT_SPECIAL_IDS["cls"],
+                                end_of_segment_id=sv.BERT_SPECIAL_IDS["sep"], mask_id=sv.BERT_SPECIAL_IDS["mask"],
+                                unknown_id=sv.BERT_SPECIAL_IDS["unk"])
 PAIR_TOKEN_FEATURES = tuple(f"{side}_{name}" for side in ("src", "tgt")
                             for name in ("input_word_ids", "input_mask", "input_type_ids"))
 
