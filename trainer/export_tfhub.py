@@ -81,6 +81,8 @@ def build_export_model(experiment: str, task_cfg: Any, parts: dict[str, Any], ex
     tf_keras.mixed_precision.set_global_policy("float32")
     try:
         enc_cfg = task_cfg.model.encoder
+        if export_type == "model_with_mlm" and "mlm" not in parts:
+            raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
         if experiment == "labse/train":
             if export_type == "model_with_mlm":
                 raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")

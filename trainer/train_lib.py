@@ -235,8 +235,9 @@ class Trainer:
         best_json = os.path.join(best_dir, "best.json")
         if tf.io.gfile.exists(best_json):
             with tf.io.gfile.GFile(best_json) as f:
-                if not metrics[key] > json.load(f)[key]:
-                    return
+                best = json.load(f)[key]
+            if not (metrics[key] > best or (best != best and metrics[key] == metrics[key])):  # NaN: any number wins
+                return
         path = self.checkpoint.write(os.path.join(best_dir, "ckpt"))
         with tf.io.gfile.GFile(best_json, "w") as f:
             json.dump({"step": self.step, "checkpoint": path, **metrics}, f, indent=1)

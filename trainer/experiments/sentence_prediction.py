@@ -319,6 +319,8 @@ def predict(trainer: Any) -> str:
     records) as a GLUE submission TSV: ``index<TAB>prediction``, one row per real example in id order,
     label names for classification (``task.label_names``, else ids), scores for regression."""
     task: Task = trainer.task
+    if not trainer.manager.latest_checkpoint:
+        raise ConfigError(f"--mode=predict: no checkpoint in {trainer.dirs.checkpoints} to predict with")
     task.dataset("validation_data", check_only=True)
     dataset = trainer.strategy.distribute_datasets_from_function(lambda ctx: task.dataset("validation_data", ctx))
     got = task.gather(trainer.model, trainer.strategy, dataset)
