@@ -84,7 +84,7 @@ finetune_sst2() {
   "$PY" -m trainer.task --experiment=bert/sentence_prediction --mode=train_and_eval --model_dir="$OUT/sst2" \
     --config_file=trainer/configs/sentence_prediction_tiny.yaml \
     --params_override="task.model.encoder.vocab_size=$VOCAB_SIZE,task.init_checkpoint=$OUT/bert,task.train_data.input_path=$OUT/finetune/sst2/train/*,task.validation_data.input_path=$OUT/finetune/sst2/dev/*,task.train_data.global_batch_size=16,trainer.train_steps=60,trainer.steps_per_loop=20,trainer.checkpoint_interval=60,trainer.validation_interval=60"
-  "$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); print(f"SST-2 dev accuracy after {m[\"step\"]} steps from the pretrained tiny BERT: {m[\"accuracy\"]:.3f} on {int(m[\"examples\"])} sentences (majority class: about 0.5)")' "$OUT/sst2/eval/metrics-60.json"
+  "$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); step, acc, n = m["step"], m["accuracy"], int(m["examples"]); print(f"SST-2 dev accuracy after {step} steps from the pretrained tiny BERT: {acc:.3f} on {n} sentences (majority class: about 0.5)")' "$OUT/sst2/eval/metrics-60.json"
 }
 step "bert/sentence_prediction: fine-tune that BERT on 400 SST-2 sentences, dev accuracy" finetune_sst2
 
