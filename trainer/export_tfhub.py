@@ -84,8 +84,6 @@ def build_export_model(experiment: str, task_cfg: Any, parts: dict[str, Any], ex
         if export_type == "model_with_mlm" and "mlm" not in parts:
             raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
         if experiment == "labse/train":
-            if export_type == "model_with_mlm":
-                raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
             model, new_parts = modeling.build_dual_encoder(task_cfg)
         elif export_type == "model_with_mlm":
             pretrainer, new_parts = modeling.build_pretrainer(task_cfg)
