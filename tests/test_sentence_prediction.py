@@ -142,6 +142,12 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tm
         encoding="utf-8").splitlines()[1:5]]
     from_text = text(tf.constant(sentences))["logits"].numpy()
     np.testing.assert_allclose(from_text, want[:4], atol=1e-5)
+    from trainer.tokenization import BertTokenization
+
+    packed = BertTokenization(trainer.cfg.task.train_data.vocab_file, True)(
+        tf.constant(sentences[:2]), tf.constant(sentences[2:]), seq_length=SEQ)
+    np.testing.assert_allclose(text.classify_pairs(tf.constant(sentences[:2]), tf.constant(sentences[2:]))[
+        "logits"].numpy(), trainer.model(packed, training=False)["logits"].numpy(), atol=1e-5)
 
 
 def test_regression_trains_and_scores_with_correlations(glue, tmp_path):
