@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-demo_out}
 PY=${PY:-.venv/bin/python}
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS=ignore
-STEPS=10
+STEPS=11
 n=0
 step() {
   local title=$1
@@ -74,5 +74,25 @@ step "Load the export and compare held-out English sentences with their German t
   "$PY" -m trainer.similarity --model="$OUT/export/labse_encoder" --preprocessor="$OUT/export/labse_preprocessing" \
     --tsv="$HELD_OUT" --rows=5 --held_out_from="$OUT/translation" --output="$OUT/similarity.txt"
 
+# Fine-tuning (bert/sentence_prediction) needs GLUE's SST-2, which is not bundled: it is read from the
+# shared data folder ($POLYEMBED_SHARED, else ../shared) when present, and the step says so when not.
+GLUE_SST2=${POLYEMBED_SHARED:-../shared}/data/glue/SST-2
+finetune_sst2() {
+  if [ ! -f "$GLUE_SST2/train.tsv" ] || [ ! -f "$GLUE_SST2/dev.tsv" ]; then
+    echo "skipped: no GLUE SST-2 at $GLUE_SST2 (set POLYEMBED_SHARED to the folder holding data/glue)"
+    return 0
+  fi
+  mkdir -p "$OUT/glue/SST-2"
+  head -n 401 "$GLUE_SST2/train.tsv" > "$OUT/glue/SST-2/train.tsv"
+  head -n 201 "$GLUE_SST2/dev.tsv" > "$OUT/glue/SST-2/dev.tsv"
+  "$PY" -m pipelines.finetune_data --task=SST-2 --input_data_dir="$OUT/glue/SST-2" \
+    --vocab_file="$OUT/vocab/vocab.txt" --do_lower_case=false --max_seq_length=64 --output_dir="$OUT/finetune/sst2"
+  "$PY" -m trainer.task --experiment=bert/sentence_prediction --mode=train_and_eval --model_dir="$OUT/sst2" \
+    --config_file=trainer/configs/sentence_prediction_tiny.yaml \
+    --params_override="task.model.encoder.vocab_size=$VOCAB_SIZE,task.init_checkpoint=$OUT/bert,task.train_data.input_path=$OUT/finetune/sst2/train/*,task.validation_data.input_path=$OUT/finetune/sst2/dev/*,task.train_data.global_batch_size=16,trainer.train_steps=60,trainer.steps_per_loop=20,trainer.checkpoint_interval=60,trainer.validation_interval=60"
+  "$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); step, acc, n = m["step"], m["accuracy"], int(m["examples"]); print(f"SST-2 dev accuracy after {step} steps from the pretrained tiny BERT: {acc:.3f} on {n} sentences (majority class: about 0.5)")' "$OUT/sst2/eval/metrics-60.json"
+}
+step "bert/sentence_prediction: fine-tune that BERT on 400 SST-2 sentences, dev accuracy" finetune_sst2
+
 printf '\nDemo finished in %d s. Outputs under %s/:\n' "$((SECONDS - t0))" "$OUT"
-printf '  stackexchange/  translation/  vocab/  pretrain/  bert/  labse/  export/  similarity.txt\n'
+printf '  stackexchange/  translation/  vocab/  pretrain/  bert/  labse/  export/  similarity.txt  (sst2/)\n'

@@ -16,7 +16,7 @@ def test_demo_runs_end_to_end_and_prints_a_similarity_table(tmp_path):
     r = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh"), str(out)], cwd=REPO, capture_output=True,
                        text=True, env={**os.environ, "PY": sys.executable}, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert r.stdout.count("---- [") == 10 and "Demo finished" in r.stdout
+    assert r.stdout.count("---- [") == 11 and "Demo finished" in r.stdout
     for job in ("stackexchange", "translation", "vocab", "pretrain"):
         summary = json.loads((out / job / "summary.json").read_text())
         assert summary["balanced"], job

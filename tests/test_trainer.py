@@ -387,9 +387,9 @@ def test_kill_and_resume_continues_from_the_saved_step_with_its_optimizer_state(
 def test_a_resumed_run_reads_a_fresh_seeded_order_instead_of_replaying_the_first_batches(corpus):
     """A run restarted at step s draws its input order from (seed, s): repeatable, and not the batches
     the killed run began with (which repeated preemptions would otherwise train on again and again)."""
-    from trainer import tasks
+    from trainer.experiments import labse
 
-    task = tasks.DualEncoderTask(labse_config(corpus, **{"task.train_data.deterministic": True}))
+    task = labse.Task(labse_config(corpus, **{"task.train_data.deterministic": True}))
 
     def first_batches(start_step: int) -> list[np.ndarray]:
         it = iter(task.dataset("train_data", start_step=start_step))

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing")
 POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
-MODES = ("train", "eval", "train_and_eval", "export")
+MODES = ("train", "eval", "train_and_eval", "export", "predict")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -96,10 +96,10 @@ def flag_bool(value: str) -> bool:
 
 
 def _experiments() -> list[str]:
-    # trainer.config imports only yaml; kept out of this module's imports so Beam workers never need it
-    from trainer.config import EXPERIMENTS
+    # the registry imports no TensorFlow; kept out of this module's imports so Beam workers never need it
+    from trainer.experiments import NAMES
 
-    return sorted(EXPERIMENTS)
+    return sorted(NAMES)
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -114,7 +114,9 @@ def task_parser() -> StrictParser:
                      description="Trains, evaluates or exports an experiment (Model Garden style config).")
     p.add_argument("--experiment", required=True, choices=_experiments(), help="The named experiment.")
     p.add_argument("--mode", required=True, choices=MODES,
-                   help="train, eval (the latest checkpoint), train_and_eval, or export (TF Hub encoder).")
+                   help="train, eval (the latest checkpoint), train_and_eval, export (the experiment's export: a "
+                        "TF Hub encoder, or the classifier) or predict (bert/sentence_prediction: a GLUE "
+                        "submission TSV).")
     p.add_argument("--model_dir", default="", help="Checkpoints, summaries, params.yaml; default $AIP_MODEL_DIR.")
     _config_flags(p)
     p.add_argument("--tpu", default="", help='TPU name, or "local" on a Vertex TPU VM; overrides the runtime.')

@@ -137,39 +137,6 @@ _RUNTIME = {
     "num_gpus": 0,
 }
 
-EXPERIMENTS: dict[str, dict[str, Any]] = {
-    "bert/pretraining": {
-        "task": {
-            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-            "model": {"encoder": dict(_ENCODER), "num_classes": 2},
-            # dynamic masking (records hold only ids and segments) draws this share of tokens
-            "masking": {"masked_lm_prob": 0.15, "random_token_prob": 0.1, "keep_token_prob": 0.1},
-            "train_data": _data_config(),
-            "validation_data": _data_config(is_training=False, drop_remainder=False),
-        },
-        "trainer": copy.deepcopy(_TRAINER),
-        "runtime": dict(_RUNTIME),
-    },
-    "labse/train": {
-        "task": {
-            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-            "model": {"encoder": dict(_ENCODER, vocab_size=501153), "normalize": True},
-            "logit_scale": 100.0,
-            "logit_margin": 0.3,
-            "bidirectional": True,
-            "cross_replica_negatives": True,
-            "train_data": _data_config(seq_length=64, lower_case=False),
-            "validation_data": _data_config(seq_length=64, lower_case=False, is_training=False,
-                                            drop_remainder=False),
-        },
-        "trainer": copy.deepcopy(_TRAINER),
-        "runtime": dict(_RUNTIME),
-    },
-}
-
-
 def _typed(key: str, default: Any, value: Any, where: str) -> Any:
     """``value`` checked against the type of ``default`` (ints are accepted for floats)."""
     if default is None or value is None:
@@ -246,9 +213,11 @@ def parse_overrides(text: str) -> dict[str, Any]:
 
 def load_config(experiment: str, config_files: Sequence[str] = (), params_override: str = "") -> Params:
     """The experiment's defaults, then each YAML file in order, then the overrides."""
-    if experiment not in EXPERIMENTS:
-        raise ConfigError(f"--experiment {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
-    cfg = copy.deepcopy(EXPERIMENTS[experiment])
+    from trainer import experiments  # the experiment modules build their defaults from this module's
+
+    if experiment not in experiments.NAMES:
+        raise ConfigError(f"--experiment {experiment!r} is not one of {', '.join(experiments.NAMES)}")
+    cfg = experiments.defaults(experiment)
     cfg["experiment"] = experiment  # so a run's params.yaml can be passed back as --config_file
     explicit: set[str] = set()
     for path in config_files:

@@ -84,9 +84,9 @@ def build_export_model(experiment: str, task_cfg: Any, parts: dict[str, Any], ex
     tf_keras.mixed_precision.set_global_policy("float32")
     try:
         enc_cfg = task_cfg.model.encoder
+        if export_type == "model_with_mlm" and "mlm" not in parts:
+            raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
         if experiment == "labse/train":
-            if export_type == "model_with_mlm":
-                raise ConfigError("--export_type=model_with_mlm needs a bert/pretraining checkpoint")
             model, new_parts = modeling.build_dual_encoder(task_cfg)
         elif export_type == "model_with_mlm":
             pretrainer, new_parts = modeling.build_pretrainer(task_cfg)

@@ -32,10 +32,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainer.cli import HelpFormatter, StrictParser
+from trainer.experiments import NAMES
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PYTHON_MODULE = "trainer.task"
-EXPERIMENTS = ("bert/pretraining", "labse/train")
+EXPERIMENTS = tuple(NAMES)
 
 DEFAULT_IMAGES = {
     "cpu": "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",

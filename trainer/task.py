@@ -5,8 +5,10 @@
         --params_override=task.train_data.input_path=gs://b/pairs/train-*,trainer.train_steps=20000 --tpu=local
 
 Modes: ``train``, ``eval`` (the latest checkpoint), ``train_and_eval`` (evaluates every
-``trainer.validation_interval`` steps and at the end), ``export`` (the latest checkpoint as a TF Hub
-encoder under ``$AIP_MODEL_DIR`` or ``<model_dir>/export``). A bad flag, config key or data spec ends
+``trainer.validation_interval`` steps and at the end), ``export`` (the latest checkpoint as the
+experiment exports it under ``$AIP_MODEL_DIR`` or ``<model_dir>/export``: a TF Hub encoder, or for
+``bert/sentence_prediction`` the classifier), ``predict`` (``bert/sentence_prediction``: the latest
+checkpoint over ``task.validation_data`` as a GLUE submission TSV). A bad flag, config key or data spec ends
 the process at start-up with one line on stderr and exit status 2.
 """
 
@@ -31,14 +33,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
-    from trainer import train_lib
-    from trainer.tasks import TASKS
+    from trainer import experiments, train_lib
 
     cfg, init_source = train_lib.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
 
+    if args.mode == "predict" and not hasattr(experiments.module(args.experiment), "predict"):
+        raise ConfigError(f"--mode=predict is not defined for --experiment={args.experiment}")
     if args.mode != "export":  # the data and its spec are checked before any model is built
-        checker = TASKS[args.experiment](cfg)
-        checker.dataset("validation_data" if args.mode == "eval" else "train_data", check_only=True)
+        checker = experiments.make_task(cfg)
+        checker.dataset("validation_data" if args.mode in ("eval", "predict") else "train_data", check_only=True)
         if args.mode == "train_and_eval" and cfg.task.validation_data.input_path:
             checker.dataset("validation_data", check_only=True)
 
@@ -51,11 +54,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     trainer.restore()
     if args.mode == "eval":
         return trainer.evaluate()
-    from trainer import export_tfhub
+    if args.mode == "predict":
+        experiments.module(args.experiment).predict(trainer)
+        return {}
+    # the vocabulary and casing the run trained with (as trainer.export_tfhub takes them), checked
+    # against what the training data records
+    from trainer.export_tfhub import export_vocabulary, run_vocab_and_casing
 
-    vocab = cfg.task.train_data.vocab_file
-    export_tfhub.export(trainer, "model", os.path.join(trainer.dirs.export, "encoder"), vocab,
-                        cfg.task.train_data.lower_case)
+    vocab, lower = run_vocab_and_casing(trainer.dirs.model, cfg, "", "")
+    vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
+    experiments.module(args.experiment).export(trainer, trainer.dirs.export, vocab, lower)
     return {}
 
 

@@ -21,10 +21,9 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from trainer import checkpoints
+from trainer import checkpoints, experiments
 from trainer.config import Params, to_yaml
 from trainer.optimization import make_optimizer
-from trainer.tasks import TASKS
 
 log = logging.getLogger("trainer")
 
@@ -93,7 +92,9 @@ def set_precision(runtime: Params) -> None:
 def resolve_init_source(cfg: Params) -> tuple[Params, checkpoints.Source | None]:
     """``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked against ``task.model.encoder``
     (one line and exit on a foreign layout or another shape), and ``cfg`` with the source's vocabulary and
-    casing as the data defaults. Called at start-up, before the data is checked."""
+    casing as the data defaults, and the defaults the experiment takes from its data
+    (``experiments.prepare``). Called at start-up, before the data is checked."""
+    cfg = experiments.prepare(cfg)
     task = cfg.task
     if task.init_checkpoint:
         source = checkpoints.open_checkpoint(task.init_checkpoint)
@@ -118,7 +119,7 @@ class Trainer:
             cfg, init_source = resolve_init_source(cfg)
         self.cfg = cfg
         self.init_source = init_source
-        self.task = TASKS[cfg.experiment](cfg)
+        self.task = experiments.make_task(cfg)
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
         with self.strategy.scope():
@@ -229,13 +230,27 @@ class Trainer:
         self.manager.save(checkpoint_number=self.step, check_interval=False)
         return metrics
 
+    def _keep_if_best(self, key: str, metrics: dict[str, float]) -> None:
+        best_dir = os.path.join(self.dirs.model, "best_checkpoint")
+        best_json = os.path.join(best_dir, "best.json")
+        if tf.io.gfile.exists(best_json):
+            with tf.io.gfile.GFile(best_json) as f:
+                best = json.load(f)[key]
+            if not (metrics[key] > best or (best != best and metrics[key] == metrics[key])):  # NaN: any number wins
+                return
+        path = self.checkpoint.write(os.path.join(best_dir, "ckpt"))
+        with tf.io.gfile.GFile(best_json, "w") as f:
+            json.dump({"step": self.step, "checkpoint": path, **metrics}, f, indent=1)
+
     def _learning_rate(self) -> tf.Tensor:
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         lr = inner.learning_rate
         return lr(self.optimizer.iterations) if callable(lr) else lr
 
     def evaluate(self) -> dict[str, float]:
-        """Validation metrics of the current weights, written to the ``eval`` summaries."""
+        """Validation metrics of the current weights, written to the ``eval`` summaries and to
+        ``<model_dir>/eval/metrics-STEP.json``; a task with ``best_metric_key`` also keeps the
+        checkpoint with its highest value in ``<model_dir>/best_checkpoint/`` (``best.json`` says which)."""
         if not self.cfg.task.validation_data.input_path:
             return {}
         self.task.dataset("validation_data", check_only=True)
@@ -243,5 +258,11 @@ class Trainer:
             lambda ctx: self.task.dataset("validation_data", ctx))
         metrics = self.task.evaluate(self.model, self.strategy, dataset, self.cfg.trainer.validation_steps)
         write_scalars(self._writer("eval"), self.step, metrics)
+        tf.io.gfile.makedirs(os.path.join(self.dirs.model, "eval"))
+        with tf.io.gfile.GFile(os.path.join(self.dirs.model, "eval", f"metrics-{self.step}.json"), "w") as f:
+            json.dump({"step": self.step, **metrics}, f, indent=1)
+        key = getattr(self.task, "best_metric_key", "")
+        if key in metrics:
+            self._keep_if_best(key, metrics)
         log.info("eval at step %d: %s", self.step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
         return metrics

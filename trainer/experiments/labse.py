@@ -1,0 +1,124 @@
+"""``labse/train``: the LaBSE dual encoder (shared weights, additive-margin bidirectional in-batch
+softmax). Its config defaults, data, model, step, metrics and export live here; the loop is
+``trainer.train_lib`` (see ``trainer.experiments.bert_pretraining`` for the step contract).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from trainer import data, losses, modeling
+from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
+
+NAME = "labse/train"
+
+DEFAULTS: dict[str, Any] = {
+    "task": {
+        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
+        "model": {"encoder": dict(_ENCODER, vocab_size=501153), "normalize": True},
+        "logit_scale": 100.0,
+        "logit_margin": 0.3,
+        "bidirectional": True,
+        "cross_replica_negatives": True,
+        "train_data": _data_config(seq_length=64, lower_case=False),
+        "validation_data": _data_config(seq_length=64, lower_case=False, is_training=False,
+                                        drop_remainder=False),
+    },
+    "trainer": copy.deepcopy(_TRAINER),
+    "runtime": dict(_RUNTIME),
+}
+
+
+def prepare(cfg: Any) -> Any:
+    """Nothing to take from the data: the spec next to the records is checked by ``dataset``."""
+    return cfg
+
+
+def export(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
+    """``--mode=export``: the sentence encoder as a TF Hub SavedModel (``trainer.export_tfhub``)."""
+    import os
+
+    from trainer import export_tfhub
+
+    return [export_tfhub.export(trainer, "model", os.path.join(export_dir, "encoder"), vocab_file, lower_case)]
+
+
+def _side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
+    return {n: features[f"{side}_{n}"] for n in modeling.INPUT_NAMES}
+
+
+class Task:
+    """``labse/train``: a shared encoder, additive-margin bidirectional in-batch softmax, and with
+    ``cross_replica_negatives`` every replica's embeddings gathered so each pair competes against
+    the whole global batch."""
+
+    name = NAME
+    head_roles: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.task = cfg.task
+
+    def build_model(self) -> tuple[tf_keras.Model, dict[str, Any]]:
+        return modeling.build_dual_encoder(self.task)
+
+    def dataset(self, section: str, input_context: tf.distribute.InputContext | None = None,
+                check_only: bool = False, start_step: int = 0) -> tf.data.Dataset | None:
+        """``start_step``: the step a resumed run starts at (see ``data.input_seed``)."""
+        return data.pairs_dataset(self.task, self.task[section], f"task.{section}", input_context,
+                                  data.input_seed(self.cfg.trainer.seed, start_step), check_only)
+
+    def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
+             global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        src = model(_side(features, "src"), training=training)["pooled_output"]
+        tgt = model(_side(features, "tgt"), training=training)["pooled_output"]
+        if self.task.cross_replica_negatives:
+            all_src, offset = losses.gather_from_replicas(src)
+            all_tgt, _ = losses.gather_from_replicas(tgt)
+        else:
+            all_src, all_tgt, offset = src, tgt, tf.constant(0, tf.int32)
+        out = losses.in_batch_softmax_loss_sum(src, tgt, all_src, all_tgt, offset, self.task.logit_scale,
+                                               self.task.logit_margin, self.task.bidirectional)
+        stats = {"loss_sum": out["loss"], "src_to_tgt_correct": out["src_to_tgt_correct"],
+                 "examples": tf.cast(tf.shape(src)[0], tf.float32)}
+        if "tgt_to_src_correct" in out:
+            stats["tgt_to_src_correct"] = out["tgt_to_src_correct"]
+        return out["loss"] / global_batch, stats
+
+    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        n = max(sums["examples"], 1.0)
+        out = {"loss": sums["loss_sum"] / n, "in_batch_src_to_tgt_accuracy": sums["src_to_tgt_correct"] / n}
+        if "tgt_to_src_correct" in sums:
+            out["in_batch_tgt_to_src_accuracy"] = sums["tgt_to_src_correct"] / n
+        return out
+
+    def evaluate(self, model: tf_keras.Model, strategy: tf.distribute.Strategy, dataset: Any,
+                 steps: int) -> dict[str, float]:
+        """Retrieval precision@1 in both directions over all validation pairs (embeddings on the host)."""
+
+        @tf.function
+        def run(features: dict[str, tf.Tensor]) -> tuple[Any, Any]:
+            def embed(f: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+                return (model(_side(f, "src"), training=False)["pooled_output"],
+                        model(_side(f, "tgt"), training=False)["pooled_output"])
+            return strategy.run(embed, args=(features,))
+
+        srcs, tgts = [], []
+        for i, features in enumerate(dataset):
+            if 0 <= steps <= i:
+                break
+            s, t = run(features)
+            srcs += [np.asarray(x) for x in strategy.experimental_local_results(s)]
+            tgts += [np.asarray(x) for x in strategy.experimental_local_results(t)]
+        if not srcs:
+            return {}
+        src, tgt = np.concatenate(srcs), np.concatenate(tgts)
+        return {"retrieval_precision_at_1_src_to_tgt": losses.retrieval_precision_at_1(src, tgt),
+                "retrieval_precision_at_1_tgt_to_src": losses.retrieval_precision_at_1(tgt, src),
+                "validation_pairs": float(len(src))}
