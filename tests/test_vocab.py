@@ -139,7 +139,8 @@ def test_wordpiece_split_is_greedy_longest_match():
     vocab = {"un", "##aff", "##able", "a", "##f", "##ff"}
     assert wp.wordpiece_split("unaffable", vocab) == ["un", "##aff", "##able"]
     assert wp.wordpiece_split("unx", vocab) is None
-    assert wp.wordpiece_split("a" * 201, {"a", "##a"}) is None
+    assert wp.wordpiece_split("a" * 401, {"a", "##a"}) is None
+    assert wp.wordpiece_split("a" * 400, {"a", "##a"}) == ["a"] + ["##a"] * 399
 
 
 def test_reserved_tokens_give_bert_special_ids_and_reject_duplicates():

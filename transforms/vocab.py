@@ -35,19 +35,14 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from specs.vocabulary import CJK_RANGES, CLS, MASK, PAD, REFERENCE_MAX_CHARS_PER_WORD, SEP, UNK
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.errors import ConfigError
 from transforms.files import LineBatch, ReadLineBatches
 
-PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 JOINER = "##"
-# BERT's WordpieceTokenizer turns a word longer than this into [UNK] (google-research/bert).
-MAX_CHARS_PER_WORD = 200
-
-# The CJK ideograph blocks BERT's tokenizer isolates (tokenization.py, _is_chinese_char). Hiragana,
-# Katakana and Hangul are deliberately not in it: those form words.
-CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-              (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+# A word longer than this is [UNK], as the tokenizer that will use the vocabulary has it.
+MAX_CHARS_PER_WORD = REFERENCE_MAX_CHARS_PER_WORD
 _ASCII_PUNCT = "".join(chr(c) for c in [*range(33, 48), *range(58, 65), *range(91, 97), *range(123, 127)])
 
 
