@@ -46,7 +46,7 @@ from transforms import finetune_pairs as fp
 from transforms import runtime
 from transforms.bert_tokenization import BertTokenizer
 from transforms.errors import ConfigError
-from transforms.files import WriteSpec, match_files, write_spec_files
+from transforms.files import WriteSpec, match_files, read_bytes, write_spec_files
 from transforms.finetune_tasks import SPLITS, TEST, TRAIN, RowFormat, glue_task
 
 META_DATA_FILE = "meta_data.json"
@@ -137,7 +137,7 @@ def run_folder(o: FinetuneDataOptions) -> tuple[str, list[str] | None]:
 
 def make_tokenizer(o: FinetuneDataOptions) -> BertTokenizer:
     """The job's tokenizer, built as pipelines.pretrain_data builds it (the one place to change it)."""
-    return BertTokenizer(Vocabulary.load(o.vocab_file, o.do_lower_case))
+    return BertTokenizer(Vocabulary.load(o.vocab_file, o.do_lower_case, reader=read_bytes))
 
 
 def reference_outputs(o: FinetuneDataOptions) -> dict[str, str]:

@@ -33,7 +33,7 @@ from specs.vocabulary import Vocabulary
 from transforms import runtime
 from transforms.bert_tokenization import BertTokenizer
 from transforms.errors import ConfigError
-from transforms.files import WriteShards, match_files, shard_name
+from transforms.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.pretraining import (
     CreatePretrainingExamples,
     CreateTlmExamples,
@@ -234,7 +234,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         language_pattern = re.compile(o.language_pattern) if o.language_pattern else None
     except re.error as e:
         raise ConfigError(f"--language_pattern {o.language_pattern!r}: {e}") from None
-    vocab = Vocabulary.load(o.vocab_file, o.do_lower_case)
+    vocab = Vocabulary.load(o.vocab_file, o.do_lower_case, reader=read_bytes)
     info = VocabInfo.from_vocabulary(vocab)
     tokenizer = BertTokenizer(vocab)
     spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq,

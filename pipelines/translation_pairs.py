@@ -26,7 +26,7 @@ from specs.vocabulary import Vocabulary
 from transforms import dedup, runtime, scripts
 from transforms import translation as tr
 from transforms.errors import ConfigError
-from transforms.files import match_files
+from transforms.files import match_files, read_bytes
 from transforms.runtime import Built, CommonOptions, main
 
 # Decontaminate's longest n-gram. With it and no sentence matching, a pair is excluded when a side equals
@@ -128,7 +128,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         if not o.vocab_file:
             raise ConfigError("--materialize_tokens needs --vocab_file")
         match_files([o.vocab_file], "--vocab_file")
-        vocab = Vocabulary.load(o.vocab_file, o.lower_case)
+        vocab = Vocabulary.load(o.vocab_file, o.lower_case, reader=read_bytes)
         if o.seq_length < 3:
             raise ConfigError(f"--seq_length: {o.seq_length} leaves no room for [CLS] text [SEP]")
     if o.num_shards < 0 or o.records_per_shard < 1:

@@ -181,11 +181,8 @@ def _read_bytes(path: str) -> bytes:
     if "://" not in path:
         with open(path, "rb") as f:
             return f.read()
-    if "apache_beam" in sys.modules:  # on a Beam worker: the filesystems the pipeline configured
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(path, compression_type="uncompressed") as f:
-            return f.read()
+    # specs/ imports neither side's I/O at module level: the pipelines pass Beam's FileSystems as the
+    # ``reader`` (transforms.files.read_bytes); the trainer lands here.
     import tensorflow as tf
 
     with tf.io.gfile.GFile(path, "rb") as f:

@@ -55,6 +55,13 @@ class LineBatch(NamedTuple):
     lines: list[tuple[int, bytes]]
 
 
+def read_bytes(path: str) -> bytes:
+    """A small file's bytes (a vocabulary, a sidecar) through Beam's FileSystems: local, gs:// or any
+    filesystem the pipeline's options configure."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
 def match_files(patterns: Sequence[str], flag: str = "--input") -> list[str]:
     """Expands files and globs (local or gs://) to a sorted list of paths; fails with one line if a
     pattern matches nothing or cannot be listed."""
