@@ -226,6 +226,7 @@ def test_bad_arguments_fail_with_one_line(tmp_path, capsys, shared_data):
     assert "no record files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_chain_vocab_then_pretrain_data_then_inspect(shared_data, tmp_path):
     """What `make demo` runs, as commands: learn a vocabulary, build pretraining records with it,
     inspect them. (Separate processes also keep the two jobs' Beam options apart.)"""

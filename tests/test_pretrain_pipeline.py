@@ -213,6 +213,7 @@ def _data(out: pathlib.Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("pretrain-*"))}
 
 
+@pytest.mark.slow
 def test_byte_identical_across_runner_modes_and_a_new_seed_changes_masks(small_corpus):
     corpus, vocab, tmp = small_corpus
     flags = [f"--input_file={corpus}", f"--vocab_file={vocab}", "--do_lower_case=false", "--dupe_factor=3",

@@ -180,6 +180,7 @@ def _tree_bytes(root: pathlib.Path) -> dict[str, bytes]:
             if p.is_file() and not run_folder.is_marker(p.name)}
 
 
+@pytest.mark.slow
 def test_byte_identical_across_runner_modes(shared_data, tmp_path):
     inputs = [f"--input={shared_data / 'stackexchange' / s}" for s in SITES[1:3]]
     a, b = tmp_path / "a", tmp_path / "b"

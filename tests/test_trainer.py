@@ -240,6 +240,7 @@ def test_spec_mismatch_fails_at_start_up_with_one_line(corpus, tmp_path, capsys)
     assert "matches no files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     import tensorflow_hub as hub
     import tf_keras
@@ -303,6 +304,7 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_bert_pretraining_static_and_dynamic_masking_and_mlm_export(corpus, tmp_path):
     import tensorflow_hub as hub
 
@@ -339,6 +341,7 @@ def test_bert_pretraining_static_and_dynamic_masking_and_mlm_export(corpus, tmp_
     assert dyn_metrics["loss"] < first_loss(tmp_path / "dynamic")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_from_the_saved_step_with_its_optimizer_state(corpus, tmp_path):
     model_dir = tmp_path / "run"
     override = (f"{_encoder_override(corpus)},task.train_data.input_path={corpus['mlm_dynamic']},"

@@ -17,6 +17,9 @@ from specs.translation import tokenized_pairs_spec
 from trainer import config, export_tfhub, modeling, train_lib
 from transforms import runtime
 
+# Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
+pytestmark = pytest.mark.slow
+
 LANGS = ("deu", "fra", "spa", "ita")
 SEQ = 24
 STEPS = 80  # as in test_trainer's LaBSE run: at 40 the in-batch accuracy could stay near chance

@@ -15,6 +15,9 @@ from pipelines import translation_pairs
 from transforms import runtime, scripts, textnorm
 from transforms import translation as tr
 
+# Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
+pytestmark = pytest.mark.slow
+
 SEQ_LENGTH = 32
 
 
