@@ -40,6 +40,22 @@ def prepare(cfg: Any) -> Any:
     return module(cfg.experiment).prepare(cfg)
 
 
+def unchanged(cfg: Any) -> Any:
+    """``prepare`` of an experiment that takes nothing from its data (its ``dataset`` checks the spec
+    beside the records)."""
+    return cfg
+
+
+def export_encoder(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
+    """``export`` of an experiment whose product is the encoder: a TF Hub SavedModel under
+    ``export_dir/encoder`` (``trainer.export_tfhub``)."""
+    import os
+
+    from trainer import export_tfhub
+
+    return [export_tfhub.export(trainer, "model", os.path.join(export_dir, "encoder"), vocab_file, lower_case)]
+
+
 def make_task(cfg: Any) -> Any:
     """The experiment's ``Task`` for ``cfg``."""
     return module(cfg.experiment).Task(cfg)

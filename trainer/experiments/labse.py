@@ -14,6 +14,7 @@ import tf_keras
 
 from trainer import data, losses, modeling
 from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
+from trainer.experiments import export_encoder, unchanged
 
 NAME = "labse/train"
 
@@ -35,18 +36,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def prepare(cfg: Any) -> Any:
-    """Nothing to take from the data: the spec next to the records is checked by ``dataset``."""
-    return cfg
-
-
-def export(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
-    """``--mode=export``: the sentence encoder as a TF Hub SavedModel (``trainer.export_tfhub``)."""
-    import os
-
-    from trainer import export_tfhub
-
-    return [export_tfhub.export(trainer, "model", os.path.join(export_dir, "encoder"), vocab_file, lower_case)]
+# Nothing to take from the data; the product is the encoder.
+prepare = unchanged
+export = export_encoder
 
 
 def _side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
