@@ -108,6 +108,10 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tm
         lambda ctx: trainer.task.dataset("validation_data", ctx))
     got = trainer.task.gather(trainer.model, trainer.strategy, dataset)
     assert got["example_id"].tolist() == list(range(glue["sst_dev"]))
+    # 150 dev rows in batches of 32: five batches of one static shape, the last padded with weight 0
+    batches = list(trainer.task.dataset("validation_data"))
+    assert trainer.task.dataset("validation_data").element_spec["input_word_ids"].shape == (32, SEQ)
+    assert [int(b["is_real_example"].numpy().sum()) for b in batches] == [32, 32, 32, 32, 22]
     assert result["examples"] == glue["sst_dev"]
     predictions = np.argmax(got["logits"], axis=-1)
     assert result["accuracy"] == metrics.accuracy(got["label_ids"], predictions)
@@ -136,6 +140,15 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tm
     want = trainer.model(inputs, training=False)["logits"].numpy()
     exported = tf.saved_model.load(str(tmp_path / "run" / "export" / "classifier"))
     np.testing.assert_allclose(exported.signatures["serving_default"](**inputs)["logits"].numpy(), want,
+                               atol=1e-5)
+    # the same classifier from the export command, as TF Hub users call it
+    from trainer import export_tfhub
+
+    assert export_tfhub.main(["--experiment=bert/sentence_prediction", f"--model_dir={tmp_path / 'run'}",
+                              f"--config_file={TINY}", f"--params_override={_override(glue['sst'])}",
+                              "--export_type=classifier", f"--export_path={tmp_path / 'hub_classifier'}"]) == 0
+    hub_classifier = tf.saved_model.load(str(tmp_path / "hub_classifier"))
+    np.testing.assert_allclose(hub_classifier.signatures["serving_default"](**inputs)["logits"].numpy(), want,
                                atol=1e-5)
     text = tf.saved_model.load(str(tmp_path / "run" / "export" / "text_classifier"))
     sentences = [r.split("\t")[0] for r in (glue["root"] / "SST-2_tsv" / "dev.tsv").read_text(

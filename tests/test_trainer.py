@@ -432,3 +432,17 @@ def tf_keras_adamw():
     import tf_keras
 
     return tf_keras.optimizers.AdamW
+
+
+def test_evaluation_batches_are_padded_to_one_static_shape_with_zero_weights():
+    features = {"input_word_ids": tf.reshape(tf.range(3 * 4, dtype=tf.int32), [3, 4]),
+                "is_real_example": tf.ones([3], tf.float32), "example_id": tf.constant([7, 8, 9], tf.int64)}
+    padded = data.pad_batch(features, 5)
+    assert padded["input_word_ids"].shape == (5, 4)
+    assert padded["is_real_example"].numpy().tolist() == [1, 1, 1, 0, 0]
+    np.testing.assert_array_equal(padded["input_word_ids"].numpy()[:3], features["input_word_ids"].numpy())
+    assert not padded["input_word_ids"].numpy()[3:].any()
+    # in a dataset the batch dimension becomes static: one compiled shape on TPU for every batch
+    ds = tf.data.Dataset.from_tensor_slices(features).batch(2).map(lambda f: data.pad_batch(f, 2))
+    assert ds.element_spec["input_word_ids"].shape == (2, 4)
+    assert [b["is_real_example"].numpy().tolist() for b in ds] == [[1, 1], [1, 0]]

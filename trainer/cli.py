@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing")
+EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing", "classifier", "text_classifier")
 POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 
@@ -125,13 +125,16 @@ def task_parser() -> StrictParser:
 
 def export_parser() -> StrictParser:
     p = StrictParser(prog="python -m trainer.export_tfhub",
-                     description="Exports a trained model as TF Hub SavedModels (encoder, MLM, preprocessing).")
+                     description="Exports a trained model as TF Hub SavedModels (encoder, MLM, preprocessing, "
+                                 "classifier).")
     p.add_argument("--experiment", required=True, help="The experiment the model was trained with.")
     p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint is exported).")
     p.add_argument("--checkpoint_path", default="", help="A specific checkpoint instead of the latest.")
     _config_flags(p)
     p.add_argument("--export_type", default="model", choices=EXPORT_TYPES,
-                   help="model (encoder), model_with_mlm (+ mlm signature) or preprocessing.")
+                   help="model (encoder), model_with_mlm (+ mlm signature), preprocessing, or for "
+                        "bert/sentence_prediction classifier (encoder inputs -> logits) or text_classifier "
+                        "(strings -> logits).")
     p.add_argument("--export_path", required=True, help="Where the SavedModel is written.")
     p.add_argument("--vocab_file", default="", help="Defaults to the run's task.train_data.vocab_file.")
     p.add_argument("--do_lower_case", default="", choices=("", "true", "false"),
@@ -181,3 +184,17 @@ PARSERS = {"task": task_parser, "export_tfhub": export_parser, "evaluate": evalu
 def parse_early(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parses a command's arguments (``--help`` answers and exits here, as does a bad flag)."""
     return PARSERS[command]().parse_args(sys.argv[1:] if argv is None else list(argv))
+
+
+def one_line_errors(body: Callable[[], object]) -> int:
+    """Runs a command's ``body``: 0 when it returns; a configuration or spec error (``ConfigError``,
+    ``specs.SpecError``) becomes its one line on stderr and exit status 2, before or instead of work."""
+    import specs
+    from trainer.config import ConfigError
+
+    try:
+        body()
+    except (ConfigError, specs.SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

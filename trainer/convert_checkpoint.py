@@ -30,6 +30,7 @@ import tensorflow as tf
 import yaml
 
 from trainer import checkpoints
+from trainer.cli import one_line_errors
 from trainer.config import ConfigError
 
 log = logging.getLogger("trainer")
@@ -99,16 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output_dir", required=True)
     p.add_argument("--layout", required=True, choices=("model_garden", "tf1"))
     args = p.parse_args(argv)
-    try:
+
+    def body() -> None:
         if not (args.model_dir or args.checkpoint_path):
             raise ConfigError("pass --model_dir (a run) or --checkpoint_path")
         source = checkpoints.open_checkpoint(args.checkpoint_path or args.model_dir,
                                              "--checkpoint_path" if args.checkpoint_path else "--model_dir")
         convert(source, args.layout, args.output_dir, run_params(args.model_dir))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return one_line_errors(body)
 
 
 if __name__ == "__main__":

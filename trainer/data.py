@@ -143,11 +143,25 @@ def element_seed(record: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.bitwise.bitwise_xor(fp, tf.constant(seed, tf.int64)), tf.cast(epoch, tf.int64)])
 
 
+def pad_batch(features: dict[str, tf.Tensor], batch: int) -> dict[str, tf.Tensor]:
+    """Every feature zero-padded along the batch axis to ``batch`` rows, with that static size (Google
+    BERT's ``PaddingInputExample`` on TPU, done on batches so no padding record is ever written)."""
+    def pad(x: tf.Tensor) -> tf.Tensor:
+        missing = batch - tf.shape(x)[0]
+        padded = tf.pad(x, tf.concat([[[0, missing]], tf.zeros([tf.rank(x) - 1, 2], tf.int32)], axis=0))
+        return tf.ensure_shape(padded, [batch, *x.shape[1:]])
+    return {k: pad(v) for k, v in features.items()}
+
+
 def make_dataset(files: list[str], data_cfg: Any, input_context: tf.distribute.InputContext | None, seed: int,
                  parse_batch: Callable[[tf.Tensor], dict[str, tf.Tensor]] | None = None,
-                 parse_one: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]] | None = None) -> tf.data.Dataset:
+                 parse_one: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]] | None = None,
+                 pad_final_batch: bool = False) -> tf.data.Dataset:
     """Batches of features for one input pipeline: either ``parse_batch(serialized[batch])`` after
-    batching, or ``parse_one(serialized, element_seed)`` per record when it needs per-element randomness."""
+    batching, or ``parse_one(serialized, element_seed)`` per record when it needs per-element randomness.
+    ``pad_final_batch`` (evaluation): the last, partial batch is zero-padded to the full batch and every
+    batch gets a static batch dimension, so a TPU compiles one shape and evaluates every record; the
+    features must carry a weight (``is_real_example``) that zero padding switches off."""
     batch = (input_context.get_per_replica_batch_size(data_cfg.global_batch_size) if input_context
              else data_cfg.global_batch_size)
     ordered = not data_cfg.is_training or data_cfg.deterministic
@@ -166,6 +180,8 @@ def make_dataset(files: list[str], data_cfg: Any, input_context: tf.distribute.I
     else:
         ds = ds.map(lambda r, e: r).batch(batch, drop_remainder=data_cfg.drop_remainder)
         ds = ds.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    if pad_final_batch:
+        ds = ds.map(lambda features: pad_batch(features, batch))
     options = tf.data.Options()
     options.deterministic = ordered
     return ds.with_options(options).prefetch(AUTOTUNE)

@@ -15,6 +15,9 @@
   ``tokenize.get_special_tokens_dict()``), ``bert_pack_inputs`` (a list of one or two tokenised
   segments, ``seq_length`` default 128 -> the three encoder inputs) and calling the model on a batch of
   strings (one segment, length 128). Loading it needs ``import tensorflow_text`` (its ops).
+- ``classifier`` / ``text_classifier`` (``bert/sentence_prediction``): the fine-tuned classifier over
+  the encoder inputs (-> ``logits``), or over raw strings with the run's tokenisation inside (one text,
+  or ``classify_pairs``); ``trainer.task --mode=export`` writes both.
 
 When the run trained on tokens a tensorflow-transform job materialised (``transform_output_dir``), both
 exports embed that job's own transform graph (``tft.TFTransformOutput(DIR).transform_features_layer()``),
@@ -46,9 +49,8 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 import tensorflow as tf
 import tf_keras
 
-import specs
 from trainer import modeling
-from trainer.cli import EXPORT_TYPES, POOLERS, parse_early
+from trainer.cli import EXPORT_TYPES, POOLERS, one_line_errors, parse_early
 from trainer.config import ConfigError, load_config
 from trainer.tokenization import DEFAULT_SEQ_LENGTH, BertTokenization
 
@@ -255,6 +257,15 @@ def export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lo
     if export_type == "preprocessing":
         save_preprocessing(export_path, vocab_file, lower_case, data_cfg.tokenizer, transform_dir)
         return export_path
+    if export_type in ("classifier", "text_classifier"):
+        if trainer.cfg.experiment != "bert/sentence_prediction":
+            raise ConfigError(f"--export_type={export_type} needs a bert/sentence_prediction run, not "
+                              f"{trainer.cfg.experiment}")
+        from trainer.experiments import sentence_prediction
+
+        save = (sentence_prediction.save_classifier if export_type == "classifier"
+                else sentence_prediction.save_text_classifier)
+        return save(trainer, export_path, vocab_file, lower_case)
     model = build_export_model(trainer.cfg.experiment, trainer.cfg.task, trainer.parts, export_type, pooler)
     save_encoder(model, export_path, vocab_file, lower_case, transform_dir)
     return export_path
@@ -291,14 +302,15 @@ def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     args = parse_early("export_tfhub", argv)
-    try:
+
+    def body() -> None:
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
         vocab, lower = run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
             vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
                                cfg.task.train_data.transform_output_dir)
-            return 0
+            return
         from trainer import train_lib
 
         trainer = train_lib.Trainer(cfg, args.model_dir or os.path.dirname(args.checkpoint_path),
@@ -311,10 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")
             trainer.restore()
         export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
-    except (ConfigError, specs.SpecError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return one_line_errors(body)
 
 
 if __name__ == "__main__":

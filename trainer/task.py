@@ -20,7 +20,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-import specs
 from trainer import cli
 from trainer.config import ConfigError, load_config
 
@@ -70,12 +69,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        run(argv)
-    except (ConfigError, specs.SpecError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.one_line_errors(lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ records), as Model Garden's ``sentence_prediction`` task does.
 - Defaults from the data (``prepare``): ``num_classes``, ``seq_length``, ``label_type``, the label
   names and the vocabulary/casing come from the ``meta_data.json`` next to the records (else the spec);
   an explicit setting that contradicts them stops at start-up with one line.
-- Evaluation: every validation record once (padding records, ``is_real_example = 0``, excluded),
+- Evaluation: every validation record once, in batches of one static size (the last one zero-padded,
+  its padding rows ``is_real_example = 0`` and excluded, so a TPU evaluates the whole dev set),
   predictions gathered on the host and scored with ``trainer.metrics``: accuracy, F1 (two classes) and
   Matthews correlation, or Pearson, Spearman and their mean. ``task.metric_type`` names the one the
   loop keeps the best checkpoint by.
@@ -236,7 +237,7 @@ class Task:
                     "example_id": p["example_id"]}
 
         return data.make_dataset(files, data_cfg, input_context, data.input_seed(self.cfg.trainer.seed, start_step),
-                                 parse_batch=parse)
+                                 parse_batch=parse, pad_final_batch=not data_cfg.is_training)
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -363,11 +364,8 @@ class TextClassifier(tf.Module):
         return self.classifier(self.tokenization(texts_a, texts_b, seq_length=self.seq_length), training=False)
 
 
-def export_classifier(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
-    """``classifier/`` (inputs ``input_word_ids``, ``input_mask``, ``input_type_ids`` int32 ``[batch,
-    seq]`` -> ``logits``) and, when the run's vocabulary is known, ``text_classifier/`` (strings ->
-    ``logits``); both float32 copies of the trained weights, loadable with ``tf.saved_model.load`` /
-    ``hub.load``. Returns the paths written."""
+def _float32_classifier(trainer: Any) -> tf_keras.Model:
+    """A float32 copy of the trained classifier (whatever precision it trained in)."""
     previous = tf_keras.mixed_precision.global_policy()
     tf_keras.mixed_precision.set_global_policy("float32")
     try:
@@ -375,20 +373,44 @@ def export_classifier(trainer: Any, export_dir: str, vocab_file: str, lower_case
     finally:
         tf_keras.mixed_precision.set_global_policy(previous)
     model.set_weights(trainer.model.get_weights())
+    return model
+
+
+def save_classifier(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
+    """The classifier over TF Hub's encoder inputs (``input_word_ids``, ``input_mask``,
+    ``input_type_ids`` int32 ``[batch, seq]`` -> ``logits``), ``vocab_file`` and ``do_lower_case``
+    attached as on a Hub encoder."""
+    model = _float32_classifier(trainer)
     spec = {n: tf.TensorSpec([None, None], tf.int32, n) for n in modeling.INPUT_NAMES}
     serve = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(spec)
-    written = [os.path.join(export_dir, "classifier")]
     if vocab_file:
         model.vocab_file = tf.saved_model.Asset(vocab_file)
     model.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
-    tf.saved_model.save(model, written[0], signatures={"serving_default": serve})
+    tf.saved_model.save(model, path, signatures={"serving_default": serve})
+    return path
+
+
+def save_text_classifier(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
+    """The classifier over raw strings (one text, or ``classify_pairs``) with the run's tokenisation
+    inside, at the run's ``seq_length``."""
+    if not vocab_file:
+        raise ConfigError("a text classifier needs the run's vocabulary (--vocab_file or task.train_data.vocab_file)")
+    text_model = TextClassifier(_float32_classifier(trainer), vocab_file, lower_case,
+                                trainer.cfg.task.train_data.seq_length, trainer.cfg.task.train_data.tokenizer)
+    tf.saved_model.save(text_model, path, signatures={
+        "serving_default": text_model.__call__.get_concrete_function(),
+        "classify_pairs": text_model.classify_pairs.get_concrete_function()})
+    return path
+
+
+def export_classifier(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
+    """``classifier/`` (``save_classifier``) and, when the run's vocabulary is known,
+    ``text_classifier/`` (``save_text_classifier``); loadable with ``tf.saved_model.load`` /
+    ``hub.load``. Returns the paths written."""
+    written = [save_classifier(trainer, os.path.join(export_dir, "classifier"), vocab_file, lower_case)]
     if vocab_file:
-        text_model = TextClassifier(model, vocab_file, lower_case, trainer.cfg.task.train_data.seq_length,
-                                    trainer.cfg.task.train_data.tokenizer)
-        written.append(os.path.join(export_dir, "text_classifier"))
-        tf.saved_model.save(text_model, written[1], signatures={
-            "serving_default": text_model.__call__.get_concrete_function(),
-            "classify_pairs": text_model.classify_pairs.get_concrete_function()})
+        written.append(save_text_classifier(trainer, os.path.join(export_dir, "text_classifier"), vocab_file,
+                                            lower_case))
     else:
         log.info("no vocabulary known for the run (task.train_data.vocab_file): text_classifier not exported")
     return written
