@@ -15,7 +15,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms import accounting, files, seeding
+from transforms import accounting, files, runtime, seeding
 from transforms.runtime import local_runner
 
 
@@ -143,6 +143,27 @@ def test_accounting_identity_and_summary(tmp_path):
     assert (e["in"], e["out"], e["filtered"], e["dead_lettered"]) == (100, 60, {"multiple_of_3": 30}, {"bad": 10})
     assert s["balanced"] and e["balanced"]
     assert "holds for every stage" in accounting.format_summary(s)
+
+
+def test_ledger_collects_every_accounted_step_for_the_summary(tmp_path):
+    path = str(tmp_path / "summary.json")
+
+    class _KeepAgain(_Keep):
+        stage = "keep_again"
+
+    def build(p):
+        ledger = runtime.Ledger()
+        kept = ledger.add(accounting.apply_accounted(p | beam.Create(range(100)), "Keep", _Keep()))
+        tagged = ledger.add(kept | "KeepAgain" >> beam.ParDo(_KeepAgain()).with_outputs(
+            accounting.TALLY, accounting.DEAD_LETTER, main="out"))
+        built = ledger.built(outputs={"numbers": "nowhere"})
+        assert built.outputs == {"numbers": "nowhere"} and len(built.tallies) == len(built.dead_letters) == 2
+        assert_that(tagged.out, equal_to([x for x in range(100) if x % 10 and x % 3]), label="Kept")
+        _ = built.tallies | beam.Flatten() | accounting.WriteRunSummary(path)
+
+    _run(build)
+    stages = accounting.read_summary(path)["stages"]
+    assert stages["toy"]["total"]["in"] == 100 and stages["keep_again"]["total"]["in"] == 60
 
 
 def _frames(n: int) -> bytes:

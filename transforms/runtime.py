@@ -35,7 +35,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from specs import SpecError, run_folder
 from trainer.cli import HelpFormatter, flag_bool, flag_names, unknown_flag_message
-from transforms.accounting import WriteRunSummary, format_summary, read_summary
+from transforms.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.errors import ConfigError
 from transforms.files import WriteDeadLetters
 
@@ -195,6 +195,38 @@ class Built:
     dead_letters: list[beam.PCollection]
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     final_names: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Ledger:
+    """The accounting side channels of one pipeline, gathered while its ``build`` composes, so a step
+    reads like Beam's wordcount and no ``build`` keeps lists by hand::
+
+        ledger = runtime.Ledger()
+        lines = ledger.add(paths | "ReadLines" >> ReadLineBatches())
+        rows = ledger.add(lines | "ParseRows" >> beam.ParDo(Parse()).with_outputs(TALLY, DEAD_LETTER, main="rows"))
+        ...
+        return ledger.built(outputs={"pairs": folder})
+
+    ``add`` takes what an accounted step returns: an ``Accounted`` (its ``out`` comes back) or the
+    tagged outputs of a ``ParDo(...).with_outputs(TALLY, DEAD_LETTER, ...)`` (they come back whole,
+    for their other tags)."""
+
+    tallies: list[beam.PCollection] = dataclasses.field(default_factory=list)
+    dead_letters: list[beam.PCollection] = dataclasses.field(default_factory=list)
+
+    def add(self, result: Any) -> Any:
+        if isinstance(result, Accounted):
+            self.tallies.append(result.tally)
+            self.dead_letters.append(result.dead_letter)
+            return result.out
+        self.tallies.append(result[TALLY])
+        self.dead_letters.append(result[DEAD_LETTER])
+        return result
+
+    def built(self, outputs: dict[str, str] | None = None, final_names: dict[str, str] | None = None) -> Built:
+        """What ``build`` returns: every stage added so far, with the run's outputs."""
+        return Built(list(self.tallies), list(self.dead_letters), dict(outputs or {}), dict(final_names or {}))
 
 
 def local_runner() -> Any:
