@@ -62,8 +62,9 @@ TensorFlow).
 
 The package, by layer (every name above is importable from ``transforms.dedup`` itself):
 
-- records, plain Python: ``keys`` (texts, graph nodes, ranks, fingerprints), ``minhash`` (signatures
-  and LSH bands), ``records`` (the job's JSONL lines and tf.Examples);
+- records, plain Python: ``records`` (the job's JSONL lines and tf.Examples, parsed and written);
+- the algorithm, plain Python, tested without Beam: ``keys`` (texts, graph nodes, ranks,
+  fingerprints), ``minhash`` (signatures and LSH bands);
 - generic Beam graph steps: ``join`` (``StreamingJoin``), ``components`` (``ConnectedComponents``);
 - the transforms: ``keep`` (keying, one record per cluster), ``exact``, ``near``, ``decontaminate``,
   ``clusters`` (``ChainClusters``), ``read`` (``ReadDedupInput``), ``job`` (the rest of
