@@ -37,7 +37,8 @@ from typing import Any
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from transforms import minhash, textnorm  # noqa: E402
+from transforms import textnorm  # noqa: E402
+from transforms.dedup import minhash  # noqa: E402
 
 TEXT = REPO.parent / "shared" / "data" / "text"
 EDIT_RATES = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15)

@@ -72,7 +72,7 @@ def text_floor(lines: list[bytes]) -> float:
     """Seconds for lxml.etree.fromstring over every row line plus html_to_text of each Body."""
     from lxml import etree
 
-    from transforms.html_text import html_to_text
+    from transforms.stackexchange.html_text import html_to_text
 
     t = time.process_time()
     for ln in lines:

@@ -20,7 +20,6 @@ check); ``summary.json`` and ``dead_letter/`` as for every job.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -28,14 +27,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import specs
-from specs import dedup as dedup_specs
 from transforms import dedup, runtime
-from transforms.errors import ConfigError
-from transforms.files import WriteShards, WriteSpec, match_files
+from transforms.files import match_files
 from transforms.runtime import Built, CommonOptions, main
-
-STATS_FILE = "dedup_stats.json"
 
 
 class DedupOptions(CommonOptions):
@@ -83,124 +77,52 @@ def _split_list(values: list[str]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def _texts(record: dedup.JobRecord) -> tuple[str, ...]:
-    return record.texts
-
-
-def _rank(record: dedup.JobRecord) -> float:
-    return record.rank
-
-
-def _source(record: dedup.JobRecord) -> str:
-    return record.source
-
-
-def _input_spec(paths: list[str], text_fields: list[str]) -> specs.FeatureSpec:
-    """The spec found next to the TFRecord inputs (all alike), or one naming only the text fields."""
-    found: dict[str, specs.FeatureSpec] = {}
-    for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
-        schema = FileSystems.join(directory, specs.SCHEMA_FILE)
-        if FileSystems.exists(schema):
-            side = FileSystems.join(directory, specs.SPEC_FILE)
-            with FileSystems.open(schema) as f:
-                text = f.read().decode("utf-8")
-            spec_json = None
-            if FileSystems.exists(side):
-                with FileSystems.open(side) as f:
-                    spec_json = f.read().decode("utf-8")
-            found[directory] = specs.read_spec_text(text, spec_json)
-    if not found:
-        return dedup_specs.text_fields_spec(text_fields)
-    (first_dir, spec), *others = sorted(found.items())
-    for directory, other in others:
-        if other.features != spec.features:
-            raise ConfigError(f"--input: the spec in {directory} differs from the one in {first_dir}")
-    spec.require(dedup_specs.text_fields_spec(text_fields), where=first_dir)
-    return spec
-
-
-class _WriteStats(beam.DoFn):
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def process(self, stats: list[tuple[str, dict[str, Any]]]) -> None:
-        with FileSystems.create(self._path) as f:
-            f.write((json.dumps(dict(sorted(stats)), indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(DedupOptions)
     out_dir = options.view_as(CommonOptions).output_dir
     paths = match_files(_split_list(o.input))
     runtime.check_inputs_complete(_split_list(o.input), "--input", options, ours=False)
-    fmt = dedup.input_format(paths, o.format)
-    text_fields = _split_list([o.text_fields])
-    if not text_fields:
-        raise ConfigError("--text_fields is required (comma-separated field names)")
-    mode = o.key or ("one" if len(text_fields) == 1 else "pair")
-    if mode not in dedup.MODES:
-        raise ConfigError(f"--key must be one of {', '.join(dedup.MODES)}, not {mode!r}")
-    if mode == "one" and len(text_fields) != 1:
-        raise ConfigError(f"--key=one needs exactly one --text_fields, got {len(text_fields)}")
-    exclude = _split_list(o.exclude)
-    if o.no_exact and o.no_near and not exclude:
-        raise ConfigError("nothing to do: --no_exact and --no_near without --exclude")
-    if o.num_shards < 0 or o.records_per_shard < 1:
-        raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
-    spec = _input_spec(paths, text_fields) if fmt == dedup.TFRECORD else None
-    rank_fn = _rank if o.rank_field else None
+    job = dedup.job_settings(paths, o.format, _split_list([o.text_fields]), o.key, o.rank_field,
+                             _split_list(o.exclude), o.no_exact, o.no_near, o.num_shards, o.records_per_shard)
+    rank_fn = dedup.job_rank if job.rank_field else None
 
-    read = pipeline | "Read" >> dedup.ReadDedupInput(paths, fmt, text_fields, o.rank_field or None)
+    read = pipeline | "Read" >> dedup.ReadDedupInput(job.paths, job.fmt, job.text_fields, job.rank_field)
     stages: list[Any] = [read]
     records = read.out
-    if exclude:
+    if job.exclude:
         clean = records | "Decontaminate" >> dedup.Decontaminate(
-            _texts, exclude, ngram=o.exclude_ngram, min_sentence_chars=o.min_sentence_chars, scope_fn=_source)
+            dedup.job_texts, job.exclude, ngram=o.exclude_ngram, min_sentence_chars=o.min_sentence_chars,
+            scope_fn=dedup.job_source)
         stages.append(clean)
         records = clean.out
-    deduped = []
+    deduped = {}
     if not o.no_exact:
-        deduped.append(("exact_dedup", records | "ExactDedup" >> dedup.ExactDedup(
-            _texts, mode=mode, rank_fn=rank_fn, scope_fn=_source, case_fold=o.case_fold,
-            with_clusters=o.with_clusters, cc_rounds=o.cc_rounds)))
-        records = deduped[-1][1].out
+        deduped["exact_dedup"] = records | "ExactDedup" >> dedup.ExactDedup(
+            dedup.job_texts, mode=job.mode, rank_fn=rank_fn, scope_fn=dedup.job_source, case_fold=o.case_fold,
+            with_clusters=o.with_clusters, cc_rounds=o.cc_rounds)
+        records = deduped["exact_dedup"].out
     if not o.no_near:
-        deduped.append(("near_dedup", records | "NearDedup" >> dedup.NearDedup(
-            _texts, mode=mode, rank_fn=rank_fn, scope_fn=_source, num_perm=o.num_perm, ngram=o.ngram,
-            bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None, verify=o.verify,
-            seed=o.minhash_seed, cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)))
-        records = deduped[-1][1].out
-    stages += [result for _, result in deduped]
+        deduped["near_dedup"] = records | "NearDedup" >> dedup.NearDedup(
+            dedup.job_texts, mode=job.mode, rank_fn=rank_fn, scope_fn=dedup.job_source, num_perm=o.num_perm,
+            ngram=o.ngram, bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None,
+            verify=o.verify, seed=o.minhash_seed, cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)
+        records = deduped["near_dedup"].out
+    stages += deduped.values()
 
-    is_tfrecord = fmt == dedup.TFRECORD
-    suffix, frame = (".tfrecord.gz", "tfrecord") if is_tfrecord else (".jsonl.gz", "lines")
     kept_dir = FileSystems.join(out_dir, "deduplicated")
-    _ = (records
-         | "KeptPayload" >> beam.Map(lambda r: (dedup.record_sort_key(r), r.raw))
-         | "WriteKept" >> WriteShards(FileSystems.join(kept_dir, "part"), suffix, frame, "gzip",
-                                      o.num_shards, o.records_per_shard))
+    _ = records | "WriteKept" >> dedup.WriteJobRecords(kept_dir, job, o.num_shards, o.records_per_shard)
     outputs = {"deduplicated records": kept_dir}
-    if spec is not None:
-        _ = pipeline | "KeptSpec" >> WriteSpec(spec, kept_dir)
-
     if deduped:
-        _ = (tuple(result.stats | f"Name{name}" >> beam.Map(lambda s, n=name: (n, s)) for name, result in deduped)
-             | "AllStats" >> beam.Flatten()
-             | "StatsList" >> beam.combiners.ToList()
-             | "WriteStats" >> beam.ParDo(_WriteStats(FileSystems.join(out_dir, STATS_FILE))))
-        outputs["cluster statistics"] = FileSystems.join(out_dir, STATS_FILE)
+        stats_path = FileSystems.join(out_dir, dedup.STATS_FILE)
+        _ = {name: result.stats for name, result in deduped.items()} | "WriteStats" >> dedup.WriteStats(stats_path)
+        outputs["cluster statistics"] = stats_path
     if o.with_clusters and deduped:
-        clusters = deduped[0][1].clusters
-        if len(deduped) == 2:
-            clusters = {"first": clusters, "second": deduped[1][1].clusters} | "ChainClusters" >> dedup.ChainClusters()
+        clusters = [result.clusters for result in deduped.values()]
+        if len(clusters) == 2:
+            clusters = [{"first": clusters[0], "second": clusters[1]} | "ChainClusters" >> dedup.ChainClusters()]
         clusters_dir = FileSystems.join(out_dir, "clusters")
-        encode = dedup.clustered_example if is_tfrecord else dedup.clustered_json
-        _ = (clusters
-             | "ClusterPayload" >> beam.Map(lambda m: (dedup.record_sort_key(m.record), encode(m)))
-             | "WriteClusters" >> WriteShards(FileSystems.join(clusters_dir, "part"), suffix, frame, "gzip",
-                                              o.num_shards, o.records_per_shard))
-        if spec is not None:
-            _ = pipeline | "ClustersSpec" >> WriteSpec(dedup_specs.with_cluster_features(spec), clusters_dir)
+        _ = clusters[0] | "WriteClusters" >> dedup.WriteJobRecords(
+            clusters_dir, job, o.num_shards, o.records_per_shard, clustered=True)
         outputs["records with clusters"] = clusters_dir
 
     return Built([s.tally for s in stages], [s.dead_letter for s in stages], outputs)

@@ -17,15 +17,10 @@ import sys
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from transforms import stackexchange as se
-from transforms.accounting import DEAD_LETTER, TALLY, apply_accounted
-from transforms.errors import ConfigError
-from transforms.files import ReadLineBatches
 from transforms.runtime import Built, CommonOptions, main
-from transforms.sevenzip import TranscodeArchives
 
 
 class StackExchangeOptions(CommonOptions):
@@ -90,68 +85,26 @@ def _split_list(values: list[str]) -> list[str]:
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(StackExchangeOptions)
     common = options.view_as(CommonOptions)
-    inputs = _split_list(o.input)
-    if not inputs:
-        raise ConfigError("--input is required (a site folder, dump file, glob or .7z archive)")
-    pair_types = list(se.PAIR_TYPES) if o.pair_types == "all" else _split_list([o.pair_types])
-    unknown = sorted(set(pair_types) - set(se.PAIR_TYPES))
-    if unknown or not pair_types:
-        raise ConfigError(f"--pair_types: unknown {unknown or 'empty list'}; choose from {', '.join(se.PAIR_TYPES)}")
-    formats = _split_list([o.output_formats])
-    if not formats or set(formats) - {"jsonl", "tfrecord"}:
-        raise ConfigError(f"--output_formats: {o.output_formats!r}; use jsonl, tfrecord or both")
-    try:
-        watermarks = frozenset(int(x) for x in _split_list([o.watermark_post_ids]))
-    except ValueError:
-        raise ConfigError(f"--watermark_post_ids: {o.watermark_post_ids!r} is not a list of integers") from None
-    pair_options = se.PairOptions(
-        **{f: getattr(o, f) for f in se.PairOptions.__dataclass_fields__})
-    dumps = se.discover_dump_files(inputs, o.include_meta)
-    if not dumps.files and not dumps.archives:
-        raise ConfigError(f"--input: only meta sites found ({', '.join(dumps.skipped_meta_sites)}); "
-                          "add --include_meta to read them")
-    for site in dumps.skipped_meta_sites:
+    job = se.job_settings(_split_list(o.input), o.pair_types, o.output_formats, o.watermark_post_ids,
+                          o.include_meta, o)
+    for site in job.dumps.skipped_meta_sites:
         print(f"stackexchange: skipping meta site {site} (use --include_meta to read it)")
+    transcode_dir = se.transcode_folder(o.transcode_dir, options.view_as(GoogleCloudOptions).temp_location,
+                                        common.output_dir)
 
-    tallies, dead = [], []
-    paths = pipeline | "DumpFiles" >> beam.Create(dumps.files)
-    if dumps.archives:
-        temp = options.view_as(GoogleCloudOptions).temp_location
-        transcode_dir = o.transcode_dir or (FileSystems.join(temp, "polyembed-7z") if temp
-                                            else FileSystems.join(common.output_dir, "_transcoded"))
-        shards = apply_accounted(
-            pipeline | "Archives" >> beam.Create(dumps.archives) | "Reshuffle" >> beam.Reshuffle(),
-            "TranscodeArchives", TranscodeArchives(transcode_dir, o.transcode_shard_mb << 20))
-        tallies.append(shards.tally)
-        dead.append(shards.dead_letter)
-        paths = (paths, shards.out) | "AllDumpFiles" >> beam.Flatten()
-
-    lines = paths | "ReadLines" >> ReadLineBatches()
-    tallies.append(lines.tally)
-    dead.append(lines.dead_letter)
-    rows = (
-        lines.out
-        | "ParseRows" >> beam.ParDo(
-            se.ParseDumpRows(not o.keep_answer_bot, watermarks, not o.drop_code_blocks)
-        ).with_outputs(se.POSTS, se.POSTLINKS, TALLY, DEAD_LETTER)
-    )
-    tallies.append(rows[TALLY])
-    dead.append(rows[DEAD_LETTER])
-
-    question_pairs = (rows[se.POSTS], rows[se.POSTLINKS]) | "QuestionPairs" >> se.QuestionPairs(
-        [t for t in pair_types if t in se.THREAD_PAIR_TYPES],
-        [t for t in pair_types if t in se.DUPLICATE_PAIR_TYPES], pair_options)
-    tallies.append(question_pairs.tally)
-    dead.append(question_pairs.dead_letter)
-
-    cleaning = se.CleanPairs(pair_types, o.dedup, o.dedup_key, _split_list(o.exclude), o.exclude_ngram)
-    cleaned = question_pairs.out | "CleanPairs" >> cleaning
-    tallies.append(cleaned.tally)
-    dead.append(cleaned.dead_letter)
-    writer = se.WritePairs(common.output_dir, pair_types, formats, o.with_metadata, common.seed,
-                           o.num_shards, o.records_per_shard, o.gzip_level)
-    _ = cleaned.out | "WritePairs" >> writer
-    return Built(tallies, dead, outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
+    rows = pipeline | "ReadDumps" >> se.ReadDumps(job.dumps, transcode_dir, o.transcode_shard_mb << 20,
+                                                  not o.keep_answer_bot, job.watermark_ids, not o.drop_code_blocks)
+    pairs = (rows.posts, rows.links) | "QuestionPairs" >> se.QuestionPairs(
+        [t for t in job.pair_types if t in se.THREAD_PAIR_TYPES],
+        [t for t in job.pair_types if t in se.DUPLICATE_PAIR_TYPES], job.pair_options)
+    kept = pairs.out | "DedupAndDecontaminate" >> se.DedupAndDecontaminate(
+        job.pair_types, o.dedup, o.dedup_key, _split_list(o.exclude), o.exclude_ngram)
+    writer = se.WritePostPairs(common.output_dir, job.pair_types, job.formats, o.with_metadata, common.seed,
+                               o.num_shards, o.records_per_shard, o.gzip_level)
+    _ = kept.out | "WritePostPairs" >> writer
+    stages = (rows, pairs, kept)
+    return Built([s.tally for s in stages], [s.dead_letter for s in stages],
+                 outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
 
 
 if __name__ == "__main__":

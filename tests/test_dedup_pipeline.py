@@ -79,7 +79,7 @@ def test_jsonl_job_dedups_decontaminates_and_accounts_for_every_line(tmp_path, s
     assert all(len(v) == v[0]["cluster_size"] for v in by_id.values())
     (cluster,) = {c["cluster_id"] for c in clustered if c["en"] == long_en or c["xx"] == "eins"}
     assert by_id[cluster][0]["cluster_size"] == 2
-    stats = json.loads((out / job.STATS_FILE).read_text())
+    stats = json.loads((out / dedup.STATS_FILE).read_text())
     assert stats["near_dedup"]["components_converged"] and stats["near_dedup"]["verified_pairs"] >= 1
     assert stats["exact_dedup"]["records"] == len(clustered)
     dead = [json.loads(x) for f in (out / "dead_letter").glob("*.gz") for x in gzip.decompress(f.read_bytes())
@@ -142,6 +142,13 @@ def test_tfrecord_job_dead_letters_a_corrupt_file_and_keeps_the_others(tmp_path,
             .splitlines()]
     assert [(d["reason"], d["source"]) for d in dead] == [("corrupt_record", str(tmp_path / "in" / "b.tfrecord"))]
     assert f"record 3 at byte {third}" in dead[0]["detail"]
+
+
+def test_a_job_record_fingerprint_does_not_depend_on_where_the_class_is_defined():
+    # The fingerprint is the last tie-break between duplicates; it pickles the record, class path
+    # included. This value is what transforms/dedup.py gave before the package split.
+    record = dedup.JobRecord("in.jsonl", 7, b'{"text": "a"}', ("a",), 1.5)
+    assert dedup.fingerprint(record).hex() == "db2d07423a370e2f1a8ab3d5676a882e"
 
 
 def test_parse_example_reads_what_tensorflow_writes():

@@ -207,7 +207,7 @@ def test_check_lines_dead_letters_invalid_utf8_and_keeps_places_when_asked():
 def test_a_cut_or_corrupt_7z_archive_is_truncated_input(shared_data, tmp_path):
     import py7zr
 
-    from transforms.sevenzip import TranscodeArchives
+    from transforms.stackexchange import TranscodeArchives
 
     whole = tmp_path / "whole.7z"
     with py7zr.SevenZipFile(whole, "w") as z:

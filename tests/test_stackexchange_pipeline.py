@@ -214,7 +214,7 @@ def test_7z_archives_and_gzip_give_the_same_pairs_as_plain_files(shared_data, tm
 
 
 def test_7z_shards_are_cut_at_line_ends(tmp_path):
-    from transforms.sevenzip import _ShardWriter
+    from transforms.stackexchange.sevenzip import _ShardWriter
 
     w = _ShardWriter(str(tmp_path / "Posts"), shard_bytes=10)
     data = b"".join(b"<row Id=\"%d\" />\n" % i for i in range(50))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from transforms import stackexchange as se
-from transforms.html_text import html_to_text
+from transforms.stackexchange.html_text import html_to_text
 
 ROW = (b'  <row Id="7" PostTypeId="1" AcceptedAnswerId="9" CreationDate="2012-01-01T00:00:00.000" Score="5" '
        b'Body="&lt;p&gt;Use &lt;code&gt;a &amp;amp;&amp;amp; b&lt;/code&gt; &amp;lt;here&amp;gt;&lt;/p&gt;&#xA;" '
@@ -119,4 +119,14 @@ def test_thread_pairs_and_reasons():
     assert got["title_body_answer_negative"].urls == ("https://s/q/1", "https://s/a/2", "https://s/a/3")
     short = _post(1, 1, 3, "short", title="A title long enough")
     got = dict(se.thread_pairs(short, [_post(2, score=5)], se.THREAD_PAIR_TYPES, o))
-    assert got["title_body"] == "body_too_short" and isinstance(got["title_answer"], se.Pair)
+    assert got["title_body"] == "body_too_short" and isinstance(got["title_answer"], se.PostPair)
+
+
+def test_a_post_pair_pickles_under_its_public_path():
+    # transforms.dedup fingerprints records by their pickle (the last tie-break between duplicates):
+    # the module a pair is defined in must not change which duplicate is kept.
+    import pickle
+
+    pair = se.PostPair("title_body", "s", ("a", "b"), (1, 2), (0, 0), ("l", "l"), ("x", "y"), ("u", "v"))
+    assert b"transforms.stackexchange\x94" in pickle.dumps(pair, protocol=4)
+    assert pickle.loads(pickle.dumps(pair)) == pair

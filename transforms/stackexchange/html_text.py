@@ -42,7 +42,7 @@ class _Code(str):
     """Text of a <pre> block: kept verbatim instead of whitespace-collapsed."""
 
 
-def normalize_text(text: str) -> str:
+def nfc_one_line(text: str) -> str:
     """NFC and whitespace collapsed to single spaces; for titles and other one-line texts."""
     return " ".join(unicodedata.normalize("NFC", text).split())
 

@@ -27,7 +27,7 @@ from py7zr.io import Py7zIO, WriterFactory
 
 from transforms import input_checks as checks
 from transforms.accounting import AccountedDoFn, DeadLetter
-from transforms.stackexchange import POSTLINKS, POSTS
+from transforms.stackexchange.dumps import POSTLINKS, POSTS
 
 MEMBERS = {"Posts.xml": POSTS, "PostLinks.xml": POSTLINKS}
 
