@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,23 +51,25 @@ def train_for(trainer: train_lib.Trainer, seconds: float, max_steps: int | None 
               steps_per_call: int = 10) -> dict[str, float]:
     """Trains for ``seconds`` of wall clock after the first (tracing) step, or until ``max_steps``,
     whichever comes first, in whole calls of ``steps_per_call`` steps, then checkpoints; returns steps,
-    training examples/s (tracing excluded) and the tracing step's seconds."""
+    training examples/s (tracing excluded), the tracing step's seconds and the training metrics of the
+    last call (``last_call``)."""
     trainer.task.dataset("train_data", check_only=True)
     trainer.restore()
     dataset = trainer.strategy.distribute_datasets_from_function(lambda ctx: trainer.task.dataset("train_data", ctx))
     iterator, train_steps = iter(dataset), trainer.make_train_steps()
     batch = trainer.cfg.task.train_data.global_batch_size
     start = time.time()
-    train_steps(iterator, tf.constant(1))  # tracing, not counted in the budget
+    last = train_steps(iterator, tf.constant(1))  # tracing, not counted in the budget
     timed_start, timed_steps = time.time(), 0
     while time.time() - timed_start < seconds and (max_steps is None or trainer.step < max_steps):
         calls = steps_per_call if max_steps is None else min(steps_per_call, max_steps - trainer.step)
-        train_steps(iterator, tf.constant(calls))
+        last = train_steps(iterator, tf.constant(calls))
         timed_steps += calls
     elapsed = time.time() - timed_start
     trainer.manager.save(checkpoint_number=trainer.step, check_interval=False)
     return {"steps": trainer.step, "examples_per_second": timed_steps * batch / max(elapsed, 1e-9),
-            "trace_seconds": timed_start - start}
+            "trace_seconds": timed_start - start,
+            "last_call": trainer.task.metrics({k: float(v) for k, v in last.items()})}
 
 
 def constant_lr(lr: float) -> str:
@@ -92,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="Size of the learned vocabulary: the MLM softmax over it is most of a tiny BERT's step on "
                         "CPU (30,522 tokens make it about 4x slower).")
     p.add_argument("--tasks", default="SST-2,STS-B")
+    p.add_argument("--inits", default="random,pretrained",
+                   help="Which inits to fine-tune. A --workdir that already holds a pretraining run continues it "
+                        "for --pretrain_seconds more (to see what more pretraining buys: --inits=pretrained).")
     args = p.parse_args(argv)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -121,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         f"task.train_data.global_batch_size={BATCH}", "trainer.train_steps=100000000", constant_lr(1e-3)]))
     pre = train_lib.Trainer(cfg, str(work / "bert"))
     r = train_for(pre, args.pretrain_seconds)
-    rows.append({"phase": "MLM pretraining", "init": "random", **r, "metric": "", "value": float("nan")})
+    rows.append({"phase": "MLM pretraining", "init": "random", **r, "metric": "train MLM accuracy",
+                 "value": r["last_call"]["masked_lm_accuracy"]})
     print(json.dumps(rows[-1]), flush=True)
 
     # (c) fine-tuning from the pretrained and from random weights: the same epochs and the same
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         train_size = json.loads((out / finetune_data.META_DATA_FILE).read_text())["train_data_size"]
         steps = max(1, round(args.finetune_epochs * train_size / BATCH))
         baseline = None
-        for init in ("random", "pretrained"):
+        for init in filter(None, args.inits.split(",")):
             for lr in learning_rates:
                 override = [shapes, f"task.train_data.input_path={out}/train/*",
                             f"task.validation_data.input_path={out}/dev/*",
@@ -146,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 if init == "pretrained":
                     override.append(f"task.init_checkpoint={work / 'bert'}")
                 cfg = config.load_config("bert/sentence_prediction", [], ",".join(override))
-                ft = train_lib.Trainer(cfg, str(work / "runs" / f"{name}-{init}-lr{lr:g}"))
+                run_dir = work / "runs" / f"{name}-{init}-lr{lr:g}"
+                shutil.rmtree(run_dir, ignore_errors=True)  # a fresh fine-tuning run, also in a reused workdir
+                ft = train_lib.Trainer(cfg, str(run_dir))
                 r = train_for(ft, args.phase_seconds, max_steps=steps)
                 result = ft.evaluate()
                 key = metric_of.get(name, "metric")
@@ -164,16 +173,16 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU threads visible: {len(os.sched_getaffinity(0))}")
     print(f"{'phase':<20}{'init':<22}{'steps':>8}{'ex/s':>10}{'ratio':>8}  {'dev metric':<22}")
     for row in rows:
-        value = f"{row['metric']} {row['value']:.4f}" if row["metric"] else "-"
+        value = f"{row['metric']} {row['value']:.4f}"
         ratio = f"{row['ratio_vs_random']:.2f}" if "ratio_vs_random" in row else "-"
         print(f"{row['phase']:<20}{row['init']:<22}{row['steps']:>8}{row['examples_per_second']:>10.1f}"
               f"{ratio:>8}  {value:<22}")
     print("\nbest of the learning-rate grid on dev:")
     for name in filter(None, args.tasks.split(",")):
         best = {init: max((r for r in rows if r.get("task") == name and r["from"] == init), key=lambda r: r["value"])
-                for init in ("random", "pretrained")}
-        print(f"  {name} {metric_of.get(name, 'metric')}: pretrained {best['pretrained']['value']:.4f} "
-              f"({best['pretrained']['init']}) vs random {best['random']['value']:.4f} ({best['random']['init']})")
+                for init in filter(None, args.inits.split(","))}
+        print(f"  {name} {metric_of.get(name, 'metric')}: " + " vs ".join(
+            f"{init} {row['value']:.4f} ({row['init']})" for init, row in best.items()))
     return 0
 
 
