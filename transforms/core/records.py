@@ -24,6 +24,23 @@ class BadRecordError(ValueError):
         self.detail = detail
 
 
+def decode_utf8(raw: bytes) -> str:
+    """A record's bytes as text; not UTF-8 is the dead-letter reason ``invalid_utf8``."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRecordError("invalid_utf8", str(e)) from None
+
+
+def dotted_lookup(obj: Any, dotted: str) -> Any:
+    """``obj["a"]["b"]`` for ``"a.b"`` (a JSON record's field by its dotted path); None when a step is missing."""
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
 # A parse function: (path, byte offset, line) -> the record to emit; raises BadRecordError.
 LineParser = Callable[[str, int, bytes], Any]
 

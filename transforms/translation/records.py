@@ -14,9 +14,9 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from transforms.core.records import BadRecordError
+from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
 from transforms.errors import ConfigError
 
 TSV, ALIGNED, JSONL = "tsv", "aligned", "jsonl"
@@ -125,16 +125,9 @@ def plan_inputs(paths: Sequence[str], input_format: str = "auto", src_lang: str 
 
 # --- parsing -------------------------------------------------------------------------------------
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadRecordError("invalid_utf8", str(e)) from None
-
-
 def parse_tsv_line(raw: bytes, default_langs: tuple[str, str]) -> tuple[str, str, str, str]:
     """``src<TAB>tgt[<TAB>src_lang<TAB>tgt_lang]`` -> (src, tgt, src_lang, tgt_lang)."""
-    cols = _decode(raw.rstrip(b"\r")).split("\t")
+    cols = decode_utf8(raw.rstrip(b"\r")).split("\t")
     if len(cols) == 2:
         src, tgt = cols
         sl, tl = default_langs
@@ -169,28 +162,20 @@ class JsonFields:
         return cls(**values)
 
 
-def _lookup(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return None
-        obj = obj[part]
-    return obj
-
-
 def parse_json_line(raw: bytes, fields: JsonFields, default_langs: tuple[str, str]) -> tuple[str, str, str, str]:
     """One JSON object per line -> (src, tgt, src_lang, tgt_lang)."""
     try:
-        obj = json.loads(_decode(raw))
+        obj = json.loads(decode_utf8(raw))
     except json.JSONDecodeError as e:
         raise BadRecordError("bad_json", str(e)) from None
     if not isinstance(obj, dict):
         raise BadRecordError("bad_json", f"a JSON {type(obj).__name__}, not an object")
-    src, tgt = _lookup(obj, fields.src), _lookup(obj, fields.tgt)
+    src, tgt = dotted_lookup(obj, fields.src), dotted_lookup(obj, fields.tgt)
     for name, value in ((fields.src, src), (fields.tgt, tgt)):
         if not isinstance(value, str):
             raise BadRecordError("missing_field", f"field {name!r} is {'missing' if value is None else 'not a string'}")
-    sl = _lookup(obj, fields.src_lang) or default_langs[0]
-    tl = _lookup(obj, fields.tgt_lang) or default_langs[1]
+    sl = dotted_lookup(obj, fields.src_lang) or default_langs[0]
+    tl = dotted_lookup(obj, fields.tgt_lang) or default_langs[1]
     if not isinstance(sl, str) or not isinstance(tl, str) or not sl or not tl:
         raise BadRecordError("missing_language", "no language fields, none in the file name, no --src_lang/--tgt_lang")
     return src, tgt, sl, tl

@@ -1,12 +1,5 @@
-"""Sentence-pair tasks from our own pairs: ``pipelines.finetune_data --from_pairs``.
-
-StackExchange duplicate-question pairs or translation pairs (our JSONL or TFRecord outputs) become a
-labelled pair-classification task, QQP-like: every pair is a positive (label ``1``), and its text A
-with the text B of another pair is a negative (``0``). Negatives are chosen without holding the corpus:
-pairs are spread over seeded hash buckets of about ``pairs_per_bucket`` pairs, each bucket is put in a
-seeded order, and a pair borrows the text B of the next pair in that order whose texts differ from its
-own, so the choice depends only on the data and the seed, never on bundling or worker count.
-"""
+"""The ``--from_pairs`` task on Beam: text pairs (JSONL and/or TFRecord files) -> positives and
+seeded in-bucket negatives (the algorithm is in ``pairs``)."""
 
 from __future__ import annotations
 
@@ -17,64 +10,21 @@ import apache_beam as beam
 
 from transforms import files
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.dedup import BadRecordError, parse_example
-from transforms.finetune import PARSE_STAGE, BadRowError, InputFile, Row, checked_text, decode_utf8, load_json
-from transforms.seeding import stable_hash64
-
-PAIRS_JSONL, PAIRS_TFRECORD = "pairs_jsonl", "pairs_tfrecord"
-NEGATIVES_STAGE = "pair_negatives"
-POSITIVE, NEGATIVE = "1", "0"
-
-
-def parse_pair_json(raw: bytes) -> tuple[str, str]:
-    """A text pair as our jobs write them in JSONL: a list of texts (StackExchange pairs and
-    triplets: the first two are the pair), an object with ``texts`` (``--with_metadata``), or an object
-    with ``src_raw``/``tgt_raw`` or ``src``/``tgt``."""
-    obj = load_json(raw)
-    if isinstance(obj, dict):
-        texts = obj.get("texts")
-        if texts is None:
-            for a, b in (("src_raw", "tgt_raw"), ("src", "tgt")):
-                if a in obj or b in obj:
-                    texts = [obj.get(a), obj.get(b)]
-                    break
-        obj = texts
-    if not isinstance(obj, list) or len(obj) < 2:
-        raise BadRowError("missing_column",
-                          "not a list of two texts, nor an object with texts, src_raw/tgt_raw or src/tgt")
-    return checked_text(obj[0], "the first text"), checked_text(obj[1], "the second text")
-
-
-def pair_example_id(seed: int, a: str, b: str, label: str) -> int:
-    """``example_id`` of a pair-task record: a non-negative int64 hash of its content (pairs have no
-    row numbers that survive the negatives' shuffle)."""
-    return stable_hash64(seed, "example_id", a, b, label) >> 1
-
-
-class _ParsePairLines(AccountedDoFn):
-    """JSONL text pairs -> ``(split, Row)`` positives (label ``1``)."""
-
-    stage = PARSE_STAGE
-
-    def __init__(self, inputs: Sequence[InputFile]) -> None:
-        self._split = {f.path: f.split for f in inputs}
-
-    def process(self, batch: files.LineBatch) -> Iterator[Any]:
-        path = batch.path
-        for offset, raw in batch.lines:
-            self.took_in(path)
-            if not raw.strip():
-                self.filtered(path, "blank_line")
-                continue
-            try:
-                a, b = parse_pair_json(raw)
-            except BadRowError as e:
-                yield self.dead_letter(path, DeadLetter.make(self.stage, e.reason, raw, source=path, offset=offset,
-                                                             detail=e.detail))
-                continue
-            self.out(path)
-            split = self._split[path]
-            yield split, Row(split, -1, a, b, POSITIVE, path, offset)
+from transforms.core.records import BadRecordError, ParseLines, decode_utf8
+from transforms.dedup import BadRecordError as ExampleDecodeError
+from transforms.dedup import parse_example
+from transforms.finetune.pairs import (
+    NEGATIVE,
+    NEGATIVES_STAGE,
+    PAIRS_JSONL,
+    PAIRS_TFRECORD,
+    POSITIVE,
+    PairLineParser,
+    bucket_of,
+    pair_example_id,
+    pair_with_negatives,
+)
+from transforms.finetune.records import PARSE_STAGE, InputFile, Row, checked_text
 
 
 class _ParsePairRecords(AccountedDoFn):
@@ -92,38 +42,19 @@ class _ParsePairRecords(AccountedDoFn):
         try:
             try:
                 feats = parse_example(raw)
-            except BadRecordError as e:
-                raise BadRowError(e.reason, str(e)) from None
+            except ExampleDecodeError as e:
+                raise BadRecordError(e.reason, str(e)) from None
             texts = [feats.get(name) or [None] for name in ("src_raw", "tgt_raw")]
             if any(not isinstance(t[0], bytes) for t in texts):
-                raise BadRowError("missing_column", "needs bytes features src_raw and tgt_raw")
+                raise BadRecordError("missing_column", "needs bytes features src_raw and tgt_raw")
             a, b = (checked_text(decode_utf8(t[0]), name)
                     for t, name in zip(texts, ("src_raw", "tgt_raw"), strict=True))
-        except BadRowError as e:
+        except BadRecordError as e:
             yield self.dead_letter(path, DeadLetter.make(self.stage, e.reason, raw[:200], source=path, detail=e.detail))
             return
         self.out(path)
         split = self._split[path]
         yield split, Row(split, -1, a, b, POSITIVE, path, -1)
-
-
-def bucket_of(seed: int, row: Row, num_buckets: int) -> int:
-    return stable_hash64(seed, "negative_bucket", row.text_a, row.text_b) % num_buckets
-
-
-def pair_with_negatives(seed: int, rows: Sequence[Row]) -> Iterator[tuple[Row, Row | None]]:
-    """Each positive with its negative: the bucket's pairs in a seeded order, each pair's text A with
-    the text B of the next pair (cyclically) whose B differs from its own; None when none does."""
-    order = sorted(rows, key=lambda r: (stable_hash64(seed, "negative_order", r.text_a, r.text_b), r.text_a, r.text_b))
-    n = len(order)
-    for i, row in enumerate(order):
-        negative = None
-        for step in range(1, n):
-            other = order[(i + step) % n]
-            if other.text_b != row.text_b and other.text_a != row.text_a:
-                negative = row._replace(text_b=other.text_b, label=NEGATIVE)
-                break
-        yield row, negative
 
 
 class _AddNegatives(AccountedDoFn):
@@ -168,7 +99,8 @@ class PairTaskRows(beam.PTransform):
         positives: list[beam.PCollection] = []
         if lines:
             read = pbegin | "ReadPairLines" >> files.ReadLineBatches([f.path for f in lines])
-            parsed = read.out | "ParsePairLines" >> _Apply(_ParsePairLines(lines))
+            parsed = read.out | "ParsePairLines" >> _Apply(
+                ParseLines(PARSE_STAGE, PairLineParser({f.path: f.split for f in lines})))
             stages += [read, parsed]
             positives.append(parsed.out)
         if records:
