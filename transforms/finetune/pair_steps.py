@@ -13,17 +13,7 @@ from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_ac
 from transforms.core.records import BadRecordError, ParseLines, decode_utf8
 from transforms.dedup import BadRecordError as ExampleDecodeError
 from transforms.dedup import parse_example
-from transforms.finetune.pairs import (
-    NEGATIVE,
-    NEGATIVES_STAGE,
-    PAIRS_JSONL,
-    PAIRS_TFRECORD,
-    POSITIVE,
-    PairLineParser,
-    bucket_of,
-    pair_example_id,
-    pair_with_negatives,
-)
+from transforms.finetune import pairs as pair_task
 from transforms.finetune.records import PARSE_STAGE, InputFile, Row, checked_text
 
 
@@ -54,13 +44,13 @@ class _ParsePairRecords(AccountedDoFn):
             return
         self.out(path)
         split = self._split[path]
-        yield split, Row(split, -1, a, b, POSITIVE, path, -1)
+        yield split, Row(split, -1, a, b, pair_task.POSITIVE, path, -1)
 
 
 class _AddNegatives(AccountedDoFn):
     """One bucket of positives -> ``(dest, [Row])``: every positive plus its negative, ids assigned."""
 
-    stage = NEGATIVES_STAGE
+    stage = pair_task.NEGATIVES_STAGE
 
     def __init__(self, seed: int) -> None:
         self._seed = seed
@@ -68,15 +58,16 @@ class _AddNegatives(AccountedDoFn):
     def process(self, item: tuple[tuple[str, int], Iterable[Row]]) -> Iterator[Any]:
         (split, _), rows = item
         out: list[Row] = []
-        for row, negative in pair_with_negatives(self._seed, list(rows)):
+        for row, negative in pair_task.pair_with_negatives(self._seed, list(rows)):
             self.took_in(split)
-            out.append(row._replace(example_id=pair_example_id(self._seed, row.text_a, row.text_b, POSITIVE)))
+            out.append(row._replace(
+                example_id=pair_task.pair_example_id(self._seed, row.text_a, row.text_b, pair_task.POSITIVE)))
             if negative is None:
                 self.filtered(split, "no_negative_partner_in_bucket")
                 continue
             self.out(split)
-            out.append(negative._replace(example_id=pair_example_id(self._seed, row.text_a, negative.text_b,
-                                                                    NEGATIVE)))
+            out.append(negative._replace(
+                example_id=pair_task.pair_example_id(self._seed, row.text_a, negative.text_b, pair_task.NEGATIVE)))
         yield split, out
 
 
@@ -93,14 +84,14 @@ class PairTaskRows(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, list[Accounted]]:
         """Returns the ``(dest, [Row])`` lists and every accounted stage (reads, parses, negatives)."""
-        lines = [f for f in self._inputs if f.kind == PAIRS_JSONL]
-        records = [f for f in self._inputs if f.kind == PAIRS_TFRECORD]
+        lines = [f for f in self._inputs if f.kind == pair_task.PAIRS_JSONL]
+        records = [f for f in self._inputs if f.kind == pair_task.PAIRS_TFRECORD]
         stages: list[Accounted] = []
         positives: list[beam.PCollection] = []
         if lines:
             read = pbegin | "ReadPairLines" >> files.ReadLineBatches([f.path for f in lines])
             parsed = read.out | "ParsePairLines" >> _Apply(
-                ParseLines(PARSE_STAGE, PairLineParser({f.path: f.split for f in lines})))
+                ParseLines(PARSE_STAGE, pair_task.PairLineParser({f.path: f.split for f in lines})))
             stages += [read, parsed]
             positives.append(parsed.out)
         if records:
@@ -112,7 +103,7 @@ class PairTaskRows(beam.PTransform):
         seed, per_bucket = self._seed, self._per_bucket
         counts = beam.pvalue.AsDict(pairs | "CountPerSplit" >> beam.combiners.Count.PerKey())
         bucketed = pairs | "Bucket" >> beam.Map(
-            lambda kv, n: ((kv[0], bucket_of(seed, kv[1], max(1, n[kv[0]] // per_bucket))), kv[1]), counts)
+            lambda kv, n: ((kv[0], pair_task.bucket_of(seed, kv[1], max(1, n[kv[0]] // per_bucket))), kv[1]), counts)
         negatives = bucketed | "GroupBuckets" >> beam.GroupByKey() | "AddNegatives" >> _Apply(_AddNegatives(seed))
         stages.append(negatives)
         return negatives.out, stages

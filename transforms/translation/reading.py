@@ -22,16 +22,7 @@ from transforms import accounting, files
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.core.line_numbers import NumberLineBatches
 from transforms.core.records import ParseLines
-from transforms.translation.records import (
-    JSONL,
-    READ_STAGE,
-    TSV,
-    AlignedFiles,
-    InputPlan,
-    JsonFields,
-    PairLineParser,
-    TranslationPair,
-)
+from transforms.translation import records
 
 ALIGN_BLOCK = 4096
 
@@ -57,9 +48,9 @@ _MISSING: Any = object()  # no line with this index in one file of the pair
 class _ZipBlock(AccountedDoFn):
     """The two sides' lines of one block -> pairs by line index; unmatched lines are dead-lettered."""
 
-    stage = READ_STAGE
+    stage = records.READ_STAGE
 
-    def __init__(self, aligned: Sequence[AlignedFiles]) -> None:
+    def __init__(self, aligned: Sequence[records.AlignedFiles]) -> None:
         self._by_name = {a.name: a for a in aligned}
 
     def process(self, item: tuple[tuple[str, int], Iterable[tuple[int, int, list[bytes]]]]) -> Iterator[Any]:
@@ -83,14 +74,14 @@ class _ZipBlock(AccountedDoFn):
                 self.filtered(name, "other_side_dead_lettered")
                 continue
             self.out(name)
-            yield TranslationPair(src.decode("utf-8"), tgt.decode("utf-8"), files_.src_lang, files_.tgt_lang,
-                                  files_.src_path, index + 1, -1)
+            yield records.TranslationPair(src.decode("utf-8"), tgt.decode("utf-8"), files_.src_lang,
+                                          files_.tgt_lang, files_.src_path, index + 1, -1)
 
 
 class ReadAlignedFiles(beam.PTransform):
     """Moses/OPUS aligned file pairs -> TranslationPairs joined by line index (see the module docstring)."""
 
-    def __init__(self, aligned: Sequence[AlignedFiles], desired_bundle_size: int = 64 << 20) -> None:
+    def __init__(self, aligned: Sequence[records.AlignedFiles], desired_bundle_size: int = 64 << 20) -> None:
         super().__init__()
         self._aligned = tuple(aligned)
         self._bundle = desired_bundle_size
@@ -113,19 +104,19 @@ class ReadAlignedFiles(beam.PTransform):
 class ReadTranslationPairs(beam.PTransform):
     """Every input of the plan -> one PCollection of raw TranslationPairs (accounted per input file)."""
 
-    def __init__(self, plan: InputPlan, fields: JsonFields | None = None,
+    def __init__(self, plan: records.InputPlan, fields: records.JsonFields | None = None,
                  desired_bundle_size: int = 64 << 20) -> None:
         super().__init__()
-        self._plan, self._fields, self._bundle = plan, fields or JsonFields(), desired_bundle_size
+        self._plan, self._fields, self._bundle = plan, fields or records.JsonFields(), desired_bundle_size
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
         parts = []
-        for fmt, langs in ((TSV, self._plan.tsv), (JSONL, self._plan.jsonl)):
+        for fmt, langs in ((records.TSV, self._plan.tsv), (records.JSONL, self._plan.jsonl)):
             if langs:
                 read = pbegin | f"Read{fmt.upper()}" >> files.ReadLineBatches(
                     sorted(langs), desired_bundle_size=self._bundle)
                 parsed = accounting.apply_accounted(read.out, f"Parse{fmt.upper()}", ParseLines(
-                    READ_STAGE, PairLineParser(fmt, langs, self._fields)))
+                    records.READ_STAGE, records.PairLineParser(fmt, langs, self._fields)))
                 parts.append(_after_read(read, parsed, fmt.upper()))
         if self._plan.aligned:
             parts.append(pbegin | "ReadAligned" >> ReadAlignedFiles(self._plan.aligned, self._bundle))
