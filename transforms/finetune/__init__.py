@@ -28,7 +28,7 @@ from transforms.finetune.pairs import (
     pair_with_negatives,
     parse_pair_json,
 )
-from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, reference_outputs
+from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, first_line, reference_outputs
 from transforms.finetune.reading import ReadTaskRows
 from transforms.finetune.records import (
     FEATURIZE_STAGE,
@@ -43,7 +43,6 @@ from transforms.finetune.records import (
     Labels,
     Row,
     checked_text,
-    first_line,
     is_header,
     label_value,
     load_json,

@@ -10,7 +10,8 @@ import apache_beam as beam
 
 from transforms import files
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.core.records import BadRecordError, ParseLines, decode_utf8
+from transforms.core.parse_lines import ParseLines
+from transforms.core.records import BadRecordError, decode_utf8
 from transforms.dedup import BadRecordError as ExampleDecodeError
 from transforms.dedup import parse_example
 from transforms.finetune import pairs as pair_task

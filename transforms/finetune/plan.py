@@ -12,13 +12,28 @@ from transforms.core.flags import flag_list
 from transforms.errors import ConfigError
 from transforms.files import match_files
 from transforms.finetune.pairs import NEGATIVE, PAIRS_JSONL, PAIRS_TFRECORD, POSITIVE
-from transforms.finetune.records import JSONL, TSV, InputFile, JsonFormat, Labels, first_line, is_header, split_tsv
+from transforms.finetune.records import JSONL, TSV, InputFile, JsonFormat, Labels, is_header, split_tsv
 from transforms.finetune.tasks import SPLITS, TEST, TRAIN, RowFormat, glue_task
 
 INPUT_FORMATS = ("auto", "tsv", "jsonl", "tfrecord")
 # Reference output flag per split; "dev" is the reference's "eval".
 REFERENCE_OUTPUTS = (("train", "train_data_output_path"), ("dev", "eval_data_output_path"),
                      ("test", "test_data_output_path"))
+
+
+def first_line(path: str, limit: int = 1 << 20) -> bytes:
+    """The first line of a (possibly compressed) file, read at start-up for header decisions."""
+    data = b""
+    try:
+        with FileSystems.open(path) as f:
+            while b"\n" not in data and len(data) < limit:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+    except Exception as e:  # any failure to open is a configuration error here
+        raise ConfigError(f"cannot read {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    return data.split(b"\n", 1)[0]
 
 
 def reference_outputs(o: Any) -> dict[str, str]:

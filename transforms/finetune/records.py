@@ -13,10 +13,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from apache_beam.io.filesystems import FileSystems
-
 from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
-from transforms.errors import ConfigError
 from transforms.finetune.tasks import RowFormat
 
 TSV, JSONL = "tsv", "jsonl"
@@ -171,18 +168,3 @@ def parse_json_row(raw: bytes, fmt: JsonFormat, labels: Labels) -> tuple[str, st
             raise BadRecordError("missing_column", f"field {fmt.label!r} is missing")
         label = label_value(value, labels)
     return a, b, label, ""
-
-
-def first_line(path: str, limit: int = 1 << 20) -> bytes:
-    """The first line of a (possibly compressed) file, read at start-up for header decisions."""
-    data = b""
-    try:
-        with FileSystems.open(path) as f:
-            while b"\n" not in data and len(data) < limit:
-                chunk = f.read(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-    except Exception as e:  # any failure to open is a configuration error here
-        raise ConfigError(f"cannot read {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
-    return data.split(b"\n", 1)[0]

@@ -21,7 +21,7 @@ import apache_beam as beam
 from transforms import accounting, files
 from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.core.line_numbers import NumberLineBatches
-from transforms.core.records import ParseLines
+from transforms.core.parse_lines import ParseLines
 from transforms.translation import records
 
 ALIGN_BLOCK = 4096
