@@ -3,7 +3,7 @@
     python -m pipelines.translation_pairs --input='corpora/*.tsv.gz' --input='opus/*.de-en.*' \\
         --output_dir=out/pairs [--exclude='flores200/*.devtest'] [--sampling_alpha=0.3] [beam options]
 
-Reads TSV, aligned Moses/OPUS file pairs and JSONL (see ``transforms.translation``), normalises and
+Reads TSV, aligned Moses/OPUS file pairs and JSONL (see ``transforms.translation.records``), normalises and
 cleans every pair (one flag and one counter per rule), removes exact duplicates (direction-
 insensitive; the kept copy is chosen by content, not arrival) and pairs overlapping the evaluation
 sets given with ``--exclude``, splits by a hash of the normalised pair, optionally rebalances the
@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from specs.vocabulary import Vocabulary
 from transforms import dedup, runtime, scripts
 from transforms import translation as tr
+from transforms.core.flags import flag_list
 from transforms.errors import ConfigError
 from transforms.files import match_files, read_bytes
 from transforms.runtime import Built, CommonOptions, main
@@ -94,27 +95,10 @@ class TranslationPairsOptions(CommonOptions):
         parser.add_argument("--lower_case", action="store_true", help="Uncased vocabulary (LaBSE is cased).")
 
 
-def _split_list(values: list[str] | str | None) -> list[str]:
-    """Repeatable, comma-separated flag values as one list (a plain string too, in case another
-    pipeline in the process defined the flag without ``action="append"``)."""
-    if isinstance(values, str):
-        values = [values]
-    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
-
-
-def _texts(pair: tr.Pair) -> list[str]:
-    """Both sides in language order, so ``de->en`` and ``en->de`` copies of a pair are one group."""
-    return [t for _, t in sorted(((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)))]
-
-
-def _lang_pair(pair: tr.Pair) -> str:
-    return pair.lang_pair
-
-
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(TranslationPairsOptions)
     common = options.view_as(CommonOptions)
-    patterns = _split_list(o.input)
+    patterns = flag_list(o.input)
     if not patterns:
         raise ConfigError("--input is required (TSV, JSONL or aligned NAME.L1-L2.L1 files)")
     runtime.check_inputs_complete(patterns, "--input", options, ours=False)
@@ -136,19 +120,20 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     out_dir = common.output_dir
 
     read = pipeline | "ReadPairs" >> tr.ReadTranslationPairs(plan, fields)
-    clean = read.out | "CleanPairs" >> tr.CleanPairs(config, table)
+    clean = read.out | "CleanPairs" >> tr.CleanTranslationPairs(config, table)
     stages = [read, clean]
     pairs = clean.out
     if not o.no_dedup:
-        deduped = pairs | "ExactDedup" >> dedup.ExactDedup(_texts, mode="pair", scope_fn=_lang_pair)
+        deduped = pairs | "ExactDedup" >> dedup.ExactDedup(tr.texts_in_language_order, mode="pair",
+                                                            scope_fn=tr.lang_pair_of)
         stages.append(deduped)
         pairs = deduped.out
-    exclude = _split_list(o.exclude)
+    exclude = flag_list(o.exclude)
     if exclude:
         exact = o.exclude_ngram == 0
         clean_eval = pairs | "ExcludeEvalSets" >> dedup.Decontaminate(
-            _texts, exclude, ngram=EXACT_MATCH_NGRAM if exact else o.exclude_ngram,
-            min_sentence_chars=sys.maxsize if exact else 20, scope_fn=_lang_pair, stage="exclude_eval")
+            tr.texts_in_language_order, exclude, ngram=EXACT_MATCH_NGRAM if exact else o.exclude_ngram,
+            min_sentence_chars=sys.maxsize if exact else 20, scope_fn=tr.lang_pair_of, stage="exclude_eval")
         stages.append(clean_eval)
         pairs = clean_eval.out
     splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
@@ -166,18 +151,19 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         else:
             written[name] = split | f"Once{name.title()}" >> beam.Map(lambda p: (0, p))
         directory = FileSystems.join(out_dir, name)
-        _ = written[name] | f"Write{name.title()}" >> tr.WritePairs(
+        _ = written[name] | f"Write{name.title()}" >> tr.WriteTranslationPairs(
             directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression)
         outputs[f"{name} pairs"] = directory
     tallies = tuple(s.tally for s in stages) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)
     outputs["statistics"] = FileSystems.join(out_dir, tr.STATS_JSON)
     if o.materialize_tokens:
-        from transforms import translation_tft
+        from trainer.tokenization import BertTokenization
+        from transforms.translation import tft
 
         tokens_dir = FileSystems.join(out_dir, "tokens")
-        _ = written | "MaterializeTokens" >> translation_tft.MaterializeTokens(
-            tokens_dir, vocab, o.seq_length, common.seed, o.num_shards, o.records_per_shard,
+        _ = written | "MaterializeTokens" >> tft.MaterializeTokens(
+            tokens_dir, vocab, o.seq_length, common.seed, BertTokenization, o.num_shards, o.records_per_shard,
             temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
         outputs["tokenised pairs and transform_fn"] = tokens_dir
     return Built(tallies=[s.tally for s in stages], dead_letters=[s.dead_letter for s in stages], outputs=outputs)

@@ -15,10 +15,9 @@ from pipelines import finetune_data
 from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
-from transforms import finetune_pairs as fp
 from transforms import runtime
 from transforms.errors import ConfigError
-from transforms.finetune_tasks import RowFormat, glue_task
+from transforms.finetune import RowFormat, glue_task
 
 UNCASED = "bert-base-uncased.vocab.txt"
 
@@ -112,10 +111,10 @@ def test_header_detection_and_row_parsing():
     assert ft.parse_tsv_row(b'say "hi"\t1\r', sst, labels) == ('say "hi"', None, "1", "")
     for raw, reason in ((b"only one column", "missing_column"), (b"x\t2", "unknown_label"),
                         (b"   \t1", "empty_text"), (b"\xff\t1", "invalid_utf8")):
-        with pytest.raises(ft.BadRowError) as e:
+        with pytest.raises(ft.BadRecordError) as e:
             ft.parse_tsv_row(raw, sst, labels)
         assert e.value.reason == reason
-    with pytest.raises(ft.BadRowError, match="not a number"):
+    with pytest.raises(ft.BadRecordError, match="not a number"):
         ft.label_value("high", reg)
     mnli = glue_task("MNLI").files[0].fmt
     assert mnli.min_columns == 11  # sentence2 is column 9 and the gold label comes after it
@@ -125,15 +124,15 @@ def test_header_detection_and_row_parsing():
 
 
 def test_negatives_come_from_other_pairs_of_the_bucket():
-    rows = [ft.Row("train", -1, f"q{i}", f"d{i}", fp.POSITIVE, "f", i) for i in range(7)]
-    rows.append(ft.Row("train", -1, "q0", "d0-dup", fp.POSITIVE, "f", 7))  # same A as another pair
-    pairs = list(fp.pair_with_negatives(3, rows))
-    assert pairs == list(fp.pair_with_negatives(3, list(reversed(rows))))  # order of arrival does not matter
+    rows = [ft.Row("train", -1, f"q{i}", f"d{i}", ft.POSITIVE, "f", i) for i in range(7)]
+    rows.append(ft.Row("train", -1, "q0", "d0-dup", ft.POSITIVE, "f", 7))  # same A as another pair
+    pairs = list(ft.pair_with_negatives(3, rows))
+    assert pairs == list(ft.pair_with_negatives(3, list(reversed(rows))))  # order of arrival does not matter
     for pos, neg in pairs:
-        assert neg is not None and neg.label == fp.NEGATIVE and neg.text_a == pos.text_a
+        assert neg is not None and neg.label == ft.NEGATIVE and neg.text_a == pos.text_a
         partner = next(r for r in rows if r.text_b == neg.text_b)
         assert partner.text_a != pos.text_a and neg.text_b != pos.text_b
-    assert list(fp.pair_with_negatives(3, rows[:1])) == [(rows[0], None)]
+    assert list(ft.pair_with_negatives(3, rows[:1])) == [(rows[0], None)]
 
 
 def test_configuration_errors(shared_data, tmp_path):
@@ -449,11 +448,11 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
                     *_common(shared_data, out, vocab="bert-base-multilingual-cased.vocab.txt"),
                     "--do_lower_case=false"])
     assert summary["balanced"]
-    negatives = summary["stages"][fp.NEGATIVES_STAGE]["total"]
+    negatives = summary["stages"][ft.NEGATIVES_STAGE]["total"]
     assert negatives["in"] == 240 and negatives["out"] >= 236
     meta = json.loads((out / finetune_data.META_DATA_FILE).read_text())
     assert meta["labels"] == ["0", "1"] and meta["train_data_size"] == 160 + summary["stages"][
-        fp.NEGATIVES_STAGE]["scopes"]["train"]["out"]
+        ft.NEGATIVES_STAGE]["scopes"]["train"]["out"]
     from specs.vocabulary import Vocabulary
     from transforms.bert_tokenization import BertTokenizer
 

@@ -16,12 +16,12 @@ CFG = tr.CleanConfig()
 
 def test_normalize_text_composes_strips_controls_and_keeps_joiners():
     decomposed = "Cafe\u0301\u00a0au\tlait\r\n"
-    assert tr.normalize_text(decomposed) == "Café au lait"
-    assert tr.normalize_text("a\x00b\u200bc\ufeff d\u00ad e\x1b") == "abc d e"
+    assert tr.nfc_single_spaced(decomposed) == "Café au lait"
+    assert tr.nfc_single_spaced("a\x00b\u200bc\ufeff d\u00ad e\x1b") == "abc d e"
     # ZWNJ is orthographic in Persian: kept. Bidi marks carry no text: deleted.
-    assert tr.normalize_text("می\u200cخواهم\u200f") == "می\u200cخواهم"
-    assert tr.normalize_text("  ideographic\u3000space  ") == "ideographic space"
-    assert tr.normalize_text("plain ascii stays") == "plain ascii stays"
+    assert tr.nfc_single_spaced("می\u200cخواهم\u200f") == "می\u200cخواهم"
+    assert tr.nfc_single_spaced("  ideographic\u3000space  ") == "ideographic space"
+    assert tr.nfc_single_spaced("plain ascii stays") == "plain ascii stays"
 
 
 def test_count_tokens_across_scripts():
@@ -137,7 +137,7 @@ def test_parse_tsv_and_json_lines():
 
 
 def _pair(src="Hallo Welt.", tgt="Hello world.", sl="deu", tl="eng", source="a", line=1):
-    return tr.Pair(src, tgt, sl, tl, source, line, -1)
+    return tr.TranslationPair(src, tgt, sl, tl, source, line, -1)
 
 
 def test_pair_key_ignores_direction_and_provenance():
@@ -180,11 +180,15 @@ def test_copies_realise_the_rate():
 
 
 def test_batch_starts_and_blocks_index_lines_across_batches():
-    starts = dict(tr._batch_starts(("f", [(100, 3), (0, 5), (250, 2)])))
-    assert starts == {("f", 0): 0, ("f", 100): 5, ("f", 250): 8}
+    from transforms.core.line_numbers import batch_starts
+    from transforms.files import LineBatch
+    from transforms.translation.reading import _lines_to_blocks
+
+    numbered = list(batch_starts(("f", [(100, 3), (0, 5), (250, 2)])))
+    assert {o.value[0]: o.value[1] for o in numbered[:-1]} == {("f", 0): 0, ("f", 100): 5, ("f", 250): 8}
+    assert numbered[-1] == ("f", 10)
     lines = [(i * 10, b"l%d" % i) for i in range(tr.ALIGN_BLOCK + 3)]
-    pieces = list(tr._lines_to_blocks((("f", 0), {"start": [tr.ALIGN_BLOCK - 2], "lines": [lines]}),
-                                      {"f": ("pair", 1)}))
+    pieces = list(_lines_to_blocks((LineBatch("f", lines), tr.ALIGN_BLOCK - 2), {"f": ("pair", 1)}))
     assert [(k, side, first, len(ls)) for k, (side, first, ls) in pieces] == [
         (("pair", 0), 1, tr.ALIGN_BLOCK - 2, 2),
         (("pair", 1), 1, tr.ALIGN_BLOCK, tr.ALIGN_BLOCK),
@@ -247,7 +251,7 @@ def test_aligned_files_split_into_many_ranges_are_joined_by_line_index(shared_da
     plan = tr.plan_inputs(sorted(str(p) for p in tmp_path.iterdir()))
     assert len(plan.aligned) == 2 and (tmp_path / "big.de-en.de").stat().st_size > 3_000_000
 
-    def misaligned(p: tr.Pair) -> bool:
+    def misaligned(p: tr.TranslationPair) -> bool:
         i = p.src.split(" ", 1)[0]
         return p.tgt.split(" ", 1)[0] != i or p.line != int(i) + 1
 

@@ -1,8 +1,10 @@
 """``--materialize_tokens``: tokenise the written translation pairs with tensorflow-transform.
 
-The ``preprocessing_fn`` packs each side with the trainer's own ``trainer.tokenization`` (one graph,
+The ``preprocessing_fn`` packs each side with the trainer's own in-graph tokenisation (one graph,
 tensorflow_text inside), so TPU hosts read ids instead of tokenising, and the trainer's export can
 embed the very same ``transform_fn`` (``tft.TFTransformOutput(DIR).transform_features_layer()``).
+The tokenisation is handed in by the pipeline (``pipelines.translation_pairs`` passes
+``trainer.tokenization.BertTokenization``): transforms/ never imports the trainer.
 
 How the records are made: tensorflow-transform traces the ``preprocessing_fn`` and writes
 ``transform_fn/`` and ``transformed_metadata/`` (``AnalyzeDataset`` + ``WriteTransformFn``; the
@@ -17,7 +19,7 @@ what the exported model computes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -27,21 +29,25 @@ from specs import FeatureSpec
 from specs.translation import SIDES, tokenized_pairs_spec
 from specs.vocabulary import Vocabulary
 from transforms import files
-from transforms.translation import Pair, pair_key
+from transforms.translation.records import TranslationPair
+from transforms.translation.sampling import pair_key
 
 RAW_FEATURES = ("src_raw", "tgt_raw")
 
 
-def make_preprocessing_fn(vocab: Vocabulary, seq_length: int) -> Any:
+# Makes the in-graph tokenisation of a vocabulary: called as ``tokenization(texts, seq_length=...,
+# out_dtype=...)`` it returns ``{input_word_ids, input_mask, input_type_ids}`` (``trainer.tokenization``).
+MakeTokenization = Callable[[Vocabulary], Any]
+
+
+def make_preprocessing_fn(vocab: Vocabulary, seq_length: int, make_tokenization: MakeTokenization) -> Any:
     """The tensorflow-transform ``preprocessing_fn``: ``{src_raw, tgt_raw}`` (string, batch) ->
     ``{src_input_word_ids, src_input_mask, src_input_type_ids, tgt_...}`` (int64, batch x seq_length)."""
 
     def preprocessing_fn(inputs: Mapping[str, Any]) -> dict[str, Any]:
         import tensorflow as tf
 
-        from trainer.tokenization import BertTokenization
-
-        tokenization = BertTokenization(vocab)
+        tokenization = make_tokenization(vocab)
         out = {}
         for side in SIDES:
             packed = tokenization(inputs[f"{side}_raw"], seq_length=seq_length, out_dtype=tf.int64)
@@ -60,14 +66,14 @@ def raw_metadata() -> Any:
 
 
 class _Tokenize(beam.DoFn):
-    """Applies the written ``transform_fn`` to batches of ``(sort_key, Pair)``; emits encoded records."""
+    """Applies the written ``transform_fn`` to batches of ``(sort_key, TranslationPair)``; emits encoded records."""
 
     def __init__(self, transform_dir: str, spec: FeatureSpec) -> None:
         self._dir = transform_dir
         self._spec = spec
         self._layer: Any = None
 
-    def process(self, batch: list[tuple[bytes, Pair]], _published: Any) -> Iterator[tuple[bytes, bytes]]:
+    def process(self, batch: list[tuple[bytes, TranslationPair]], _published: Any) -> Iterator[tuple[bytes, bytes]]:
         import tensorflow as tf
         import tensorflow_transform as tft
 
@@ -81,16 +87,17 @@ class _Tokenize(beam.DoFn):
 
 
 class MaterializeTokens(beam.PTransform):
-    """``{split: (copy_index, Pair)}`` -> ``DIR/transform_fn``, ``DIR/transformed_metadata`` and
+    """``{split: (copy_index, TranslationPair)}`` -> ``DIR/transform_fn``, ``DIR/transformed_metadata`` and
     ``DIR/SPLIT/pairs-*.tfrecord.gz`` of ``tokenized_pairs_spec(seq_length, vocab.params())`` (spec,
     with the vocabulary's fingerprint and casing, written beside), sorted by the same seeded keys as
     the raw shards."""
 
     def __init__(self, directory: str, vocab: Vocabulary, seq_length: int, seed: int,
-                 num_shards: int = 0, records_per_shard: int = 200_000, temp_dir: str | None = None,
-                 batch_size: int = 256) -> None:
+                 make_tokenization: MakeTokenization, num_shards: int = 0, records_per_shard: int = 200_000,
+                 temp_dir: str | None = None, batch_size: int = 256) -> None:
         super().__init__()
         self._dir, self._vocab, self._len = directory, vocab, seq_length
+        self._make_tokenization = make_tokenization
         self._spec = tokenized_pairs_spec(seq_length, vocab.params())
         self._seed, self._num_shards, self._per_shard = seed, num_shards, records_per_shard
         self._temp = temp_dir or FileSystems.join(directory, "tmp")
@@ -109,7 +116,7 @@ class MaterializeTokens(beam.PTransform):
                 | "NoAnalyzerInput" >> beam.Create([{"src_raw": b"", "tgt_raw": b""}])
             )
             transform_fn = (analyze_on, raw_metadata()) | "Analyze" >> tft_beam.AnalyzeDataset(
-                make_preprocessing_fn(self._vocab, self._len))
+                make_preprocessing_fn(self._vocab, self._len, self._make_tokenization))
             published = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._dir)
         counts = {}
         for split, pcoll in sorted(keyed.items()):

@@ -1,0 +1,110 @@
+"""Keys, splits and balancing of translation pairs (no Beam): every choice a hash of the pair and a seed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from transforms.errors import ConfigError
+from transforms.seeding import stable_hash64, unit_interval
+from transforms.translation.records import SPLITS, TranslationPair
+
+# --- keys, splits, balancing -------------------------------------------------------------------
+
+def unordered_lang_pair(src_lang: str, tgt_lang: str) -> str:
+    """``deu-eng`` for both directions: the unit of balancing."""
+    a, b = sorted((src_lang, tgt_lang))
+    return f"{a}-{b}"
+
+
+def texts_in_language_order(pair: TranslationPair) -> list[str]:
+    """Both sides in language order, so ``de->en`` and ``en->de`` copies of a pair are one group
+    (the identity exact dedup and decontamination compare)."""
+    return [t for _, t in sorted(((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)))]
+
+
+def lang_pair_of(pair: TranslationPair) -> str:
+    """The accounting scope of a pair: its directed language pair."""
+    return pair.lang_pair
+
+
+def pair_key(pair: TranslationPair) -> bytes:
+    """A 128-bit identity of the normalised pair, the same for both directions (``de->en`` and
+    ``en->de`` of the same sentences are one pair for dedup and splitting)."""
+    a, b = sorted(((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)))
+    return stable_hash64(*a, *b).to_bytes(8, "big") + stable_hash64(*b, *a).to_bytes(8, "big")
+
+
+def parse_split_fractions(spec: str, flag: str = "--split") -> dict[str, float]:
+    """``train=0.98,validation=0.01,test=0.01`` (names among SPLITS, fractions summing to 1)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            frac = float(value)
+        except ValueError:
+            frac = -1.0
+        if not sep or name not in SPLITS or not 0 <= frac <= 1 or name in out:
+            raise ConfigError(f"{flag}: {item!r} is not NAME=FRACTION with NAME one of {', '.join(SPLITS)}")
+        out[name] = frac
+    if not out or abs(sum(out.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"{flag}: fractions {spec!r} must sum to 1")
+    return out
+
+
+def split_of(key: bytes, fractions: Mapping[str, float], split_seed: int) -> str:
+    """The split of a pair from a hash of its normalised content: the same pair lands in the same
+    split on every run, whatever else is in the job."""
+    u = unit_interval(split_seed, b"split", key)
+    acc = 0.0
+    names = [s for s in SPLITS if s in fractions]
+    for name in names:
+        acc += fractions[name]
+        if u < acc:
+            return name
+    return names[-1]
+
+
+def sampling_rates(counts: Mapping[str, int], alpha: float, cap: int = 0, max_upsample: float = 1.0
+                   ) -> dict[str, tuple[int, float]]:
+    """Exponentially smoothed sampling: per language pair ``(target, rate)``.
+
+    With ``N`` pairs in all and ``q_i = n_i^alpha / sum_j n_j^alpha`` (alpha < 1 flattens the
+    distribution towards low-resource pairs, as XLM-R/mT5/LaBSE do), pair ``i`` aims at
+    ``min(N q_i, max_upsample n_i, cap)`` examples; ``rate = target / n_i`` is the expected number of
+    copies of each of its pairs. With ``alpha = 1`` and no cap every rate is 1.
+    """
+    # fsum: exactly rounded whatever the order the counts arrived in, so rates are bit-identical.
+    total = math.fsum(counts.values())
+    weights = {lp: n ** alpha for lp, n in counts.items() if n}
+    norm = math.fsum(weights.values())
+    out = {}
+    for lp, n in sorted(counts.items()):
+        if not n:
+            continue
+        target = min(total * weights[lp] / norm, max_upsample * n)
+        if cap:
+            target = min(target, cap)
+        out[lp] = (round(target), target / n)
+    return out
+
+
+def copies(rate: float, seed: int, key: bytes) -> int:
+    """How many times a pair is written at a sampling ``rate``: ``floor(rate)`` plus one more with
+    probability ``frac(rate)``, decided by a hash of the pair (Bernoulli/Poisson-free, reproducible)."""
+    whole = math.floor(rate)
+    return whole + (1 if unit_interval(seed, b"balance", key) < rate - whole else 0)
+
+
+LENGTH_BINS = (0, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def length_bin(tokens: int) -> int:
+    """The lower edge of ``tokens``' histogram bin in LENGTH_BINS."""
+    edge = 0
+    for b in LENGTH_BINS:
+        if tokens >= b:
+            edge = b
+    return edge
+
+
