@@ -6,8 +6,9 @@
 Each job runs twice with the same command, once in a detached ``git worktree`` of ``--base`` and once
 in this working tree, with the same output path (so paths recorded in specs and markers agree), on the
 bundled samples and the shared data (``$POLYEMBED_SHARED`` or ``../shared``). Then every output file is
-compared byte for byte; the only thing ignored is the wall-clock time in the run markers
-(``_RUN_STARTED.json`` ``started``, ``_RUN_COMPLETE.json`` ``started``/``finished``). Prints one line
+compared byte for byte; the only things ignored are the wall-clock times in the run markers
+(``_RUN_STARTED.json`` ``started``, ``_RUN_COMPLETE.json`` ``started``/``finished``) and
+tensorflow-transform's scratch folder (uuid names). Prints one line
 per job (files compared, ``same`` or the differing files) and exits 1 if any job differs or fails.
 """
 
@@ -26,6 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
 MARKERS = {"_RUN_STARTED.json": ("started",), "_RUN_COMPLETE.json": ("started", "finished")}
+# tensorflow-transform's scratch folder (random uuid names each run) under translation_pairs' OUT/tmp/tft
+SCRATCH = ("tmp/tft/tftransform_tmp/",)
+# A job that reads another job's output: that output (from the same side) is put back in place first.
+NEEDS = {"finetune_pairs": "translation_pairs"}
 MULTILINGUAL_VOCAB = SHARED / "vocab" / "bert-base-multilingual-cased.vocab.txt"
 UNCASED_VOCAB = SHARED / "vocab" / "bert-base-uncased.vocab.txt"
 
@@ -61,7 +66,8 @@ def jobs(out: Path) -> dict[str, list[str]]:
         "finetune_stsb": ["pipelines.finetune_data", "--task=STS-B", f"--input_data_dir={glue / 'STS-B'}",
                           f"--vocab_file={UNCASED_VOCAB}", "--do_lower_case=true", "--max_seq_length=64",
                           f"--output_dir={out / 'finetune_stsb'}"],
-        "finetune_pairs": ["pipelines.finetune_data", "--from_pairs", "--train_files=samples/translation/*.tsv",
+        "finetune_pairs": ["pipelines.finetune_data", "--from_pairs",
+                           f"--train_files={out / 'translation_pairs' / 'train'}/pairs-*.tfrecord.gz",
                            f"--vocab_file={MULTILINGUAL_VOCAB}", "--do_lower_case=false", "--max_seq_length=64",
                            f"--output_dir={out / 'finetune_pairs'}"],
     }
@@ -74,8 +80,11 @@ def run(tree: Path, python: str, command: list[str]) -> subprocess.CompletedProc
 
 def differences(a: Path, b: Path) -> tuple[int, list[str]]:
     """(files compared, relative paths that differ or exist on one side only)."""
-    files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
-    files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    def listing(root: Path) -> set[Path]:
+        return {p.relative_to(root) for p in root.rglob("*")
+                if p.is_file() and not any(part in str(p.relative_to(root)) for part in SCRATCH)}
+
+    files_a, files_b = listing(a), listing(b)
     differ = sorted(str(p) + " (one side only)" for p in files_a ^ files_b)
     for rel in sorted(files_a & files_b):
         volatile = MARKERS.get(rel.name)
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     out = work / "out"
     table = jobs(out)
     names = [n for n in args.jobs.split(",") if n] or list(table)
+    names = [*dict.fromkeys([need for n in names if (need := NEEDS.get(n))] + names)]  # what a job reads runs first
     unknown = [n for n in names if n not in table]
     if unknown:
         print(f"error: unknown job(s) {unknown}; known: {', '.join(table)}", file=sys.stderr)
@@ -116,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             sides = {}
             for side, tree in (("base", base), ("tree", REPO)):
                 shutil.rmtree(out, ignore_errors=True)
+                if name in NEEDS:
+                    shutil.copytree(work / side / NEEDS[name], out / NEEDS[name])
                 done = run(tree, args.python, table[name])
                 if done.returncode != 0:
                     print(f"{name}: FAILED on {side} (exit {done.returncode}): {done.stderr.strip()[-400:]}")
