@@ -186,7 +186,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     a uniform integer below ``n`` is ``int(random() * n)`` where the reference calls ``randint``
     (the same distribution to within ``n / 2**53``, one draw instead of a rejection loop).
     """
-    draw = rng.random
+    draw, getrandbits, bisect_left = rng.random, rng.getrandbits, bisect.bisect_left
     max_num_tokens = params.max_num_tokens
     target = max_num_tokens
     if draw() < params.short_seq_prob:
@@ -197,7 +197,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     pairs: list[Pair] = []
     i = 0
     while i < sentences:
-        end = min(bisect.bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
+        end = min(bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
         size = end - i
         a_end = i + 1 + (int(draw() * (size - 1)) if size >= 2 else 0)
         a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
@@ -210,16 +210,30 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             other_bounds = pool.bounds[other]
             start = int(draw() * (len(other_bounds) - 1))
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
-            stop = min(bisect.bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
+            stop = min(bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
                        len(other_bounds) - 1)
-            pairs.append(_fitted(a_start, a_len, other_bounds[start], other_bounds[stop] - other_bounds[start], True,
-                                 max_num_tokens, rng))
+            b_start, b_len, is_random_next = other_bounds[start], other_bounds[stop] - other_bounds[start], True
             i = a_end
         else:
-            pairs.append(_fitted(a_start, a_len, bounds[a_end], bounds[end] - bounds[a_end], False,
-                                 max_num_tokens, rng))
+            b_start, b_len, is_random_next = bounds[a_end], bounds[end] - bounds[a_end], False
             i = end
+        excess = a_len + b_len - max_num_tokens
+        if excess > 0:  # ``_fitted``, inline: pair building is per instance
+            gap = min(abs(a_len - b_len), excess)
+            rest = excess - gap
+            cut_a = (gap if a_len > b_len else 0) + rest // 2
+            cut_b = (gap if a_len <= b_len else 0) + rest - rest // 2
+            if cut_a:
+                a_start += getrandbits(cut_a).bit_count()
+                a_len -= cut_a
+            if cut_b:
+                b_start += getrandbits(cut_b).bit_count()
+                b_len -= cut_b
+        pairs.append(_new_pair(Pair, (a_start, a_len, b_start, b_len, is_random_next)))
     return pairs
+
+
+_new_pair = tuple.__new__  # ``Pair(...)`` without the Python-level ``__new__`` NamedTuple adds
 
 
 # --- masking (reference: create_masked_lm_predictions and _masking_ngrams) -----------------------
