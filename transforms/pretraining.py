@@ -360,15 +360,20 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     keys = words[:, :length].astype(np.uint64)
     keys <<= np.uint64(max(1, (length - 1).bit_length()))
     keys |= np.where(candidate, col, col | 1 << 62).astype(np.uint64)
-    if k < length:  # the k smallest keys, then their order: cheaper than sorting every row whole
-        part = np.argpartition(keys, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
-    else:
-        order = np.argsort(keys, axis=1)
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
     valid = np.arange(k) < count[:, None]
-    positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
+    if k < length:
+        # The row's count-th smallest key (from the k smallest, by value: cheaper than sorting every
+        # row whole or partitioning indices); the positions are the columns whose keys are at most
+        # that, in column order (a stable sort of a bool row is a counting sort).
+        smallest = np.sort(np.partition(keys, k - 1, axis=1)[:, :k], axis=1)
+        threshold = smallest[np.arange(rows), np.maximum(count - 1, 0)]
+        chosen = (keys <= threshold[:, None]) & (count > 0)[:, None]
+        positions = np.where(valid, np.argsort(~chosen, axis=1, kind="stable")[:, :k], 0)
+    else:
+        order = np.argsort(keys, axis=1)
+        positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
     row = np.arange(rows)[:, None]
     labels = np.where(valid, ids[row, positions], 0)
     choice = words[:, length:length + k] * 2.0 ** -32
