@@ -27,6 +27,7 @@ masked_lm_prob 0.15, short_seq_prob 0.1, dupe_factor 5.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import itertools
 import os
 import pathlib
@@ -144,8 +145,21 @@ def _measure_once(cmd: list[str], env: dict[str, str] | None) -> tuple[float, fl
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, worker_peak
 
 
-def _data(out: pathlib.Path) -> list[bytes]:
-    return [p.read_bytes() for p in sorted(out.glob("pretrain-*"))]
+def _own_peak(cpu_file: str, fallback: float) -> float:
+    """The subject's peak RSS (MiB) as it read it from its own /proc/self/status (VmHWM) at the end.
+    ``ru_maxrss`` of a child is not used when this exists: subprocess starts children with vfork,
+    and Linux carries the parent's high-water mark into the child's at exec, so once this bench
+    has compared two large outputs every later subject would report the bench's own peak."""
+    path = pathlib.Path(cpu_file + ".hwm")
+    return int(path.read_text()) / 1024 if path.exists() else fallback
+
+
+def _same_outputs(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """The two runs' shards are the same files, byte for byte (compared a block at a time, so this
+    process stays small)."""
+    names = sorted(p.name for p in a.glob("pretrain-*"))
+    return names == sorted(p.name for p in b.glob("pretrain-*")) and all(
+        filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
 def count_records(pattern: str, gzip: bool = False) -> int:
@@ -177,6 +191,7 @@ lines = [x for x in lines if x]
 for i in range(0, len(lines), 4096):
     tok.tokenize_batch(lines[i:i + 4096])
 open({cpu_file!r}, "w").write(str(time.process_time() - start))
+open({cpu_file!r} + ".hwm", "w").write(next(x.split()[1] for x in open("/proc/self/status") if x.startswith("VmHWM:")))
 """
 
 
@@ -191,6 +206,7 @@ from pipelines import pretrain_data
 start = time.process_time()
 runtime.run_pipeline("pretrain_data", {argv!r}, pretrain_data.build)
 open({cpu_file!r}, "w").write(str(time.process_time() - start))
+open({cpu_file!r} + ".hwm", "w").write(next(x.split()[1] for x in open("/proc/self/status") if x.startswith("VmHWM:")))
 """
 
 REFERENCE = """
@@ -204,6 +220,7 @@ try:
 except SystemExit:
     pass
 open({cpu_file!r}, "w").write(str(time.process_time() - start))
+open({cpu_file!r} + ".hwm", "w").write(next(x.split()[1] for x in open("/proc/self/status") if x.startswith("VmHWM:")))
 """
 
 
@@ -211,7 +228,8 @@ def run_tokenizer(corpus: pathlib.Path, vocab: pathlib.Path, a: argparse.Namespa
     cpu_file = str(corpus) + ".cpu"
     code = TOKENIZE_ONLY.format(repo=str(REPO), vocab=str(vocab), corpus=str(corpus), cpu_file=cpu_file)
     wall, cpu, peak, _ = measure([sys.executable, "-c", code])
-    return Run(wall, float(pathlib.Path(cpu_file).read_text()) if a.exclude_imports else cpu, peak, 0)
+    return Run(wall, float(pathlib.Path(cpu_file).read_text()) if a.exclude_imports else cpu,
+               _own_peak(cpu_file, peak), 0)
 
 
 def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a: argparse.Namespace,
@@ -228,7 +246,7 @@ def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a
     wall, cpu, peak, worker_peak = measure([sys.executable, "-c", code])
     if a.exclude_imports and not workers:  # the controller's own CPU is not the work when workers run
         cpu = float(pathlib.Path(str(out) + ".cpu").read_text())
-    return Run(wall, cpu, peak, count_records(str(out / "pretrain-*")), worker_peak)
+    return Run(wall, cpu, _own_peak(str(out) + ".cpu", peak), count_records(str(out / "pretrain-*")), worker_peak)
 
 
 def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a: argparse.Namespace,
@@ -243,7 +261,7 @@ def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, 
     code = REFERENCE.format(argv=argv, cpu_file=str(out / "cpu"))
     wall, cpu, peak, _ = measure([sys.executable, "-c", code], env)
     cpu = float((out / "cpu").read_text()) if a.exclude_imports else cpu
-    return Run(wall, cpu, peak, count_records(str(out / "ref.tfrecord")))
+    return Run(wall, cpu, _own_peak(str(out / "cpu"), peak), count_records(str(out / "ref.tfrecord")))
 
 
 STAGES = """
@@ -380,7 +398,7 @@ def main() -> None:
         if a.workers:
             multi.append(run_pipeline(work / f"corpus_{i}.txt", vocab, out_w, a, a.workers))
             row(f"pretrain_data, {a.workers} worker processes", size, multi[-1])
-            same = _data(out) == _data(out_w)
+            same = _same_outputs(out, out_w)
             print(f"{'':<34} {a.workers}-worker output byte-identical to the in-process output: {same}")
             shutil.rmtree(out_w)
         shutil.rmtree(out)

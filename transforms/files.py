@@ -17,6 +17,7 @@ boundaries or worker counts; with a seeded hash as the key the order is a determ
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -303,6 +304,19 @@ def tfrecord_frame(data: bytes) -> bytes:
     return _frame_header(len(data)) + data + _CRC.pack(_masked_crc(data))
 
 
+def tfrecord_frames(payloads: Sequence[bytes]) -> bytes:
+    """``tfrecord_frame`` of each payload, joined: the CRCs are masked with numpy and the pieces
+    joined by C loops (``map``), about twice as fast as framing record by record in Python."""
+    if not payloads:
+        return b""
+    crc = np.fromiter(map(google_crc32c.value, payloads), dtype=np.uint32, count=len(payloads))
+    masked = ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)  # wraps mod 2**32
+    tails = masked.astype("<u4").tobytes()
+    crcs = [tails[i:i + 4] for i in range(0, len(tails), 4)]
+    return b"".join(itertools.chain.from_iterable(zip(map(_frame_header, map(len, payloads)), payloads, crcs,
+                                                      strict=True)))
+
+
 _CRC = struct.Struct("<I")
 
 
@@ -376,17 +390,37 @@ def remove_folder(folder: str) -> None:
         FileSystems.delete([folder.rstrip("/") + "/"])
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Hands the allocator's free pages back to the system (glibc's ``malloc_trim``; a no-op where
+    there is none). Called when a group (a bucket of documents, a spilled run, a shard) is done: its
+    objects are freed, but glibc keeps most of the freed heap mapped, so without this a worker's
+    resident memory creeps up group by group (measured: 50-100 MB lower at 160 MB of text)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 # --- spilling records to sorted runs on disk (an external shuffle for the local runner) ----------
 
-_RUN_HEADER = struct.Struct(">QII")  # key hash, key length, payload length
+_RUN_ROW = np.dtype([("hash", ">u8"), ("key_len", ">u4"), ("payload_len", ">u4")])
 _INDEX_BITS = 12  # a run's index: where records with each value of the hash's top 12 bits start
 SPILL_RUN_BYTES = 32 << 20
 
 
 class SpillRun(NamedTuple):
-    """A run file of ``(hash, key, payload)`` records sorted by hash, and its index: little-endian
-    int64 byte offsets of the first record whose hash's top ``_INDEX_BITS`` bits are >= b, for b in
-    0..2**_INDEX_BITS (the last is the file's size)."""
+    """A run file of ``(hash, key, payload)`` records sorted by hash: a table of ``_RUN_ROW`` s (hash,
+    key length, payload length), then the keys and payloads in the same order. Its index is two
+    little-endian int64 arrays of ``2**_INDEX_BITS + 1``: for b in 0..2**_INDEX_BITS, the number of the
+    first record whose hash's top ``_INDEX_BITS`` bits are >= b, then where that record's key starts
+    after the table (the last entries: the record count and the data's size)."""
 
     path: str
     records: int
@@ -397,49 +431,55 @@ def write_run(path: str, hashes: np.ndarray, keys: Sequence[bytes], payloads: Se
     """Writes records (``hashes`` uint64, their keys and payloads) as one run file, sorted by hash."""
     n = len(keys)
     order = np.argsort(hashes, kind="stable")
-    hashes = hashes[order]
-    key_len = np.fromiter(map(len, keys), dtype=np.int64, count=n)[order]
-    payload_len = np.fromiter(map(len, payloads), dtype=np.int64, count=n)[order]
-    starts = np.concatenate(([0], np.cumsum(_RUN_HEADER.size + key_len + payload_len)))
-    tops = (hashes >> np.uint64(64 - _INDEX_BITS)).astype(np.int64)
-    index = starts[np.searchsorted(tops, np.arange((1 << _INDEX_BITS) + 1), "left")]
-    header = _RUN_HEADER.pack
+    table = np.empty(n, dtype=_RUN_ROW)
+    table["hash"] = hashes[order]
+    table["key_len"] = np.fromiter(map(len, keys), dtype=np.int64, count=n)[order]
+    table["payload_len"] = np.fromiter(map(len, payloads), dtype=np.int64, count=n)[order]
+    starts = np.concatenate(([0], np.cumsum(table["key_len"] + table["payload_len"], dtype=np.int64)))
+    tops = (hashes[order] >> np.uint64(64 - _INDEX_BITS)).astype(np.int64)
+    first = np.searchsorted(tops, np.arange((1 << _INDEX_BITS) + 1), "left")
     rows = order.tolist()
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(table.tobytes())
         for start in range(0, n, _WRITE_BATCH):
             f.write(b"".join(itertools.chain.from_iterable(
-                (header(h, len(keys[i]), len(payloads[i])), keys[i], payloads[i])
-                for h, i in zip(hashes[start:start + _WRITE_BATCH].tolist(), rows[start:start + _WRITE_BATCH],
-                                strict=True))))
-    return SpillRun(path, n, index.astype("<i8").tobytes())
+                (keys[i], payloads[i]) for i in rows[start:start + _WRITE_BATCH])))
+    return SpillRun(path, n, np.concatenate((first, starts[first])).astype("<i8").tobytes())
 
 
 def read_group(runs: Iterable[SpillRun], index: int, count: int) -> list[tuple[bytes, bytes]]:
     """``(key, payload)`` of every spilled record in group ``index`` of ``count`` (``shard_of`` its
-    hash), sorted: from each run only the stretch its index points to is read, so memory holds one
-    group."""
+    hash), sorted: from each run only the stretch its index points to is read (its table rows, then
+    its keys and payloads), so memory holds one group."""
     lo, hi = _shard_bounds(index, count)
     shift = 64 - _INDEX_BITS
     first, last = lo >> shift, min((hi + (1 << shift) - 1) >> shift, 1 << _INDEX_BITS)
-    unpack, header = _RUN_HEADER.unpack_from, _RUN_HEADER.size
     out: list[tuple[bytes, bytes]] = []
     for run in runs:
-        offsets = np.frombuffer(run.index, dtype="<i8")
-        begin, end = int(offsets[first]), int(offsets[last])
-        if begin == end:
+        record, offset = np.frombuffer(run.index, dtype="<i8").reshape(2, -1)
+        r0, r1 = int(record[first]), int(record[last])
+        if r0 == r1:
             continue
+        begin, end = int(offset[first]), int(offset[last])
         with FileSystems.open(run.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            f.seek(begin)
+            f.seek(r0 * _RUN_ROW.itemsize)
+            table_bytes = f.read((r1 - r0) * _RUN_ROW.itemsize)
+            f.seek(run.records * _RUN_ROW.itemsize + begin)
             data = f.read(end - begin)
-        if len(data) != end - begin:
-            raise OSError(f"{run.path}: spilled run is {begin + len(data)} bytes, its index says {end}")
-        pos = 0
-        while pos < len(data):
-            h, key_len, payload_len = unpack(data, pos)
-            pos += header
-            if lo <= h < hi:
-                out.append((data[pos:pos + key_len], data[pos + key_len:pos + key_len + payload_len]))
-            pos += key_len + payload_len
+        if len(table_bytes) != (r1 - r0) * _RUN_ROW.itemsize or len(data) != end - begin:
+            raise OSError(f"{run.path}: spilled run is shorter than its index says")
+        table = np.frombuffer(table_bytes, dtype=_RUN_ROW)
+        sizes = table["key_len"].astype(np.int64) + table["payload_len"]
+        key_start = np.cumsum(sizes) - sizes
+        inside = table["hash"] >= np.uint64(lo)
+        if hi < 1 << 64:
+            inside &= table["hash"] < np.uint64(hi)
+        key_start = key_start[inside]
+        key_end = key_start + table["key_len"][inside]
+        payload_end = key_end + table["payload_len"][inside]
+        ks, ke, pe = key_start.tolist(), key_end.tolist(), payload_end.tolist()
+        out.extend(zip([data[a:b] for a, b in zip(ks, ke, strict=True)],
+                       [data[a:b] for a, b in zip(ke, pe, strict=True)], strict=True))
     return _sorted_records(out)
 
 
@@ -496,6 +536,7 @@ class SpillRuns(beam.DoFn):
         run = write_run(FileSystems.join(self._folder, f"run-{uuid.uuid4().hex}"), np.concatenate(self._hashes),
                         self._keys, self._payloads)
         self.start_bundle()
+        release_free_memory()
         return run
 
 
@@ -520,15 +561,13 @@ class _WriteShard(beam.DoFn):
         """Writes shard ``index`` from its records, already sorted; returns the index."""
         path = shard_name(self._prefix, index, num_shards, self._suffix)
         temp = FileSystems.join(self._temp, f"{FileSystems.split(path)[1]}.{uuid.uuid4().hex}")
-        frame: Callable[[bytes], tuple[bytes, ...]] = (
-            (lambda b: (_frame_header(len(b)), b, _CRC.pack(_masked_crc(b)))) if self._fmt == "tfrecord"
-            else (lambda b: (b, b"\n")))
+        frames: Callable[[list[bytes]], bytes] = (
+            tfrecord_frames if self._fmt == "tfrecord" else (lambda b: b"\n".join(b) + b"\n" if b else b""))
         # wbits 31: a gzip member whose header has no name and mtime 0, so the bytes are reproducible.
         deflate = zlib.compressobj(self._gzip_level, zlib.DEFLATED, 31) if self._gzip_level is not None else None
         with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for start in range(0, len(records), _WRITE_BATCH):
-                block = b"".join(itertools.chain.from_iterable(
-                    frame(payload) for _, payload in records[start:start + _WRITE_BATCH]))
+                block = frames([payload for _, payload in records[start:start + _WRITE_BATCH]])
                 f.write(deflate.compress(block) if deflate else block)
             if deflate:
                 f.write(deflate.flush())
@@ -544,6 +583,7 @@ class _WriteShardFromRuns(beam.DoFn):
 
     def process(self, index: int, runs: list[SpillRun], num_shards: int) -> Iterator[int]:
         yield self._writer.write(index, num_shards, read_group(runs, index, num_shards))
+        release_free_memory()
 
 
 class _WriteEmptyShards(beam.DoFn):

@@ -55,6 +55,7 @@ from transforms.files import (
     SpillRuns,
     lines_from,
     read_group,
+    release_free_memory,
     remove_folder,
     resolve_write_method,
     shard_of,
@@ -186,7 +187,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     a uniform integer below ``n`` is ``int(random() * n)`` where the reference calls ``randint``
     (the same distribution to within ``n / 2**53``, one draw instead of a rejection loop).
     """
-    draw = rng.random
+    draw, getrandbits, bisect_left = rng.random, rng.getrandbits, bisect.bisect_left
     max_num_tokens = params.max_num_tokens
     target = max_num_tokens
     if draw() < params.short_seq_prob:
@@ -197,7 +198,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     pairs: list[Pair] = []
     i = 0
     while i < sentences:
-        end = min(bisect.bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
+        end = min(bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
         size = end - i
         a_end = i + 1 + (int(draw() * (size - 1)) if size >= 2 else 0)
         a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
@@ -210,16 +211,30 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             other_bounds = pool.bounds[other]
             start = int(draw() * (len(other_bounds) - 1))
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
-            stop = min(bisect.bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
+            stop = min(bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
                        len(other_bounds) - 1)
-            pairs.append(_fitted(a_start, a_len, other_bounds[start], other_bounds[stop] - other_bounds[start], True,
-                                 max_num_tokens, rng))
+            b_start, b_len, is_random_next = other_bounds[start], other_bounds[stop] - other_bounds[start], True
             i = a_end
         else:
-            pairs.append(_fitted(a_start, a_len, bounds[a_end], bounds[end] - bounds[a_end], False,
-                                 max_num_tokens, rng))
+            b_start, b_len, is_random_next = bounds[a_end], bounds[end] - bounds[a_end], False
             i = end
+        excess = a_len + b_len - max_num_tokens
+        if excess > 0:  # ``_fitted``, inline: pair building is per instance
+            gap = min(abs(a_len - b_len), excess)
+            rest = excess - gap
+            cut_a = (gap if a_len > b_len else 0) + rest // 2
+            cut_b = (gap if a_len <= b_len else 0) + rest - rest // 2
+            if cut_a:
+                a_start += getrandbits(cut_a).bit_count()
+                a_len -= cut_a
+            if cut_b:
+                b_start += getrandbits(cut_b).bit_count()
+                b_len -= cut_b
+        pairs.append(_new_pair(Pair, (a_start, a_len, b_start, b_len, is_random_next)))
     return pairs
+
+
+_new_pair = tuple.__new__  # ``Pair(...)`` without the Python-level ``__new__`` NamedTuple adds
 
 
 # --- masking (reference: create_masked_lm_predictions and _masking_ngrams) -----------------------
@@ -345,15 +360,20 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
     keys = words[:, :length].astype(np.uint64)
     keys <<= np.uint64(max(1, (length - 1).bit_length()))
     keys |= np.where(candidate, col, col | 1 << 62).astype(np.uint64)
-    if k < length:  # the k smallest keys, then their order: cheaper than sorting every row whole
-        part = np.argpartition(keys, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
-    else:
-        order = np.argsort(keys, axis=1)
     count = np.minimum(np.minimum(P, np.maximum(1, np.round(lengths * params.masked_lm_prob))).astype(np.int64),
                        lengths - 3)
     valid = np.arange(k) < count[:, None]
-    positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
+    if k < length:
+        # The row's count-th smallest key (from the k smallest, by value: cheaper than sorting every
+        # row whole or partitioning indices); the positions are the columns whose keys are at most
+        # that, in column order (a stable sort of a bool row is a counting sort).
+        smallest = np.sort(np.partition(keys, k - 1, axis=1)[:, :k], axis=1)
+        threshold = smallest[np.arange(rows), np.maximum(count - 1, 0)]
+        chosen = (keys <= threshold[:, None]) & (count > 0)[:, None]
+        positions = np.where(valid, np.argsort(~chosen, axis=1, kind="stable")[:, :k], 0)
+    else:
+        order = np.argsort(keys, axis=1)
+        positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
     row = np.arange(rows)[:, None]
     labels = np.where(valid, ids[row, positions], 0)
     choice = words[:, length:length + k] * 2.0 ** -32
@@ -535,13 +555,14 @@ class _BertTextSource(filebasedsource.FileBasedSource):
                     if raw.strip():
                         if sentences is None:
                             continue
-                        problem = checks.utf8_problem(file_name, off, raw)
-                        if problem is not None:
-                            yield problem
+                        try:  # decoded once; only a line that fails goes through the shared check
+                            sentence = raw.decode("utf-8").strip()
+                        except UnicodeDecodeError:
+                            yield checks.utf8_problem(file_name, off, raw)
                             continue
                         if not sentences and not separators:
                             offset = off
-                        sentences.append(raw.decode("utf-8").strip())
+                        sentences.append(sentence)
                         if len(sentences) >= self._max:
                             yield RawDocument(file_name, offset, self._language, sentences, separators)
                             sentences, separators = [], 0
@@ -913,6 +934,8 @@ class _CreateInstances(AccountedDoFn):
             self.out(doc.language)
             members.append((doc, n))
         yield from self._instances(members)
+        del docs, members  # the bucket is done: its memory goes back to the system
+        release_free_memory()
 
     def _instances(self, members: list[tuple[Document, int]]) -> Iterator[Any]:
         pool = Pool.from_arrays([(doc.ids, doc.bounds) for doc, _ in members])
@@ -925,9 +948,9 @@ class _CreateInstances(AccountedDoFn):
                 pairs = create_segment_pairs(pool, index, self._params, rng)
                 batch.add(pool, pairs, rng)
                 made += len(pairs)
+                if len(batch) >= BATCH_INSTANCES:  # after a pass, not a document: a batch stays bounded
+                    yield batch.encode(pool)
             counts[doc.language] = counts.get(doc.language, 0) + made
-            if len(batch) >= BATCH_INSTANCES:
-                yield batch.encode(pool)
         if len(batch):
             yield batch.encode(pool)
         for lang, n in sorted(counts.items()):
