@@ -28,8 +28,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import dedup, runtime
+from transforms.core.flags import flag_list
 from transforms.files import match_files
-from transforms.runtime import Built, CommonOptions, main
+from transforms.runtime import Built, CommonOptions, Ledger, main
 
 
 class DedupOptions(CommonOptions):
@@ -73,41 +74,34 @@ class DedupOptions(CommonOptions):
                             help="Records per shard when --num_shards is 0.")
 
 
-def _split_list(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(DedupOptions)
     out_dir = options.view_as(CommonOptions).output_dir
-    paths = match_files(_split_list(o.input))
-    runtime.check_inputs_complete(_split_list(o.input), "--input", options, ours=False)
-    job = dedup.job_settings(paths, o.format, _split_list([o.text_fields]), o.key, o.rank_field,
-                             _split_list(o.exclude), o.no_exact, o.no_near, o.num_shards, o.records_per_shard)
+    paths = match_files(flag_list(o.input))
+    runtime.check_inputs_complete(flag_list(o.input), "--input", options, ours=False)
+    job = dedup.job_settings(paths, o.format, flag_list([o.text_fields]), o.key, o.rank_field,
+                             flag_list(o.exclude), o.no_exact, o.no_near, o.num_shards, o.records_per_shard)
     rank_fn = dedup.job_rank if job.rank_field else None
 
-    read = pipeline | "Read" >> dedup.ReadDedupInput(job.paths, job.fmt, job.text_fields, job.rank_field)
-    stages: list[Any] = [read]
-    records = read.out
+    ledger = Ledger()
+    records = ledger.add(pipeline | "Read" >> dedup.ReadDedupInput(job.paths, job.fmt, job.text_fields,
+                                                                  job.rank_field))
     if job.exclude:
-        clean = records | "Decontaminate" >> dedup.Decontaminate(
+        records = ledger.add(records | "Decontaminate" >> dedup.Decontaminate(
             dedup.job_texts, job.exclude, ngram=o.exclude_ngram, min_sentence_chars=o.min_sentence_chars,
-            scope_fn=dedup.job_source)
-        stages.append(clean)
-        records = clean.out
+            scope_fn=dedup.job_source))
     deduped = {}
     if not o.no_exact:
-        deduped["exact_dedup"] = records | "ExactDedup" >> dedup.ExactDedup(
+        deduped["exact_dedup"] = ledger.add(records | "ExactDedup" >> dedup.ExactDedup(
             dedup.job_texts, mode=job.mode, rank_fn=rank_fn, scope_fn=dedup.job_source, case_fold=o.case_fold,
-            with_clusters=o.with_clusters, cc_rounds=o.cc_rounds)
+            with_clusters=o.with_clusters, cc_rounds=o.cc_rounds))
         records = deduped["exact_dedup"].out
     if not o.no_near:
-        deduped["near_dedup"] = records | "NearDedup" >> dedup.NearDedup(
+        deduped["near_dedup"] = ledger.add(records | "NearDedup" >> dedup.NearDedup(
             dedup.job_texts, mode=job.mode, rank_fn=rank_fn, scope_fn=dedup.job_source, num_perm=o.num_perm,
             ngram=o.ngram, bands=o.bands or None, rows=o.rows or None, threshold=o.threshold or None,
-            verify=o.verify, seed=o.minhash_seed, cc_rounds=o.cc_rounds, with_clusters=o.with_clusters)
+            verify=o.verify, seed=o.minhash_seed, cc_rounds=o.cc_rounds, with_clusters=o.with_clusters))
         records = deduped["near_dedup"].out
-    stages += deduped.values()
 
     kept_dir = FileSystems.join(out_dir, "deduplicated")
     _ = records | "WriteKept" >> dedup.WriteJobRecords(kept_dir, job, o.num_shards, o.records_per_shard)
@@ -125,7 +119,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             clusters_dir, job, o.num_shards, o.records_per_shard, clustered=True)
         outputs["records with clusters"] = clusters_dir
 
-    return Built([s.tally for s in stages], [s.dead_letter for s in stages], outputs)
+    return ledger.built(outputs)
 
 
 if __name__ == "__main__":

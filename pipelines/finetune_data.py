@@ -140,15 +140,17 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
     tokenizer = make_tokenizer(o)
     spec = sentence_prediction_spec(o.max_seq_length, plan.labels.regression, tokenizer.vocabulary.params())
+    ledger = runtime.Ledger()
     if o.from_pairs:
         rows, stages = pipeline | "PairTask" >> ft.PairTaskRows(plan.inputs, common.seed, o.pairs_per_bucket)
     else:
-        read, parsed = pipeline | "ReadRows" >> ft.ReadTaskRows(plan.inputs, plan.labels, plan.dests)
-        rows, stages = parsed.out, [read, parsed]
+        stages = pipeline | "ReadRows" >> ft.ReadTaskRows(plan.inputs, plan.labels, plan.dests)
+        rows = stages[-1].out
+    for stage in stages:
+        ledger.add(stage)
     featurized, label_list, truncated = rows | "Features" >> ft.FeaturizeRows(
         tokenizer, spec, plan.labels, o.max_seq_length)
-    stages.append(featurized)
-    counts = featurized.out | "Write" >> ft.WriteOutputs(out_dir, plan.dests, o.num_shards, o.records_per_shard)
+    counts = ledger.add(featurized) | "Write" >> ft.WriteOutputs(out_dir, plan.dests, o.num_shards, o.records_per_shard)
     outputs = {}
     for dest in plan.dests:
         directory = FileSystems.join(out_dir, *dest.split("/"))
@@ -160,7 +162,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
          | "WriteMetaData" >> beam.ParDo(WriteMetaData(meta_paths, plan, o), beam.pvalue.AsDict(counts),
                                          beam.pvalue.AsSingleton(label_list), beam.pvalue.AsDict(truncated)))
     outputs["meta data"] = ", ".join(meta_paths)
-    return runtime.Built([s.tally for s in stages], [s.dead_letter for s in stages], outputs)
+    return ledger.built(outputs)
 
 
 

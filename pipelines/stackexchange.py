@@ -20,7 +20,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from transforms import stackexchange as se
-from transforms.runtime import Built, CommonOptions, main
+from transforms.core.flags import flag_list
+from transforms.runtime import Built, CommonOptions, Ledger, main
 
 
 class StackExchangeOptions(CommonOptions):
@@ -78,33 +79,29 @@ class StackExchangeOptions(CommonOptions):
                             help="Size of the plain shards a .7z archive is transcoded to (MiB).")
 
 
-def _split_list(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     o = options.view_as(StackExchangeOptions)
     common = options.view_as(CommonOptions)
-    job = se.job_settings(_split_list(o.input), o.pair_types, o.output_formats, o.watermark_post_ids,
+    job = se.job_settings(flag_list(o.input), o.pair_types, o.output_formats, o.watermark_post_ids,
                           o.include_meta, o)
     for site in job.dumps.skipped_meta_sites:
         print(f"stackexchange: skipping meta site {site} (use --include_meta to read it)")
     transcode_dir = se.transcode_folder(o.transcode_dir, options.view_as(GoogleCloudOptions).temp_location,
                                         common.output_dir)
 
-    rows = pipeline | "ReadDumps" >> se.ReadDumps(job.dumps, transcode_dir, o.transcode_shard_mb << 20,
-                                                  not o.keep_answer_bot, job.watermark_ids, not o.drop_code_blocks)
-    pairs = (rows.posts, rows.links) | "QuestionPairs" >> se.QuestionPairs(
+    ledger = Ledger()
+    rows = ledger.add(pipeline | "ReadDumps" >> se.ReadDumps(
+        job.dumps, transcode_dir, o.transcode_shard_mb << 20, not o.keep_answer_bot, job.watermark_ids,
+        not o.drop_code_blocks))
+    pairs = ledger.add((rows.posts, rows.links) | "QuestionPairs" >> se.QuestionPairs(
         [t for t in job.pair_types if t in se.THREAD_PAIR_TYPES],
-        [t for t in job.pair_types if t in se.DUPLICATE_PAIR_TYPES], job.pair_options)
-    kept = pairs.out | "DedupAndDecontaminate" >> se.DedupAndDecontaminate(
-        job.pair_types, o.dedup, o.dedup_key, _split_list(o.exclude), o.exclude_ngram)
+        [t for t in job.pair_types if t in se.DUPLICATE_PAIR_TYPES], job.pair_options))
+    kept = ledger.add(pairs | "DedupAndDecontaminate" >> se.DedupAndDecontaminate(
+        job.pair_types, o.dedup, o.dedup_key, flag_list(o.exclude), o.exclude_ngram))
     writer = se.WritePostPairs(common.output_dir, job.pair_types, job.formats, o.with_metadata, common.seed,
                                o.num_shards, o.records_per_shard, o.gzip_level)
-    _ = kept.out | "WritePostPairs" >> writer
-    stages = (rows, pairs, kept)
-    return Built([s.tally for s in stages], [s.dead_letter for s in stages],
-                 outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
+    _ = kept | "WritePostPairs" >> writer
+    return ledger.built(outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
 
 
 if __name__ == "__main__":

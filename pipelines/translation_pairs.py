@@ -28,7 +28,7 @@ from transforms import translation as tr
 from transforms.core.flags import flag_list
 from transforms.errors import ConfigError
 from transforms.files import match_files, read_bytes
-from transforms.runtime import Built, CommonOptions, main
+from transforms.runtime import Built, CommonOptions, Ledger, main
 
 # Decontaminate's longest n-gram. With it and no sentence matching, a pair is excluded when a side equals
 # an eval text after normalisation, or shares a 64-unit run with one, which in sentence-sized texts
@@ -119,23 +119,18 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
     out_dir = common.output_dir
 
-    read = pipeline | "ReadPairs" >> tr.ReadTranslationPairs(plan, fields)
-    clean = read.out | "CleanPairs" >> tr.CleanTranslationPairs(config, table)
-    stages = [read, clean]
-    pairs = clean.out
+    ledger = Ledger()
+    pairs = ledger.add(pipeline | "ReadPairs" >> tr.ReadTranslationPairs(plan, fields))
+    pairs = ledger.add(pairs | "CleanPairs" >> tr.CleanTranslationPairs(config, table))
     if not o.no_dedup:
-        deduped = pairs | "ExactDedup" >> dedup.ExactDedup(tr.texts_in_language_order, mode="pair",
-                                                            scope_fn=tr.lang_pair_of)
-        stages.append(deduped)
-        pairs = deduped.out
+        pairs = ledger.add(pairs | "ExactDedup" >> dedup.ExactDedup(tr.texts_in_language_order, mode="pair",
+                                                                     scope_fn=tr.lang_pair_of)).out
     exclude = flag_list(o.exclude)
     if exclude:
         exact = o.exclude_ngram == 0
-        clean_eval = pairs | "ExcludeEvalSets" >> dedup.Decontaminate(
+        pairs = ledger.add(pairs | "ExcludeEvalSets" >> dedup.Decontaminate(
             tr.texts_in_language_order, exclude, ngram=EXACT_MATCH_NGRAM if exact else o.exclude_ngram,
-            min_sentence_chars=sys.maxsize if exact else 20, scope_fn=tr.lang_pair_of, stage="exclude_eval")
-        stages.append(clean_eval)
-        pairs = clean_eval.out
+            min_sentence_chars=sys.maxsize if exact else 20, scope_fn=tr.lang_pair_of, stage="exclude_eval"))
     splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
     if "train" in splits:
         balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
@@ -146,15 +141,14 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     outputs = {}
     for name, split in splits.items():
         if balanced is not None and name == "train":
-            stages.append(balanced)
-            written[name] = balanced.out
+            written[name] = ledger.add(balanced)
         else:
             written[name] = split | f"Once{name.title()}" >> beam.Map(lambda p: (0, p))
         directory = FileSystems.join(out_dir, name)
         _ = written[name] | f"Write{name.title()}" >> tr.WriteTranslationPairs(
             directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression)
         outputs[f"{name} pairs"] = directory
-    tallies = tuple(s.tally for s in stages) | "PairTallies" >> beam.Flatten()
+    tallies = tuple(ledger.tallies) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)
     outputs["statistics"] = FileSystems.join(out_dir, tr.STATS_JSON)
     if o.materialize_tokens:
@@ -166,7 +160,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             tokens_dir, vocab, o.seq_length, common.seed, BertTokenization, o.num_shards, o.records_per_shard,
             temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
         outputs["tokenised pairs and transform_fn"] = tokens_dir
-    return Built(tallies=[s.tally for s in stages], dead_letters=[s.dead_letter for s in stages], outputs=outputs)
+    return ledger.built(outputs)
 
 
 if __name__ == "__main__":

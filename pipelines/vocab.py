@@ -68,20 +68,21 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     runtime.check_inputs_complete(o.input_patterns, "--input_patterns", options, ours=False)
     flags = wp.recorded_flags(o)
 
-    counted = pipeline | "CountWords" >> wp.CountWordsByLanguage(paths, inputs, learner.lower)
-    totals = wp.language_totals(counted.out)
+    ledger = runtime.Ledger()
+    counted = ledger.add(pipeline | "CountWords" >> wp.CountWordsByLanguage(paths, inputs, learner.lower))
+    totals = wp.language_totals(counted)
     alpha = o.alpha
     weights = (
         totals
         | "AllLanguages" >> beam.combiners.ToList()
         | "LanguageWeights" >> beam.Map(wp.weights_of_totals, alpha)
     )
-    words, chars, prune_stats = (counted.out, weights) | "SelectWords" >> wp.SelectLearnerWords(
+    words, chars, prune_stats = (counted, weights) | "SelectWords" >> wp.SelectLearnerWords(
         o.min_word_count, o.max_words, o.max_unique_chars)
     learned = words | "LearnAndWriteVocab" >> beam.ParDo(wp.LearnAndWriteVocab(learner, out_dir),
                                                          beam.pvalue.AsSingleton(chars))
     coverage = (
-        counted.out
+        counted
         | "TokenizeTrainingWords" >> beam.ParDo(wp.CoverageOfTrainingText(), beam.pvalue.AsSingleton(learned))
         | "SumCoverage" >> beam.CombinePerKey(wp.SumTuples(5))
     )
@@ -89,10 +90,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         wp.WriteParams(FileSystems.join(out_dir, wp.PARAMS_FILE), flags),
         beam.pvalue.AsList(totals), beam.pvalue.AsSingleton(weights), beam.pvalue.AsSingleton(prune_stats),
         beam.pvalue.AsList(coverage))
-    return runtime.Built(
-        tallies=[counted.tally], dead_letters=[counted.dead_letter],
-        outputs={"vocabulary": FileSystems.join(out_dir, wp.VOCAB_FILE),
-                 "parameters and coverage": FileSystems.join(out_dir, wp.PARAMS_FILE)})
+    return ledger.built(outputs={"vocabulary": FileSystems.join(out_dir, wp.VOCAB_FILE),
+                                 "parameters and coverage": FileSystems.join(out_dir, wp.PARAMS_FILE)})
 
 
 if __name__ == "__main__":

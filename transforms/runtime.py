@@ -208,21 +208,18 @@ class Ledger:
         ...
         return ledger.built(outputs={"pairs": folder})
 
-    ``add`` takes what an accounted step returns: an ``Accounted`` (its ``out`` comes back) or the
-    tagged outputs of a ``ParDo(...).with_outputs(TALLY, DEAD_LETTER, ...)`` (they come back whole,
-    for their other tags)."""
+    ``add`` takes what an accounted step returns and gives back its main output: the ``out`` of an
+    ``Accounted``, else the result itself (results with several outputs beside ``tally`` and
+    ``dead_letter``, such as ``DedupResult``, or a ``ParDo(...).with_outputs(TALLY, DEAD_LETTER, ...)``)."""
 
     tallies: list[beam.PCollection] = dataclasses.field(default_factory=list)
     dead_letters: list[beam.PCollection] = dataclasses.field(default_factory=list)
 
     def add(self, result: Any) -> Any:
-        if isinstance(result, Accounted):
-            self.tallies.append(result.tally)
-            self.dead_letters.append(result.dead_letter)
-            return result.out
-        self.tallies.append(result[TALLY])
-        self.dead_letters.append(result[DEAD_LETTER])
-        return result
+        tagged = isinstance(result, beam.pvalue.DoOutputsTuple)
+        self.tallies.append(result[TALLY] if tagged else result.tally)
+        self.dead_letters.append(result[DEAD_LETTER] if tagged else result.dead_letter)
+        return result.out if isinstance(result, Accounted) else result
 
     def built(self, outputs: dict[str, str] | None = None, final_names: dict[str, str] | None = None) -> Built:
         """What ``build`` returns: every stage added so far, with the run's outputs."""
