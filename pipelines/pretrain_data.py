@@ -32,6 +32,7 @@ import specs
 from specs.vocabulary import Vocabulary
 from transforms import runtime
 from transforms.bert_tokenization import BertTokenizer
+from transforms.core.flags import flag_list
 from transforms.errors import ConfigError
 from transforms.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.pretraining import (
@@ -131,7 +132,7 @@ class PretrainDataOptions(runtime.CommonOptions):
 
 def output_files(value: str) -> list[str]:
     """The ``--output_file`` paths (comma-separated), all in one folder."""
-    files = _split_list([value])
+    files = flag_list([value])
     if not files:
         raise ConfigError("--output_file is empty")
     folders = {FileSystems.split(f)[0] for f in files}
@@ -141,10 +142,6 @@ def output_files(value: str) -> list[str]:
     if len(set(files)) < len(files):
         raise ConfigError("--output_file names a file twice")
     return files
-
-
-def _split_list(values: list[str]) -> list[str]:
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
 def instance_params(o: PretrainDataOptions) -> InstanceParams:
@@ -221,7 +218,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
                           "implemented")
     seed = o.random_seed if o.random_seed is not None else options.view_as(runtime.CommonOptions).seed
     params = instance_params(o)
-    patterns, tlm_patterns = _split_list(o.input_patterns), _split_list(o.tlm_input)
+    patterns, tlm_patterns = flag_list(o.input_patterns), flag_list(o.tlm_input)
     if not patterns and not tlm_patterns:
         raise ConfigError("--input_patterns (or --input_file) or --tlm_input is required")
     paths = match_files(patterns, "--input_patterns") if patterns else []
@@ -240,31 +237,27 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq,
                                   v2_names=o.use_v2_feature_names, dynamic_masking=params.dynamic_masking,
                                   tokenization=vocab.params())
-    tallies: list[beam.PCollection] = []
-    letters: list[beam.PCollection] = []
+    ledger = runtime.Ledger()
     examples: list[beam.PCollection] = []
     counts: list[beam.PCollection] = []
     doc_counts: Any = pipeline | "NoDocuments" >> beam.Create([])
     fmt = ""
     if paths:
         fmt = input_format(paths, o.input_format)
-        read = pipeline | "ReadDocuments" >> ReadDocuments(
+        documents = ledger.add(pipeline | "ReadDocuments" >> ReadDocuments(
             paths, fmt, max_sentences=o.max_document_sentences, language_pattern=language_pattern,
-            text_field=o.text_field, language_field=o.language_field)
-        tokenized = read.out | "TokenizeDocuments" >> TokenizeDocuments(tokenizer)
-        mlm, doc_counts, sampled, per_language = tokenized.out | "CreateExamples" >> CreatePretrainingExamples(
+            text_field=o.text_field, language_field=o.language_field))
+        tokenized = ledger.add(documents | "TokenizeDocuments" >> TokenizeDocuments(tokenizer))
+        mlm, doc_counts, sampled, per_language = tokenized | "CreateExamples" >> CreatePretrainingExamples(
             seed, params, info, spec, o.language_alpha, o.docs_per_bucket, temp_dir=out_dir)
-        for stage in (read, tokenized, sampled):
-            tallies.append(stage.tally)
-            letters.append(stage.dead_letter)
+        ledger.add(sampled)
         examples.append(mlm)
         counts.append(per_language)
     if tlm_paths:
         tlm, tlm_counts, stages = pipeline | "CreateTlmExamples" >> CreateTlmExamples(
             tlm_paths, tokenizer, seed, params, info, spec)
         for stage in stages:
-            tallies.append(stage.tally)
-            letters.append(stage.dead_letter)
+            ledger.add(stage)
         examples.append(tlm)
         counts.append(tlm_counts | "SumTlm" >> beam.CombinePerKey(sum))
     suffix = ".tfrecord.gz" if o.gzip_compress else ".tfrecord"
@@ -295,8 +288,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     _ = written | "WriteSpecAndParams" >> beam.ParDo(
         _WriteSidecars(out_dir, spec, job_params), beam.pvalue.AsDict(doc_counts), beam.pvalue.AsDict(all_counts))
     outputs = {} if final_names else {"examples": f"{prefix}-*{suffix}"}
-    return runtime.Built(tallies, letters, {**outputs, "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)},
-                         final_names)
+    return ledger.built({**outputs, "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)}, final_names)
 
 
 if __name__ == "__main__":
