@@ -210,7 +210,10 @@ class BertTokenization(tf.Module):
         # The exact path: words over the limit are replaced by "[UNK]" before WordPiece, so the
         # engine's byte limit only has to let every word within it through (4 bytes a character).
         init = tf.lookup.KeyValueTensorInitializer(tf.constant(names), tf.range(len(names), dtype=tf.int64))
-        table = tf.lookup.StaticHashTable(init, default_value=vocab.unk_id)
+        # Anonymous: a named table gets a random "hash_table_<uuid4>" shared name, which made every
+        # saved graph holding it (the preprocessing export, translation_pairs' transform_fn) differ
+        # from run to run although it computes the same ids.
+        table = tf.lookup.StaticHashTable(init, default_value=vocab.unk_id, experimental_is_anonymous=True)
         self._word_wordpiece = text.WordpieceTokenizer(table, suffix_indicator="##", max_bytes_per_word=4 * limit,
                                                        token_out_type=tf.int64, unknown_token=sv.UNK)
         self._is_suffix = tf.constant([t.startswith("##") for t in names], tf.bool)
