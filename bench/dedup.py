@@ -37,8 +37,8 @@ from typing import Any
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from transforms import textnorm  # noqa: E402
 from transforms.dedup import minhash  # noqa: E402
+from transforms.text import textnorm  # noqa: E402
 
 TEXT = REPO.parent / "shared" / "data" / "text"
 EDIT_RATES = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15)
@@ -116,7 +116,7 @@ def run_near_dedup(path: str, threshold: float) -> list[tuple[str, str]]:
     import json
 
     from pipelines import dedup as job
-    from transforms.runtime import run_pipeline
+    from transforms.core.runtime import run_pipeline
 
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
         run_pipeline("dedup", [f"--input={path}", f"--output_dir={out}", "--text_fields=text", "--no_exact",

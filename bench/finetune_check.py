@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from pipelines import finetune_data, pretrain_data, vocab
 from trainer import config, train_lib
-from transforms import runtime
+from transforms.core import runtime
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"

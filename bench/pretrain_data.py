@@ -43,7 +43,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
 
-from transforms.sentences import split_sentences  # noqa: E402
+from transforms.text.sentences import split_sentences  # noqa: E402
 
 _HEADING = re.compile(r"^ = [^=].* = $")
 
@@ -182,7 +182,7 @@ import sys, time
 sys.path.insert(0, {repo!r})
 import tensorflow, tensorflow_text  # noqa
 from specs.vocabulary import Vocabulary
-from transforms import bert_tokenization as bt
+from transforms.text import bert_tokenization as bt
 start = time.process_time()
 tok = bt.BertTokenizer(Vocabulary.load({vocab!r}, True))
 with open({corpus!r}, "rb") as f:
@@ -201,7 +201,7 @@ PIPELINE = """
 import sys, time
 sys.path.insert(0, {repo!r})
 import tensorflow, tensorflow_text  # noqa
-from transforms import runtime
+from transforms.core import runtime
 from pipelines import pretrain_data
 start = time.process_time()
 runtime.run_pipeline("pretrain_data", {argv!r}, pretrain_data.build)
@@ -271,7 +271,9 @@ import numpy as np
 import tensorflow, tensorflow_text  # noqa
 import specs
 from specs.vocabulary import Vocabulary
-from transforms import bert_tokenization as bt, files, pretraining as pt
+from transforms.text import bert_tokenization as bt
+from transforms.core import files
+from transforms import pretraining as pt
 vocab = Vocabulary.load({vocab!r}, True)
 tok = bt.BertTokenizer(vocab)
 params = pt.InstanceParams({max_seq_length}, {max_predictions_per_seq}, 0.15, 0.1, {dupe_factor})

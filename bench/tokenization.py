@@ -2,7 +2,7 @@
 input pipeline, the tensorflow-transform materialisation and the Hub preprocessing model) against the
 tokenizer it replaced (``tensorflow_text.FastBertTokenizer`` with its own normaliser, which gave other
 ids than the reference on 7-10% of multilingual lines), and of the Beam engine
-(``transforms.bert_tokenization.BertTokenizer``), on the same lines in the same run.
+(``transforms.text.bert_tokenization.BertTokenizer``), on the same lines in the same run.
 
     python bench/tokenization.py                      # FLORES devtest (34 languages) + WikiText
     python bench/tokenization.py --lines=200 --repeats=5 --batch=256
@@ -31,7 +31,7 @@ import tensorflow_text as tf_text
 
 from specs import vocabulary
 from trainer.tokenization import BertTokenization, load_vocab
-from transforms.bert_tokenization import BertTokenizer
+from transforms.text.bert_tokenization import BertTokenizer
 
 SHARED = Path(os.environ.get("POLYEMBED_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / "data"
 VOCABS = (("bert-base-uncased", True), ("bert-base-cased", False), ("bert-base-multilingual-cased", False))

@@ -39,7 +39,7 @@ FILES = 8
 
 def make_input(pairs: int, directory: pathlib.Path, seed: int = 1) -> list[pathlib.Path]:
     """Writes the resampled pairs (see the module docstring); returns the TSV paths."""
-    from transforms.seeding import element_rng
+    from transforms.core.seeding import element_rng
 
     tatoeba = SHARED / "translation" / "laser_tatoeba_v1"
     corpus = []
@@ -67,8 +67,10 @@ def make_input(pairs: int, directory: pathlib.Path, seed: int = 1) -> list[pathl
 
 def floor(paths: list[str], out_dir: str) -> None:
     """The plain-Python loop (see the module docstring)."""
-    from transforms import files, scripts, textnorm
     from transforms import translation as tr
+    from transforms.core import files
+    from transforms.text import textnorm
+    from transforms.text import writing_systems as scripts
 
     config, table = tr.CleanConfig(), scripts.LanguageScripts()
     fractions = tr.parse_split_fractions("train=0.98,validation=0.01,test=0.01")

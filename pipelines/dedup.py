@@ -27,10 +27,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms import dedup, runtime
+from transforms import dedup
+from transforms.core import runtime
+from transforms.core.files import match_files
 from transforms.core.flags import flag_list
-from transforms.files import match_files
-from transforms.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.runtime import Built, CommonOptions, Ledger, main
 
 
 class DedupOptions(CommonOptions):

@@ -39,13 +39,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from specs.finetune import sentence_prediction_spec
 from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
-from transforms import runtime
-from transforms.bert_tokenization import BertTokenizer
-from transforms.errors import ConfigError
-from transforms.files import WriteSpec, read_bytes
+from transforms.core import runtime
+from transforms.core.errors import ConfigError
+from transforms.core.files import WriteSpec, read_bytes
 from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, place_reference_outputs
 from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, reference_outputs
 from transforms.finetune.tasks import SPLITS
+from transforms.text.bert_tokenization import BertTokenizer
 
 REFERENCE_RUN_DIR = "finetune_data_run"
 

@@ -35,8 +35,8 @@ import specs
 from specs import run_folder
 from specs.vocabulary import BERT_SPECIAL_IDS, Vocabulary
 from trainer.cli import StrictParser
-from transforms.errors import ConfigError
-from transforms.runtime import BeamFileSystem
+from transforms.core.errors import ConfigError
+from transforms.core.runtime import BeamFileSystem
 
 PARAMS_FILE = "params.json"  # what pipelines.pretrain_data writes next to its data
 SIDE_FILES = frozenset({specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE, "summary.json", *run_folder.MARKER_FILES})

@@ -30,11 +30,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
 from specs.vocabulary import Vocabulary
-from transforms import runtime
-from transforms.bert_tokenization import BertTokenizer
+from transforms.core import runtime
+from transforms.core.errors import ConfigError
+from transforms.core.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.core.flags import flag_list
-from transforms.errors import ConfigError
-from transforms.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.pretraining import (
     CreatePretrainingExamples,
     CreateTlmExamples,
@@ -44,6 +43,7 @@ from transforms.pretraining import (
     VocabInfo,
     language_pass_rates,
 )
+from transforms.text.bert_tokenization import BertTokenizer
 
 PARAMS_FILE = "params.json"
 SHARD_PREFIX = "pretrain"

@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from transforms import stackexchange as se
 from transforms.core.flags import flag_list
-from transforms.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.runtime import Built, CommonOptions, Ledger, main
 
 
 class StackExchangeOptions(CommonOptions):

@@ -23,12 +23,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from specs.vocabulary import Vocabulary
-from transforms import dedup, runtime, scripts
+from transforms import dedup
 from transforms import translation as tr
+from transforms.core import runtime
+from transforms.core.errors import ConfigError
+from transforms.core.files import match_files, read_bytes
 from transforms.core.flags import flag_list
-from transforms.errors import ConfigError
-from transforms.files import match_files, read_bytes
-from transforms.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.runtime import Built, CommonOptions, Ledger, main
+from transforms.text import writing_systems as scripts
 
 # Decontaminate's longest n-gram. With it and no sentence matching, a pair is excluded when a side equals
 # an eval text after normalisation, or shares a 64-unit run with one, which in sentence-sized texts
@@ -106,7 +108,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     fields = tr.JsonFields.parse(o.jsonl_fields)
     config = tr.CleanConfig(o.max_chars, o.max_tokens, o.min_letter_fraction, not o.keep_identical,
                             o.max_length_ratio, o.length_ratio_min_tokens, o.min_script_fraction)
-    table = scripts.LanguageScripts.from_json_file(o.script_table)
+    table = scripts.LanguageScripts.from_json_file(o.script_table, reader=read_bytes)
     fractions = tr.parse_split_fractions(o.split)
     if o.materialize_tokens:
         if not o.vocab_file:

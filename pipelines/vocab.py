@@ -20,8 +20,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms import runtime
 from transforms import vocab as wp
+from transforms.core import runtime
 
 
 class VocabOptions(runtime.CommonOptions):

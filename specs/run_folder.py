@@ -13,7 +13,7 @@ polyembed job (files without any polyembed marker) or a run known to be partial.
 
 This module is shared by the Beam side and the trainer, whose distribution ships only ``trainer/``
 and ``specs/``: it imports neither Beam nor TensorFlow. Local paths use ``os``; other paths
-(``gs://``) go through the ``fs`` the caller passes (``transforms.runtime.BEAM_FS``: Beam's
+(``gs://``) go through the ``fs`` the caller passes (``transforms.core.runtime.BEAM_FS``: Beam's
 FileSystems) or else ``tf.io.gfile``, imported only when such a path is used. An ``fs`` has
 ``exists``, ``is_file``, ``names`` (a folder's top-level entries), ``read``, ``write`` and ``remove``.
 """

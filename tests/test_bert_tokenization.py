@@ -3,7 +3,7 @@
 The oracle below is written from the reference algorithm's description (google-research/bert and TF
 Model Garden ``tokenization.py``: clean text, space out CJK, split on whitespace, lower-case and strip
 accents per word, split punctuation, greedy longest-match WordPiece, words over 400 characters become
-[UNK]); it shares no code with transforms/bert_tokenization.py.
+[UNK]); it shares no code with transforms/text/bert_tokenization.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 import specs
 from specs.vocabulary import Vocabulary
-from transforms import bert_tokenization as bt
+from transforms.text import bert_tokenization as bt
 
 VOCABS = {"uncased": ("bert-base-uncased.vocab.txt", True), "cased": ("bert-base-cased.vocab.txt", False),
           "multi_cased": ("bert-base-multilingual-cased.vocab.txt", False)}

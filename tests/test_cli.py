@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from transforms import runtime
-from transforms.errors import ConfigError
+from transforms.core import runtime
+from transforms.core.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 JOBS = ("stackexchange", "translation_pairs", "dedup", "vocab", "pretrain_data", "finetune_data")
@@ -226,7 +226,7 @@ def test_inspect_and_submit_help_list_every_flag():
 
 
 def test_summary_table_stays_aligned_with_long_names():
-    from transforms.accounting import format_summary
+    from transforms.core.accounting import format_summary
 
     def entry(n_in: int, n_out: int, filtered: int) -> dict:
         return {"in": n_in, "out": n_out, "filtered": {"too_long": filtered} if filtered else {},

@@ -13,7 +13,7 @@ import pathlib
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.runtime import make_pipeline
+from transforms.core.runtime import make_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

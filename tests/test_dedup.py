@@ -15,9 +15,11 @@ from typing import Any
 import apache_beam as beam
 import pytest
 
-from transforms import accounting, dedup, textnorm
-from transforms.errors import ConfigError
-from transforms.runtime import local_runner
+from transforms import dedup
+from transforms.core import accounting
+from transforms.core.errors import ConfigError
+from transforms.core.runtime import local_runner
+from transforms.text import textnorm
 
 # --- helpers shared with test_dedup_near.py ------------------------------------------------------
 

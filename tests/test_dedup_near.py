@@ -13,8 +13,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from test_dedup import run_stage, totals
 
-from transforms import dedup, textnorm
+from transforms import dedup
 from transforms.dedup import minhash
+from transforms.text import textnorm
 
 EDIT_RATES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15)
 

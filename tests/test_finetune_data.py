@@ -15,8 +15,8 @@ from pipelines import finetune_data
 from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
-from transforms import runtime
-from transforms.errors import ConfigError
+from transforms.core import runtime
+from transforms.core.errors import ConfigError
 from transforms.finetune import RowFormat, glue_task
 
 UNCASED = "bert-base-uncased.vocab.txt"
@@ -431,7 +431,7 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     """Tatoeba deu-eng pairs as our JSONL (train) and translation-pair TFRecords (dev): every pair a
     positive, nearly every pair a negative whose B is another pair's translation."""
     from specs import TRANSLATION_PAIRS
-    from transforms.files import tfrecord_frame
+    from transforms.core.files import tfrecord_frame
 
     base = shared_data / "translation" / "laser_tatoeba_v1" / "tatoeba.deu-eng"
     deu = pathlib.Path(f"{base}.deu").read_text().splitlines()[:240]
@@ -454,7 +454,7 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     assert meta["labels"] == ["0", "1"] and meta["train_data_size"] == 160 + summary["stages"][
         ft.NEGATIVES_STAGE]["scopes"]["train"]["out"]
     from specs.vocabulary import Vocabulary
-    from transforms.bert_tokenization import BertTokenizer
+    from transforms.text.bert_tokenization import BertTokenizer
 
     tok = BertTokenizer(Vocabulary.load(str(shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt"), False))
     pair_ids = {(tuple(tok.tokenize(d)[:20]), tuple(tok.tokenize(e)[:20])) for d, e in zip(deu, eng, strict=True)}

@@ -15,8 +15,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms import accounting, files, runtime, seeding
-from transforms.runtime import local_runner
+from transforms.core import accounting, files, runtime, seeding
+from transforms.core.runtime import local_runner
 
 
 def _lines_via_splits(path: str, split_points: list[int]) -> list[tuple[int, bytes]]:

@@ -29,8 +29,9 @@ from apache_beam.io.range_trackers import OffsetRangeTracker
 from pipelines import dedup as dedup_pipeline
 from pipelines import pretrain_data, stackexchange, translation_pairs
 from pipelines import vocab as vocab_pipeline
-from transforms import files, input_checks, pretraining, runtime
-from transforms.accounting import DEAD_LETTER
+from transforms import pretraining
+from transforms.core import files, input_checks, runtime
+from transforms.core.accounting import DEAD_LETTER
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
 # every compression Beam detects by extension (bz2 with 100 kB blocks, so a cut leaves whole blocks)

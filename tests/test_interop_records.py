@@ -62,7 +62,7 @@ def test_translation_pairs_compression_and_model_gardens_file_type(model_garden,
     from official.nlp.data import dual_encoder_dataloader
 
     from pipelines import translation_pairs
-    from transforms import runtime
+    from transforms.core import runtime
 
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
     out = tmp_path / "out"

@@ -13,10 +13,10 @@ import pytest
 import specs
 from pipelines import pretrain_data
 from specs.vocabulary import Vocabulary
-from transforms import bert_tokenization as bt
-from transforms import runtime
-from transforms.files import tfrecord_frame
-from transforms.sentences import split_sentences
+from transforms.core import runtime
+from transforms.core.files import tfrecord_frame
+from transforms.text import bert_tokenization as bt
+from transforms.text.sentences import split_sentences
 
 _HEADING = re.compile(r"^ = [^=].* = $")
 

@@ -16,7 +16,7 @@ from apache_beam.io.range_trackers import OffsetRangeTracker
 import specs
 from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
-from transforms.sentences import split_sentences
+from transforms.text.sentences import split_sentences
 
 # --- sentences -----------------------------------------------------------------------------------
 

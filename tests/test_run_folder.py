@@ -16,8 +16,8 @@ import pytest
 import specs
 from pipelines import inspect as insp
 from specs import run_folder
-from transforms import runtime
-from transforms.files import tfrecord_frame, write_spec_files
+from transforms.core import runtime
+from transforms.core.files import tfrecord_frame, write_spec_files
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

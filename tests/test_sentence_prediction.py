@@ -16,7 +16,7 @@ import tensorflow as tf
 from pipelines import finetune_data
 from trainer import config, experiments, metrics, task, train_lib
 from trainer.experiments import sentence_prediction as sp
-from transforms import runtime
+from transforms.core import runtime
 
 SEQ = 32
 TINY = "trainer/configs/sentence_prediction_tiny.yaml"

@@ -23,7 +23,7 @@ import pytest
 from pipelines import stackexchange as pipeline
 from specs import run_folder
 from transforms import stackexchange as se
-from transforms.runtime import run_pipeline
+from transforms.core.runtime import run_pipeline
 
 NO_FILTERS = ["--min_title_chars=0", "--max_title_chars=0", "--min_body_chars=0", "--max_body_chars=0",
               "--min_answer_chars=0", "--max_answer_chars=0", "--min_question_score=-1000000",

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from specs.vocabulary import Vocabulary
 from trainer.tokenization import BertTokenization
-from transforms.bert_tokenization import BertTokenizer
+from transforms.text.bert_tokenization import BertTokenizer
 
 LINES_PER_FILE = 100
 VOCABS = (("bert-base-uncased", True), ("bert-base-cased", False), ("bert-base-multilingual-cased", False))

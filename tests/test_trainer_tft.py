@@ -15,7 +15,7 @@ import specs
 from pipelines import translation_pairs
 from specs.translation import tokenized_pairs_spec
 from trainer import config, export_tfhub, modeling, train_lib
-from transforms import runtime
+from transforms.core import runtime
 
 # Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
 pytestmark = pytest.mark.slow

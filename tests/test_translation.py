@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from transforms import scripts
 from transforms import translation as tr
-from transforms.errors import ConfigError
+from transforms.core.errors import ConfigError
+from transforms.text import writing_systems as scripts
 
 TABLE = scripts.LanguageScripts()
 CFG = tr.CleanConfig()
@@ -180,8 +180,8 @@ def test_copies_realise_the_rate():
 
 
 def test_batch_starts_and_blocks_index_lines_across_batches():
+    from transforms.core.files import LineBatch
     from transforms.core.line_numbers import batch_starts
-    from transforms.files import LineBatch
     from transforms.translation.reading import _lines_to_blocks
 
     numbered = list(batch_starts(("f", [(100, 3), (0, 5), (250, 2)])))
@@ -219,7 +219,7 @@ def test_encoded_pair_parses_back_with_tensorflow():
 ])
 def test_bad_configuration_fails_at_start_up_with_one_line(args, message, shared_data, tmp_path, capsys):
     from pipelines import translation_pairs
-    from transforms import runtime
+    from transforms.core import runtime
 
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1" / "tatoeba.deu-eng"
     argv = [a.format(tatoeba=tatoeba) for a in args] + [f"--output_dir={tmp_path}"]
@@ -236,7 +236,7 @@ def test_aligned_files_split_into_many_ranges_are_joined_by_line_index(shared_da
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.runtime import local_runner
+    from transforms.core.runtime import local_runner
 
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
     deu = (tatoeba / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()

@@ -12,8 +12,10 @@ import pathlib
 import pytest
 
 from pipelines import translation_pairs
-from transforms import runtime, scripts, textnorm
 from transforms import translation as tr
+from transforms.core import runtime
+from transforms.text import textnorm
+from transforms.text import writing_systems as scripts
 
 # Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
 pytestmark = pytest.mark.slow

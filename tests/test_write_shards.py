@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms import files
-from transforms.runtime import local_runner
-from transforms.seeding import stable_hash64
+from transforms.core import files
+from transforms.core.runtime import local_runner
+from transforms.core.seeding import stable_hash64
 
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
@@ -101,7 +101,7 @@ def test_pretraining_spill_and_shuffle_methods_agree_and_leave_no_temp(shared_da
     import json
 
     from pipelines import pretrain_data
-    from transforms import runtime
+    from transforms.core import runtime
 
     monkeypatch.setattr(files, "SPILL_RUN_BYTES", 50_000)  # several runs even for a small corpus
     text = (shared_data / "text" / "wikitext-2" / "wiki.test.tokens.txt").read_text("utf-8")

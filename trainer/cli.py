@@ -5,7 +5,7 @@ importing TensorFlow takes, so the parsers live here, in a module that imports n
 Beam nor YAML; each command module parses its arguments with them first thing (``parse_early``) and
 imports its heavy dependencies after. ``StrictParser`` is also the project's one argparse policy for
 commands that are not Beam jobs (``pipelines.inspect``) and the source of the help formatting and the
-unknown-flag message Beam jobs use (``transforms.runtime``): every flag listed with its default and a
+unknown-flag message Beam jobs use (``transforms.core.runtime``): every flag listed with its default and a
 one-line meaning, no abbreviations, and an unknown flag answered in one line naming the closest one.
 """
 

@@ -4,7 +4,7 @@ tensorflow-transform pipelines share, giving the reference ``FullTokenizer``'s i
 Everything here is TensorFlow ops on batches (no Python per element), so it runs inside ``tf.data``, a
 ``tf.function``, a SavedModel and a tensorflow-transform ``preprocessing_fn`` alike. The character
 rules come from ``specs.vocabulary`` (Python's ``unicodedata``, the tables the reference uses), from
-which the Beam engine (``transforms.bert_tokenization``) is built too.
+which the Beam engine (``transforms.text.bert_tokenization``) is built too.
 
 Two paths, one result:
 

@@ -17,7 +17,7 @@ Output layout (what readers of the data may rely on), under ``OUTPUT_DIR``:
   number of records written and the per-language document counts and sampling rates.
 - ``pretrain-SSSSS-of-NNNNN.tfrecord`` (``.tfrecord.gz`` with ``--gzip_compress``): the examples,
   ``tf.train.Example`` records, globally shuffled by a seeded hash.
-- ``summary.json`` and ``dead_letter/``: the run's accounting (written by ``transforms.runtime``).
+- ``summary.json`` and ``dead_letter/``: the run's accounting (written by ``transforms.core.runtime``).
 """
 
 from __future__ import annotations
@@ -44,11 +44,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 import specs
 from specs.vocabulary import Vocabulary
-from transforms import accounting
-from transforms import input_checks as checks
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.bert_tokenization import BertTokenizer
-from transforms.files import (
+from transforms.core import accounting
+from transforms.core import input_checks as checks
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
+from transforms.core.files import (
     ReadLineBatches,
     ReadTFRecords,
     SpillRun,
@@ -61,8 +60,9 @@ from transforms.files import (
     shard_of,
     temp_folder,
 )
-from transforms.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
-from transforms.sentences import split_sentences
+from transforms.core.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
+from transforms.text.bert_tokenization import BertTokenizer
+from transforms.text.sentences import split_sentences
 
 UNDETERMINED = "und"
 
@@ -525,7 +525,7 @@ class _BertTextSource(filebasedsource.FileBasedSource):
     lines give empty documents that carry only their separator). A document longer than
     ``max_sentences`` lines is cut into parts so no worker ever holds an unbounded one.
 
-    The checks every reader makes (``transforms.input_checks``) come out as ``InputProblem`` s: a
+    The checks every reader makes (``transforms.core.input_checks``) come out as ``InputProblem`` s: a
     file that is not text gives one and no documents, a line that is not UTF-8 gives one and is
     left out of its document, and a compressed stream that breaks off gives one in place of its
     partial last line.

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from transforms.files import LineBatch
+from transforms.core.files import LineBatch
 
 STARTS = "starts"
 

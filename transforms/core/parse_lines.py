@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from transforms.accounting import AccountedDoFn, DeadLetter
+from transforms.core.accounting import AccountedDoFn, DeadLetter
+from transforms.core.files import LineBatch
 from transforms.core.records import BadRecordError
-from transforms.files import LineBatch
 
 # A parse function: (path, byte offset, line) -> the record to emit; raises BadRecordError.
 LineParser = Callable[[str, int, bytes], Any]

@@ -71,8 +71,9 @@ The package, by layer (every name above is importable from ``transforms.dedup`` 
   ``pipelines.dedup``: its settings, input spec and writers).
 """
 
+from transforms.core.components import ComponentLabels, ConnectedComponents, large_star, small_star, star_labels
+from transforms.core.join import StreamingJoin
 from transforms.dedup.clusters import ChainClusters
-from transforms.dedup.components import ComponentLabels, ConnectedComponents, large_star, small_star, star_labels
 from transforms.dedup.decontaminate import Decontaminate, eval_texts, overlap_fingerprints
 from transforms.dedup.exact import ExactDedup
 from transforms.dedup.job import (
@@ -86,7 +87,6 @@ from transforms.dedup.job import (
     job_source,
     job_texts,
 )
-from transforms.dedup.join import StreamingJoin
 from transforms.dedup.keep import DedupResult
 from transforms.dedup.keys import (
     BAD_TEXTS,

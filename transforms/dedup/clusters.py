@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.dedup.join import StreamingJoin, Tagged
+from transforms.core.join import StreamingJoin, Tagged
 from transforms.dedup.keys import ClusterMember, fingerprint
 
 

@@ -8,13 +8,13 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from transforms import textnorm
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.errors import ConfigError
+from transforms.core.files import ReadLineBatches, match_files
+from transforms.core.seeding import stable_hash64
 from transforms.dedup.keys import BAD_TEXTS, EVAL_OVERLAP, ScopeFn, TextsFn, record_texts
 from transforms.dedup.minhash import ngram_hashes, unit_hashes
-from transforms.errors import ConfigError
-from transforms.files import ReadLineBatches, match_files
-from transforms.seeding import stable_hash64
+from transforms.text import textnorm
 
 _SENTENCE_TAG = "eval-sentence"
 _NGRAM_SALT = 0x5EED_DEC0

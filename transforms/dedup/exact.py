@@ -6,8 +6,8 @@ from typing import Any
 
 import apache_beam as beam
 
+from transforms.core.components import ConnectedComponents
 from transforms.dedup import keep
-from transforms.dedup.components import ConnectedComponents
 from transforms.dedup.keys import EXACT_DUPLICATE, RankFn, ScopeFn, TextsFn, check_mode
 
 

@@ -13,6 +13,8 @@ from apache_beam.io.filesystems import FileSystems
 
 import specs
 from specs import dedup as dedup_specs
+from transforms.core.errors import ConfigError
+from transforms.core.files import WriteShards, WriteSpec
 from transforms.dedup.keys import MODES
 from transforms.dedup.records import (
     TFRECORD,
@@ -22,8 +24,6 @@ from transforms.dedup.records import (
     input_format,
     record_sort_key,
 )
-from transforms.errors import ConfigError
-from transforms.files import WriteShards, WriteSpec
 
 STATS_FILE = "dedup_stats.json"
 

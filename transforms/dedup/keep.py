@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 
-from transforms.accounting import DEAD_LETTER, TALLY, AccountedDoFn, DeadLetter
+from transforms.core.accounting import DEAD_LETTER, TALLY, AccountedDoFn, DeadLetter
+from transforms.core.join import StreamingJoin, Tagged
 from transforms.dedup import keys
-from transforms.dedup.join import StreamingJoin, Tagged
 from transforms.dedup.minhash import MinHasher
 
 

@@ -11,9 +11,9 @@ import pickle
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from transforms import textnorm
-from transforms.errors import ConfigError
-from transforms.seeding import stable_hash128
+from transforms.core.errors import ConfigError
+from transforms.core.seeding import stable_hash128
+from transforms.text import textnorm
 
 MODES = ("pair", "one", "either")
 VERIFY = ("signature", "shingles")

@@ -23,7 +23,7 @@ import hashlib
 
 import numpy as np
 
-from transforms.seeding import element_np_rng
+from transforms.core.seeding import element_np_rng
 
 U64 = np.uint64
 _P = 0x100000001B3  # the FNV-64 prime: odd, so invertible modulo 2**64

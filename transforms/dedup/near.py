@@ -9,13 +9,13 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.accounting import NAMESPACE
+from transforms.core.accounting import NAMESPACE
+from transforms.core.components import ConnectedComponents
+from transforms.core.errors import ConfigError
+from transforms.core.join import StreamingJoin, Tagged
 from transforms.dedup import keep
-from transforms.dedup.components import ConnectedComponents
-from transforms.dedup.join import StreamingJoin, Tagged
 from transforms.dedup.keys import NEAR_DUPLICATE, VERIFY, RankFn, ScopeFn, TextsFn, check_mode
 from transforms.dedup.minhash import MinHasher, estimated_jaccard, jaccard, lsh_params
-from transforms.errors import ConfigError
 
 
 def bucket_edges(item: tuple[bytes, Iterable[bytes]]) -> Iterator[tuple[bytes, bytes]]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.files import ReadLineBatches, ReadTFRecords
 from transforms.dedup.records import JSONL, READ_STAGE, BadRecordError, record_from_example, record_from_json
-from transforms.files import ReadLineBatches, ReadTFRecords
 
 
 class _ParseJsonl(AccountedDoFn):

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from specs import encode_example
-from transforms import input_checks
+from transforms.core import input_checks
+from transforms.core.errors import ConfigError
 from transforms.dedup.keys import ClusterMember, fingerprint
-from transforms.errors import ConfigError
 
 JSONL, TFRECORD = "jsonl", "tfrecord"
 READ_STAGE = "read"

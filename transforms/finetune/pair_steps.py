@@ -8,8 +8,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms import files
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core import files
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.parse_lines import ParseLines
 from transforms.core.records import BadRecordError, decode_utf8
 from transforms.dedup import BadRecordError as ExampleDecodeError

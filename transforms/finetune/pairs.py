@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from transforms.core.records import BadRecordError
+from transforms.core.seeding import stable_hash64
 from transforms.finetune.records import Row, checked_text, load_json
-from transforms.seeding import stable_hash64
 
 PAIRS_JSONL, PAIRS_TFRECORD = "pairs_jsonl", "pairs_tfrecord"
 NEGATIVES_STAGE = "pair_negatives"

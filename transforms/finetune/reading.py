@@ -7,8 +7,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms import files
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core import files
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.line_numbers import NumberLineBatches
 from transforms.core.records import BadRecordError
 from transforms.finetune.records import (

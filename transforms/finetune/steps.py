@@ -10,11 +10,11 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from specs import FeatureSpec
-from transforms import files
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.bert_tokenization import BertTokenizer
+from transforms.core import files
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.finetune.packing import pack
 from transforms.finetune.records import FEATURIZE_STAGE, SHARD_PREFIX, SHARD_SUFFIX, TRUNCATED, Labels, Row
+from transforms.text.bert_tokenization import BertTokenizer
 
 
 class _Featurize(AccountedDoFn):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 
-from transforms.accounting import Accounted
+from transforms.core.accounting import Accounted
 from transforms.dedup import Decontaminate, ExactDedup, NearDedup
 from transforms.stackexchange.pairs import PostPair
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.accounting import DEAD_LETTER, TALLY, Accounted, AccountedDoFn, apply_accounted
+from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, AccountedDoFn, apply_accounted
 from transforms.stackexchange.pairs import PairOptions, PostPair, duplicate_pairs, thread_pairs
 from transforms.stackexchange.rows import QUESTION, Post
 

@@ -10,7 +10,7 @@ into the splittable reader; nothing is ever held in memory beyond one write buff
 A 7z archive keeps its index at its end, so a cut archive cannot even be opened; it is told apart
 from other broken archives by its start header (which says how long the archive is) and becomes a
 ``truncated_input`` dead letter of stage ``read_input``, like a cut gzip or bzip2 stream (see
-``transforms.input_checks``); so does a member whose LZMA stream or CRC is corrupt. The shards go
+``transforms.core.input_checks``); so does a member whose LZMA stream or CRC is corrupt. The shards go
 through the same checks as every text input when they are read.
 """
 
@@ -25,8 +25,8 @@ import py7zr
 from apache_beam.io.filesystems import FileSystems
 from py7zr.io import Py7zIO, WriterFactory
 
-from transforms import input_checks as checks
-from transforms.accounting import AccountedDoFn, DeadLetter
+from transforms.core import input_checks as checks
+from transforms.core.accounting import AccountedDoFn, DeadLetter
 from transforms.stackexchange.dumps import POSTLINKS, POSTS
 
 MEMBERS = {"Posts.xml": POSTS, "PostLinks.xml": POSTLINKS}

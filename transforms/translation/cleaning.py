@@ -6,8 +6,8 @@ import dataclasses
 import re
 import unicodedata
 
-from transforms import scripts
-from transforms.errors import ConfigError
+from transforms.core.errors import ConfigError
+from transforms.text import writing_systems as scripts
 
 # --- normalisation ---------------------------------------------------------------------------
 

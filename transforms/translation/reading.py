@@ -18,8 +18,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms import accounting, files
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter
+from transforms.core import accounting, files
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.core.line_numbers import NumberLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.translation import records

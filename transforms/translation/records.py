@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from transforms.core.errors import ConfigError
 from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
-from transforms.errors import ConfigError
 
 TSV, ALIGNED, JSONL = "tsv", "aligned", "jsonl"
 FORMATS = (TSV, ALIGNED, JSONL)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from transforms.errors import ConfigError
-from transforms.seeding import stable_hash64, unit_interval
+from transforms.core.errors import ConfigError
+from transforms.core.seeding import stable_hash64, unit_interval
 from transforms.translation.records import SPLITS, TranslationPair
 
 # --- keys, splits, balancing -------------------------------------------------------------------

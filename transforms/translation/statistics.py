@@ -14,7 +14,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import accounting
+from transforms.core import accounting
 from transforms.translation.cleaning import count_tokens
 from transforms.translation.records import CLEAN_STAGE, READ_STAGE, TranslationPair
 from transforms.translation.sampling import LENGTH_BINS, length_bin, unordered_lang_pair

@@ -10,9 +10,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from specs import TRANSLATION_PAIRS
-from transforms import accounting, files, scripts
-from transforms.accounting import Accounted, AccountedDoFn
-from transforms.errors import ConfigError
+from transforms.core import accounting, files
+from transforms.core.accounting import Accounted, AccountedDoFn
+from transforms.core.errors import ConfigError
+from transforms.text import writing_systems as scripts
 from transforms.translation.cleaning import CleanConfig, filter_reason, nfc_single_spaced
 from transforms.translation.records import BALANCE_STAGE, CLEAN_STAGE, SPLITS, TranslationPair
 from transforms.translation.sampling import copies, pair_key, sampling_rates, split_of, unordered_lang_pair

@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from specs import FeatureSpec
 from specs.translation import SIDES, tokenized_pairs_spec
 from specs.vocabulary import Vocabulary
-from transforms import files
+from transforms.core import files
 from transforms.translation.records import TranslationPair
 from transforms.translation.sampling import pair_key
 

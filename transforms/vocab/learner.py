@@ -16,7 +16,7 @@ from typing import Any
 
 from specs import vocabulary as sv
 from specs.vocabulary import CLS, MASK, PAD, SEP, UNK
-from transforms.errors import ConfigError
+from transforms.core.errors import ConfigError
 from transforms.vocab.pretokenize import JOINER, is_isolated_char, wordpiece_split
 
 # --- configuration ------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.errors import ConfigError
-from transforms.files import match_files
+from transforms.core.errors import ConfigError
+from transforms.core.files import match_files
 from transforms.vocab.learner import LearnerConfig, reserved_tokens
 from transforms.vocab.records import InputConfig
 

@@ -6,8 +6,8 @@ import dataclasses
 import json
 import re
 
+from transforms.core.errors import ConfigError
 from transforms.core.records import BadRecordError
-from transforms.errors import ConfigError
 
 TEXT, JSONL = "text", "jsonl"
 

@@ -12,9 +12,9 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.files import LineBatch, ReadLineBatches
 from transforms.core.records import BadRecordError
-from transforms.files import LineBatch, ReadLineBatches
 from transforms.vocab.learner import weighted_count
 from transforms.vocab.pretokenize import pre_tokenize
 from transforms.vocab.records import JSONL, InputConfig, decode_line, parse_jsonl_record

@@ -35,9 +35,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from specs import SpecError, run_folder
 from trainer.cli import HelpFormatter, flag_bool, flag_names, unknown_flag_message
-from transforms.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
-from transforms.errors import ConfigError
-from transforms.files import WriteDeadLetters
+from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
+from transforms.core.errors import ConfigError
+from transforms.core.files import WriteDeadLetters
 
 SUMMARY_FILE = "summary.json"
 DEAD_LETTER_DIR = "dead_letter"

@@ -23,11 +23,11 @@ import json
 import re
 import string
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from transforms.errors import ConfigError
+from transforms.core.errors import ConfigError
 
 # Unicode name prefix (first word after FULLWIDTH/HALFWIDTH) -> ISO 15924 code.
 _NAME_TO_SCRIPT = {
@@ -138,6 +138,11 @@ def script_counts(text: str) -> dict[str, int]:
     return {names[i]: int(counts[i]) for i in counts[1:].nonzero()[0] + 1}
 
 
+def _read_local(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class LanguageScripts:
     """The expected-script table: ``expected(lang)`` is the set of scripts ``lang`` is written in,
     or ``None`` when the language is unknown (then nothing is checked)."""
@@ -149,16 +154,16 @@ class LanguageScripts:
         self._table = table
 
     @classmethod
-    def from_json_file(cls, path: str | None, flag: str = "--script_table") -> LanguageScripts:
+    def from_json_file(cls, path: str | None, flag: str = "--script_table",
+                       reader: Callable[[str], bytes] | None = None) -> LanguageScripts:
         """The default table extended by a JSON file ``{"lang": ["Scrp", ...]}``; a malformed file is
-        a configuration error naming the flag and the path."""
+        a configuration error naming the flag and the path. ``reader`` reads the file's bytes (the
+        pipelines pass Beam's FileSystems, ``transforms.core.files.read_bytes``, for gs://; the text
+        layer imports no Beam); by default a local file."""
         if not path:
             return cls()
-        from apache_beam.io.filesystems import FileSystems
-
         try:
-            with FileSystems.open(path) as f:
-                data = json.loads(f.read().decode("utf-8"))
+            data = json.loads((reader or _read_local)(path).decode("utf-8"))
         except Exception as e:
             raise ConfigError(f"{flag}: cannot read {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
         known = set(_NAME_TO_SCRIPT.values())

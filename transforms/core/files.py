@@ -7,7 +7,7 @@ place, and a line number can be resolved for it later), and lines travel in batc
 DirectRunner a Python element costs about 12 us and a dump has millions of short lines. A line ends
 at LF or CRLF (or at a lone CR in a file that has no LF). Lines stay bytes (XML parsers want bytes),
 but every one has been checked to be UTF-8, and compressed streams are checked to their end:
-``transforms.input_checks`` says how, and ``ReadLineBatches`` returns the dead letters of a
+``transforms.core.input_checks`` says how, and ``ReadLineBatches`` returns the dead letters of a
 ``read_input`` stage.
 
 Writing: ``WriteShards`` assigns every record to a shard by a hash of its sort key, sorts each shard by
@@ -40,10 +40,10 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from specs import SCHEMA_FILE, SPEC_FILE, FeatureSpec
-from transforms import input_checks as checks
-from transforms.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.errors import ConfigError
-from transforms.seeding import stable_hash64
+from transforms.core import input_checks as checks
+from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.errors import ConfigError
+from transforms.core.seeding import stable_hash64
 
 _CHUNK = 1 << 20
 
@@ -257,7 +257,7 @@ class ReadLineBatches(beam.PTransform):
 
     Plain files are split into byte ranges of about ``desired_bundle_size`` bytes; compressed files
     are read whole (their formats cannot be split) and checked to the end of their stream. The
-    checks of ``transforms.input_checks`` apply: a file that is not text and a truncated stream are
+    checks of ``transforms.core.input_checks`` apply: a file that is not text and a truncated stream are
     dead letters (``not_text``, ``truncated_input``), and so is each line that is not UTF-8
     (``invalid_utf8``); with ``keep_places`` such a line stays in its batch as None, for readers
     that pair lines by their index.

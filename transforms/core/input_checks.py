@@ -34,7 +34,7 @@ import zstandard  # Beam's own dependency for .zst
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.accounting import DeadLetter
+from transforms.core.accounting import DeadLetter
 
 READ_STAGE = "read_input"
 TRUNCATED_INPUT = "truncated_input"
