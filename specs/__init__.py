@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -235,22 +236,27 @@ class FeatureSpec:
             pieces.append(_prefix_matrix(sizes, lambda size, f=f: _entry_prefix(f.name, f.dtype, size)))
             pieces.append((data, keep, sizes))
         body = sum(sizes for _, _, sizes in pieces)
-        pieces.insert(0, _prefix_matrix(body, lambda size: _varint(1 << 3 | 2) + _varint(size)))
-        width = sum(d.shape[1] for d, _, _ in pieces)
-        data = np.empty((rows, width), dtype=np.uint8)
-        keep = np.ones((rows, width), dtype=bool) if any(k is not None for _, k, _ in pieces) else None
-        col = 0
-        for d, k, _ in pieces:
-            data[:, col:col + d.shape[1]] = d
-            if k is not None and keep is not None:
-                keep[:, col:col + d.shape[1]] = k
-            col += d.shape[1]
-        if keep is None:
-            flat = data.tobytes()
-            return [flat[i:i + width] for i in range(0, len(flat), width)]
-        flat = np.compress(keep.reshape(-1), data.reshape(-1)).tobytes()  # ~1.6x faster than data[keep]
-        ends = np.cumsum(body + pieces[0][2]).tolist()
-        return [flat[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+        pieces.insert(0, _prefix_matrix(body, _example_prefix))
+        # Consecutive pieces of one kind form a block: fixed-width ones (no mask) are copied whole,
+        # the others compacted by their masks (a compaction copies byte by byte through an index,
+        # so the fixed bytes stay out of it); each record is its blocks' slices joined.
+        blocks = [_block_slices(list(run)) for _, run in itertools.groupby(pieces, lambda p: p[1] is None)]
+        if len(blocks) == 1:
+            return blocks[0]
+        return list(map(b"".join, zip(*blocks, strict=True)))
+
+
+def _block_slices(pieces: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]) -> list[bytes]:
+    """Per row, the bytes of consecutive pieces (all with a mask, or all without one)."""
+    data = pieces[0][0] if len(pieces) == 1 else np.concatenate([d for d, _, _ in pieces], axis=1)
+    if pieces[0][1] is None:
+        width = data.shape[1]
+        flat = np.ascontiguousarray(data).tobytes()
+        return [flat[i:i + width] for i in range(0, len(flat), width)]
+    keep = pieces[0][1] if len(pieces) == 1 else np.concatenate([k for _, k, _ in pieces], axis=1)
+    flat = np.compress(keep.reshape(-1), data.reshape(-1)).tobytes()  # ~1.6x faster than data[keep]
+    ends = np.cumsum(sum(sizes for _, _, sizes in pieces)).tolist()
+    return [flat[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 # --- hand-rolled, deterministic tf.train.Example encoding -------------------------------------
@@ -296,6 +302,12 @@ def _feature(dtype: str, value: Any) -> bytes:
     return _len_delimited(2, _len_delimited(1, packed) if packed else b"")
 
 
+def _example_prefix(size: int) -> bytes:
+    """The bytes of an Example before its ``size`` bytes of features."""
+    return _varint(1 << 3 | 2) + _varint(size)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # a batch has a few hundred distinct sizes, the next batch the same ones
 def _entry_prefix(name: str, dtype: str, size: int) -> bytes:
     """The bytes of a feature's map entry that come before its ``size`` bytes of packed values."""
     packed = bytes(size)
