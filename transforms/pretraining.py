@@ -198,7 +198,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     pairs: list[Pair] = []
     i = 0
     while i < sentences:
-        end = min(bisect_left(bounds, bounds[i] + target, i + 1), sentences)  # the chunk is i..end-1
+        end = bisect_left(bounds, bounds[i] + target, i + 1, sentences)  # the chunk is i..end-1
         size = end - i
         a_end = i + 1 + (int(draw() * (size - 1)) if size >= 2 else 0)
         a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
@@ -211,8 +211,8 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             other_bounds = pool.bounds[other]
             start = int(draw() * (len(other_bounds) - 1))
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
-            stop = min(bisect_left(other_bounds, other_bounds[start] + max(target - a_len, 1), start + 1),
-                       len(other_bounds) - 1)
+            stop = bisect_left(other_bounds, other_bounds[start] + (target - a_len if target > a_len else 1),
+                               start + 1, len(other_bounds) - 1)
             b_start, b_len, is_random_next = other_bounds[start], other_bounds[stop] - other_bounds[start], True
             i = a_end
         else:
@@ -369,8 +369,11 @@ def mask_batch(ids: np.ndarray, lengths: np.ndarray, len_a: np.ndarray, words: n
         # that, in column order (a stable sort of a bool row is a counting sort).
         smallest = np.sort(np.partition(keys, k - 1, axis=1)[:, :k], axis=1)
         threshold = smallest[np.arange(rows), np.maximum(count - 1, 0)]
-        chosen = (keys <= threshold[:, None]) & (count > 0)[:, None]
-        positions = np.where(valid, np.argsort(~chosen, axis=1, kind="stable")[:, :k], 0)
+        # Exactly ``count`` keys per row are at most that (the keys are distinct); their columns,
+        # row by row in column order, go to the row's first ``count`` slots.
+        at_row, at_col = np.nonzero((keys <= threshold[:, None]) & (count > 0)[:, None])
+        positions = np.zeros((rows, k), dtype=np.intp)
+        positions[at_row, np.arange(len(at_row)) - (np.cumsum(count) - count)[at_row]] = at_col
     else:
         order = np.argsort(keys, axis=1)
         positions = np.where(valid, np.sort(np.where(valid, order, length), axis=1), 0)
@@ -458,10 +461,8 @@ class InstanceBatch:
                             "masked_lm_positions": positions, "masked_lm_ids": labels,
                             "masked_lm_weights": np.arange(positions.shape[1]) < count[:, None],
                             "next_sentence_labels": random_next})
-        keys = np.ascontiguousarray(words[:, :_KEY_WORDS]).tobytes()
-        width = 4 * _KEY_WORDS
-        records = list(zip((keys[i:i + width] for i in range(0, len(keys), width)),
-                           self._spec.encode_batch(columns), strict=True))
+        keys = np.ascontiguousarray(words[:, :_KEY_WORDS]).view(f"V{4 * _KEY_WORDS}").ravel().tolist()  # bytes
+        records = list(zip(keys, self._spec.encode_batch(columns), strict=True))
         self.pairs, self._words, self._whole_word_masks = [], [], []
         return records
 
