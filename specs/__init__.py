@@ -250,9 +250,7 @@ def _block_slices(pieces: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]
     """Per row, the bytes of consecutive pieces (all with a mask, or all without one)."""
     data = pieces[0][0] if len(pieces) == 1 else np.concatenate([d for d, _, _ in pieces], axis=1)
     if pieces[0][1] is None:
-        width = data.shape[1]
-        flat = np.ascontiguousarray(data).tobytes()
-        return [flat[i:i + width] for i in range(0, len(flat), width)]
+        return np.ascontiguousarray(data).view(f"V{data.shape[1]}").ravel().tolist()  # a bytes per row
     keep = pieces[0][1] if len(pieces) == 1 else np.concatenate([k for _, k, _ in pieces], axis=1)
     flat = np.compress(keep.reshape(-1), data.reshape(-1)).tobytes()  # ~1.6x faster than data[keep]
     ends = np.cumsum(sum(sizes for _, _, sizes in pieces)).tolist()

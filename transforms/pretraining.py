@@ -187,15 +187,17 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
     a uniform integer below ``n`` is ``int(random() * n)`` where the reference calls ``randint``
     (the same distribution to within ``n / 2**53``, one draw instead of a rejection loop).
     """
-    draw, getrandbits, bisect_left = rng.random, rng.getrandbits, bisect.bisect_left
+    draw, getrandbits, bisect_left, new_pair = rng.random, rng.getrandbits, bisect.bisect_left, _new_pair
     max_num_tokens = params.max_num_tokens
     target = max_num_tokens
     if draw() < params.short_seq_prob:
         target = 2 + int(draw() * (max_num_tokens - 1))
-    bounds = pool.bounds[doc_index]
+    all_bounds = pool.bounds
+    bounds = all_bounds[doc_index]
     sentences = len(bounds) - 1
-    documents = len(pool.bounds)
+    documents = len(all_bounds)
     pairs: list[Pair] = []
+    append = pairs.append
     i = 0
     while i < sentences:
         end = bisect_left(bounds, bounds[i] + target, i + 1, sentences)  # the chunk is i..end-1
@@ -203,12 +205,13 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
         a_end = i + 1 + (int(draw() * (size - 1)) if size >= 2 else 0)
         a_start, a_len = bounds[i], bounds[a_end] - bounds[i]
         if size == 1 or draw() < 0.5:
-            other = doc_index
-            for _ in range(10):
-                other = int(draw() * documents)
-                if other != doc_index:
-                    break
-            other_bounds = pool.bounds[other]
+            other = int(draw() * documents)
+            if other == doc_index:
+                for _ in range(9):
+                    other = int(draw() * documents)
+                    if other != doc_index:
+                        break
+            other_bounds = all_bounds[other]
             start = int(draw() * (len(other_bounds) - 1))
             # Sentences from ``start`` until B reaches target - len(A) (at least one sentence).
             stop = bisect_left(other_bounds, other_bounds[start] + (target - a_len if target > a_len else 1),
@@ -220,7 +223,9 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             i = end
         excess = a_len + b_len - max_num_tokens
         if excess > 0:  # ``_fitted``, inline: pair building is per instance
-            gap = min(abs(a_len - b_len), excess)
+            gap = a_len - b_len if a_len > b_len else b_len - a_len
+            if gap > excess:
+                gap = excess
             rest = excess - gap
             cut_a = (gap if a_len > b_len else 0) + rest // 2
             cut_b = (gap if a_len <= b_len else 0) + rest - rest // 2
@@ -230,7 +235,7 @@ def create_segment_pairs(pool: Pool, doc_index: int, params: InstanceParams, rng
             if cut_b:
                 b_start += getrandbits(cut_b).bit_count()
                 b_len -= cut_b
-        pairs.append(_new_pair(Pair, (a_start, a_len, b_start, b_len, is_random_next)))
+        append(new_pair(Pair, (a_start, a_len, b_start, b_len, is_random_next)))
     return pairs
 
 
