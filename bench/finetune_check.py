@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime.run_pipeline("vocab", [*(f"--input_patterns={x}" for x in texts), f"--vocab_size={args.vocab_size}",
                                        "--do_lower_case", f"--output_dir={work / 'vocab'}"], vocab.build)
         args.vocab_file = str(work / "vocab" / "vocab.txt")
-    vocab_size = len(Path(args.vocab_file).read_text(encoding="utf-8").splitlines())
+    with open(args.vocab_file, encoding="utf-8") as f:
+        vocab_size = sum(1 for _ in f)  # lines as the vocabulary reader counts them (not str.splitlines)
     shapes = f"{TINY_SHAPES},task.model.encoder.vocab_size={vocab_size}"
     runtime.run_pipeline("pretrain_data", [*(f"--input_patterns={x}" for x in texts), f"--vocab_file={args.vocab_file}",
                                            "--do_lower_case=true", f"--max_seq_length={SEQ}",
