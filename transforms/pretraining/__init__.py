@@ -19,7 +19,9 @@ The package's layers, bottom up (each imports only those before it):
   ``tf.train.Example`` bytes for a batch), ``sampling`` (language pass rates, shuffle buckets);
 - the Beam transforms: ``bert_text`` and ``reading`` (documents in the three formats), ``tokenizing``,
   ``examples`` (buckets to masked-LM examples), ``tlm`` (translation-LM examples), ``outputs`` (the
-  sidecars); ``plan``: the flags, checked at start-up.
+  sidecars); ``plan``: the flags, checked at start-up;
+- ``layout``, ``statistics`` and ``inspection``: reading the written records back and checking them
+  (``python -m pipelines.inspect``; a single-process reader, not a Beam job).
 
 Output layout (what readers of the data may rely on), under ``OUTPUT_DIR``:
 
