@@ -274,6 +274,7 @@ from specs.vocabulary import Vocabulary
 from transforms.text import bert_tokenization as bt
 from transforms.core import files
 from transforms import pretraining as pt
+from transforms.pretraining.examples import _CreateInstances
 vocab = Vocabulary.load({vocab!r}, True)
 tok = bt.BertTokenizer(vocab)
 params = pt.InstanceParams({max_seq_length}, {max_predictions_per_seq}, 0.15, 0.1, {dupe_factor})
@@ -298,7 +299,7 @@ for start in range(0, len(raw), 256):
         docs.append(pt.Document(pt.document_key(d), d.language, np.concatenate(kept), bounds))
 tokenize = cpu() - t
 sentences = sum(len(d.sentences) for d in raw)
-create = pt._CreateInstances(12345, params, pt.VocabInfo.from_vocabulary(vocab), spec, 1.0, 1000)
+create = _CreateInstances(12345, params, pt.VocabInfo.from_vocabulary(vocab), spec, 1.0, 1000)
 t = cpu()
 members = [(d, params.dupe_factor) for d in sorted(docs, key=lambda d: d.key)]
 batches = [b for i in range(0, len(members), 1000) for b in create._instances(members[i:i + 1000])

@@ -11,16 +11,13 @@ their meanings, but tokenised with a compiled tokenizer, in bounded memory and o
 Read documents (BERT text, JSONL or TFRecord) -> tokenise -> language sampling and shuffle buckets
 -> instances and masks per document and pass -> (optionally TLM examples from translation pairs) ->
 seeded global shuffle into shards, with the spec and parameters beside them. The output layout is
-described in ``transforms/pretraining.py``; the differences from the reference in
+described in ``transforms/pretraining/__init__.py``; the differences from the reference in
 docs/pretraining.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import re
 import sys
 from typing import Any
 
@@ -30,26 +27,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
 from specs.vocabulary import Vocabulary
+from transforms import pretraining as pt
 from transforms.core import runtime
 from transforms.core.errors import ConfigError
 from transforms.core.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.core.flags import flag_list
-from transforms.pretraining import (
-    CreatePretrainingExamples,
-    CreateTlmExamples,
-    InstanceParams,
-    ReadDocuments,
-    TokenizeDocuments,
-    VocabInfo,
-    language_pass_rates,
-)
+from transforms.pretraining.plan import FORMATS
 from transforms.text.bert_tokenization import BertTokenizer
-
-PARAMS_FILE = "params.json"
-SHARD_PREFIX = "pretrain"
-SIDECARS = (specs.SCHEMA_FILE, specs.SPEC_FILE, PARAMS_FILE)
-FORMATS = ("auto", "text", "jsonl", "tfrecord")
-
 
 REFERENCE_BOOLEANS = ("do_lower_case", "do_whole_word_mask", "gzip_compress", "use_v2_feature_names")
 
@@ -125,99 +109,17 @@ class PretrainDataOptions(runtime.CommonOptions):
             raise ConfigError("give --output_dir or --output_file, not both")
         if not self.output_file:
             return super().run_folder()
-        files = output_files(self.output_file)
+        files = pt.output_files(self.output_file)
         return FileSystems.split(files[0])[0], [*(FileSystems.split(f)[1] for f in files),
-                                                f"{FileSystems.split(files[0])[1]}.part-*", *SIDECARS]
-
-
-def output_files(value: str) -> list[str]:
-    """The ``--output_file`` paths (comma-separated), all in one folder."""
-    files = flag_list([value])
-    if not files:
-        raise ConfigError("--output_file is empty")
-    folders = {FileSystems.split(f)[0] for f in files}
-    if len(folders) > 1:
-        raise ConfigError(f"--output_file: the files are in {len(folders)} folders; put them in one (the spec and "
-                          "summary go beside them)")
-    if len(set(files)) < len(files):
-        raise ConfigError("--output_file names a file twice")
-    return files
-
-
-def instance_params(o: PretrainDataOptions) -> InstanceParams:
-    """Checks the numeric flags (one-line errors) and returns them as ``InstanceParams``."""
-    if o.max_seq_length < 5:
-        raise ConfigError(f"--max_seq_length must be at least 5 ([CLS] A [SEP] B [SEP]), got {o.max_seq_length}")
-    if not o.dynamic_masking and o.max_predictions_per_seq < 1:
-        raise ConfigError(f"--max_predictions_per_seq must be at least 1, got {o.max_predictions_per_seq}")
-    if not 0.0 < o.masked_lm_prob <= 1.0:
-        raise ConfigError(f"--masked_lm_prob must be in (0, 1], got {o.masked_lm_prob}")
-    if not 0.0 <= o.short_seq_prob <= 1.0:
-        raise ConfigError(f"--short_seq_prob must be in [0, 1], got {o.short_seq_prob}")
-    if o.dupe_factor < 1:
-        raise ConfigError(f"--dupe_factor must be at least 1, got {o.dupe_factor}")
-    if o.max_ngram_size is not None and o.max_ngram_size > 1 and not o.do_whole_word_mask:
-        raise ConfigError("--max_ngram_size needs --do_whole_word_mask (n-grams are of whole words)")
-    if o.max_ngram_size is not None and o.max_ngram_size < 0:
-        raise ConfigError(f"--max_ngram_size must be positive, got {o.max_ngram_size}")
-    if o.language_alpha < 0:
-        raise ConfigError(f"--language_alpha must be >= 0, got {o.language_alpha}")
-    if o.docs_per_bucket < 2 or o.max_document_sentences < 1:
-        raise ConfigError("--docs_per_bucket must be >= 2 and --max_document_sentences >= 1")
-    return InstanceParams(o.max_seq_length, o.max_predictions_per_seq, o.masked_lm_prob, o.short_seq_prob,
-                          o.dupe_factor, o.do_whole_word_mask, o.max_ngram_size or None, o.dynamic_masking)
-
-
-def input_format(paths: list[str], requested: str) -> str:
-    """The one format of all inputs; fails when ``auto`` finds a mix."""
-    if requested != "auto":
-        return requested
-
-    def guess(path: str) -> str:
-        name = path.lower().removesuffix(".gz").removesuffix(".bz2")
-        if name.endswith((".jsonl", ".json", ".ndjson")):
-            return "jsonl"
-        if ".tfrecord" in name or name.endswith(".tfrec"):
-            return "tfrecord"
-        return "text"
-
-    found = sorted({guess(p) for p in paths})
-    if len(found) > 1:
-        raise ConfigError(f"--input_patterns: inputs mix formats {found}; run one format per job or set --input_format")
-    return found[0]
-
-
-class _WriteSidecars(beam.DoFn):
-    """Writes the spec and the parameters next to the data once it is written."""
-
-    def __init__(self, output_dir: str, spec: specs.FeatureSpec, params: dict[str, Any]) -> None:
-        self._dir, self._spec, self._params = output_dir, spec, params
-
-    def process(self, written: int, doc_counts: dict[str, int], instance_counts: dict[str, int]) -> None:
-        def put(name: str, text: str) -> None:
-            with FileSystems.create(FileSystems.join(self._dir, name)) as f:
-                f.write(text.encode("utf-8"))
-
-        alpha, dupe = self._params["language_alpha"], self._params["dupe_factor"]
-        rates = language_pass_rates(doc_counts, alpha, dupe) if alpha != 1.0 else dict.fromkeys(doc_counts, dupe)
-        params = {**self._params, "records_written": written,
-                  "languages": {lang: {"documents": doc_counts[lang], "passes_per_document": rates[lang],
-                                       "examples": instance_counts.get(lang, 0)} for lang in sorted(doc_counts)},
-                  "tlm_examples": {k: v for k, v in sorted(instance_counts.items()) if k.startswith("tlm:")}}
-        put(specs.SCHEMA_FILE, self._spec.to_schema_text())
-        put(specs.SPEC_FILE, self._spec.to_json())
-        put(PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        print("examples per language: " + ", ".join(f"{k}={v}" for k, v in sorted(instance_counts.items())))
+                                                f"{FileSystems.split(files[0])[1]}.part-*", *pt.SIDECARS]
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     o = options.view_as(PretrainDataOptions)
     out_dir = options.view_as(runtime.CommonOptions).output_dir
-    if o.tokenization != "WordPiece" or o.sp_model_file:
-        raise ConfigError("--tokenization=SentencePiece / --sp_model_file: only WordPiece (--vocab_file) is "
-                          "implemented")
+    pt.check_tokenization(o)
     seed = o.random_seed if o.random_seed is not None else options.view_as(runtime.CommonOptions).seed
-    params = instance_params(o)
+    params = pt.instance_params(o)
     patterns, tlm_patterns = flag_list(o.input_patterns), flag_list(o.tlm_input)
     if not patterns and not tlm_patterns:
         raise ConfigError("--input_patterns (or --input_file) or --tlm_input is required")
@@ -227,12 +129,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     runtime.check_inputs_complete(tlm_patterns, "--tlm_input", options, ours=True)
     if not o.vocab_file:
         raise ConfigError("--vocab_file is required")
-    try:
-        language_pattern = re.compile(o.language_pattern) if o.language_pattern else None
-    except re.error as e:
-        raise ConfigError(f"--language_pattern {o.language_pattern!r}: {e}") from None
+    pattern = pt.language_pattern(o.language_pattern)
     vocab = Vocabulary.load(o.vocab_file, o.do_lower_case, reader=read_bytes)
-    info = VocabInfo.from_vocabulary(vocab)
+    info = pt.VocabInfo.from_vocabulary(vocab)
     tokenizer = BertTokenizer(vocab)
     spec = specs.pretraining_spec(params.max_seq_length, params.max_predictions_per_seq,
                                   v2_names=o.use_v2_feature_names, dynamic_masking=params.dynamic_masking,
@@ -243,28 +142,28 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     doc_counts: Any = pipeline | "NoDocuments" >> beam.Create([])
     fmt = ""
     if paths:
-        fmt = input_format(paths, o.input_format)
-        documents = ledger.add(pipeline | "ReadDocuments" >> ReadDocuments(
-            paths, fmt, max_sentences=o.max_document_sentences, language_pattern=language_pattern,
+        fmt = pt.input_format(paths, o.input_format)
+        documents = ledger.add(pipeline | "ReadDocuments" >> pt.ReadDocuments(
+            paths, fmt, max_sentences=o.max_document_sentences, language_pattern=pattern,
             text_field=o.text_field, language_field=o.language_field))
-        tokenized = ledger.add(documents | "TokenizeDocuments" >> TokenizeDocuments(tokenizer))
-        mlm, doc_counts, sampled, per_language = tokenized | "CreateExamples" >> CreatePretrainingExamples(
+        tokenized = ledger.add(documents | "TokenizeDocuments" >> pt.TokenizeDocuments(tokenizer))
+        mlm, doc_counts, sampled, per_language = tokenized | "CreateExamples" >> pt.CreatePretrainingExamples(
             seed, params, info, spec, o.language_alpha, o.docs_per_bucket, temp_dir=out_dir)
         ledger.add(sampled)
         examples.append(mlm)
         counts.append(per_language)
     if tlm_paths:
-        tlm, tlm_counts, stages = pipeline | "CreateTlmExamples" >> CreateTlmExamples(
+        tlm, tlm_counts, stages = pipeline | "CreateTlmExamples" >> pt.CreateTlmExamples(
             tlm_paths, tokenizer, seed, params, info, spec)
         for stage in stages:
             ledger.add(stage)
         examples.append(tlm)
         counts.append(tlm_counts | "SumTlm" >> beam.CombinePerKey(sum))
     suffix = ".tfrecord.gz" if o.gzip_compress else ".tfrecord"
-    prefix = FileSystems.join(out_dir, SHARD_PREFIX)
+    prefix = FileSystems.join(out_dir, pt.SHARD_PREFIX)
     num_shards, final_names = o.num_output_shards, {}
     if o.output_file:  # the reference's names: one shard per file, moved there after the run
-        files = output_files(o.output_file)
+        files = pt.output_files(o.output_file)
         if num_shards not in (0, len(files)):
             raise ConfigError(f"--num_output_shards={num_shards} but --output_file names {len(files)} files")
         num_shards, suffix = len(files), ".tfrecord"
@@ -275,18 +174,10 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         | "WriteExamples" >> WriteShards(prefix, suffix, "tfrecord", "gzip" if o.gzip_compress else "uncompressed",
                                          num_shards, o.records_per_shard, batched=True)
     )
-    job_params = {
-        "input_patterns": patterns, "input_format": fmt, "tlm_input": tlm_patterns, "vocab_file": o.vocab_file,
-        "random_seed": seed,
-        **dataclasses.asdict(params), "use_v2_feature_names": o.use_v2_feature_names,
-        "gzip_compress": o.gzip_compress, "language_alpha": o.language_alpha,
-        "language_pattern": o.language_pattern, "docs_per_bucket": o.docs_per_bucket,
-        "max_document_sentences": o.max_document_sentences,
-        **vocab.params(),
-    }
+    job_params = pt.recorded_params(o, patterns, fmt, tlm_patterns, seed, params, vocab)
     all_counts = tuple(counts) | "AllCounts" >> beam.Flatten(pipeline=pipeline)
     _ = written | "WriteSpecAndParams" >> beam.ParDo(
-        _WriteSidecars(out_dir, spec, job_params), beam.pvalue.AsDict(doc_counts), beam.pvalue.AsDict(all_counts))
+        pt.WriteSidecars(out_dir, spec, job_params), beam.pvalue.AsDict(doc_counts), beam.pvalue.AsDict(all_counts))
     outputs = {} if final_names else {"examples": f"{prefix}-*{suffix}"}
     return ledger.built({**outputs, "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)}, final_names)
 

@@ -29,9 +29,9 @@ from apache_beam.io.range_trackers import OffsetRangeTracker
 from pipelines import dedup as dedup_pipeline
 from pipelines import pretrain_data, stackexchange, translation_pairs
 from pipelines import vocab as vocab_pipeline
-from transforms import pretraining
 from transforms.core import files, input_checks, runtime
 from transforms.core.accounting import DEAD_LETTER
+from transforms.pretraining import RawDocument, bert_text, reading, tlm
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
 # every compression Beam detects by extension (bz2 with 100 kB blocks, so a cut leaves whole blocks)
@@ -252,7 +252,7 @@ def test_a_tfrecord_text_feature_that_is_not_utf8_is_invalid_utf8_in_every_reade
     with pytest.raises(dedup.BadRecordError) as e:
         dedup.record_from_example("p.tfrecord", raw, ["src_raw", "tgt_raw"], None)
     assert e.value.reason == "invalid_utf8"
-    for dofn in (pretraining._ParsePairs(), pretraining._ParseExampleDocuments("src_raw", "src_lang", None)):
+    for dofn in (tlm._ParsePairs(), reading._ParseExampleDocuments("src_raw", "src_lang", None)):
         out, (letter,) = _run_dofn(dofn, [("p.tfrecord", raw)])
         assert out == [] and (letter.reason, letter.source, letter.detail) == (
             "invalid_utf8", "p.tfrecord", "invalid UTF-8 at byte 2 of feature 'src_raw': invalid start byte")
@@ -260,10 +260,10 @@ def test_a_tfrecord_text_feature_that_is_not_utf8_is_invalid_utf8_in_every_reade
 
 
 def _documents(path: pathlib.Path) -> tuple[list[list[str]], list[input_checks.InputProblem]]:
-    src = pretraining._BertTextSource(str(path), 100, "en", compression_type=CompressionTypes.AUTO, validate=False)
+    src = bert_text._BertTextSource(str(path), 100, "en", compression_type=CompressionTypes.AUTO, validate=False)
     (bundle,) = list(src.split(1 << 40))
     items = list(bundle.source.read(bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)))
-    return ([d.sentences for d in items if isinstance(d, pretraining.RawDocument) and d.sentences],
+    return ([d.sentences for d in items if isinstance(d, RawDocument) and d.sentences],
             [p for p in items if isinstance(p, input_checks.InputProblem)])
 
 

@@ -21,6 +21,9 @@ from pipelines import inspect as insp
 from specs import run_folder
 from transforms import vocab as wp
 from transforms.core.files import tfrecord_frame, write_spec_files
+from transforms.pretraining import inspection
+from transforms.pretraining.layout import Layout, Specials
+from transforms.pretraining.statistics import Stats
 
 L, P = 64, 10
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -131,7 +134,7 @@ def test_decoded_example_shows_masks_with_originals(shared_data, vocab, sentence
     records, _ = make_records(sentences, 4)
     write_dataset(tmp_path, records, specs.pretraining_spec(L, P), shards=1)
     out = io.StringIO()
-    insp.inspect(str(tmp_path), vocab_file=str(shared_data / "vocab/bert-base-uncased.vocab.txt"),
+    inspection.inspect(str(tmp_path), vocab_file=str(shared_data / "vocab/bert-base-uncased.vocab.txt"),
                  num_examples=1, out=out)
     text = out.getvalue()
     r = records[0]
@@ -146,12 +149,12 @@ def test_decoded_example_shows_masks_with_originals(shared_data, vocab, sentence
 def test_v2_names_and_dynamic_masking_records(shared_data, vocab, sentences, tmp_path):
     v2, _ = make_records(sentences, 50, v2=True)
     write_dataset(tmp_path / "v2", v2, specs.pretraining_spec(L, P, v2_names=True))
-    res = insp.inspect(str(tmp_path / "v2" / "*.tfrecord"), num_examples=0, out=io.StringIO())
+    res = inspection.inspect(str(tmp_path / "v2" / "*.tfrecord"), num_examples=0, out=io.StringIO())
     assert res["layout"]["v2_names"] and res["records"] == 50 and res["problems"] == {}
     dyn, _ = make_records(sentences, 80, dynamic=True)
     write_dataset(tmp_path / "dyn", dyn, specs.pretraining_spec(L, P, dynamic_masking=True))
     out = io.StringIO()
-    res = insp.inspect(str(tmp_path / "dyn"), vocab_file=str(shared_data / "vocab/bert-base-uncased.vocab.txt"),
+    res = inspection.inspect(str(tmp_path / "dyn"), vocab_file=str(shared_data / "vocab/bert-base-uncased.vocab.txt"),
                        num_examples=1, out=out, max_records=60)
     assert res["layout"]["dynamic"] and "predictions" not in res and res["problems"] == {}
     assert res["records"] == 60
@@ -186,8 +189,8 @@ def test_broken_records_are_reported_and_exit_nonzero(shared_data, vocab, senten
 
 
 def test_stats_work_on_plain_arrays_without_tensorflow():
-    layout = insp.Layout("input_ids", "segment_ids", 8, 2, False, False, True)
-    stats = insp.Stats(layout, insp.Specials(0, 100, 101, 102, 103), 30522, 0.15)
+    layout = Layout("input_ids", "segment_ids", 8, 2, False, False, True)
+    stats = Stats(layout, Specials(0, 100, 101, 102, 103), 30522, 0.15)
     stats.add({
         "input_ids": np.array([[101, 103, 7, 102, 9, 102, 0, 0]]), "segment_ids": np.array([[0, 0, 0, 0, 1, 1, 0, 0]]),
         "input_mask": np.array([[1, 1, 1, 1, 1, 1, 0, 0]]), "masked_lm_positions": np.array([[1, 2]]),
@@ -243,7 +246,7 @@ def test_chain_vocab_then_pretrain_data_then_inspect(shared_data, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         assert "holds for every stage and scope" in done.stdout
     report = io.StringIO()
-    res = insp.inspect(str(out), num_examples=2, histogram=str(tmp_path / "h.png"), out=report)
+    res = inspection.inspect(str(out), num_examples=2, histogram=str(tmp_path / "h.png"), out=report)
     # A small vocabulary makes random replacements hit [SEP]/[PAD] now and then: still no problem.
     assert res["problems"] == {} and res["records"] > 500 and res["layout"]["v2_names"]
     assert "vocabulary: " + str(vocab_file) in report.getvalue()  # found through params.json

@@ -15,6 +15,7 @@ from pipelines import pretrain_data
 from specs.vocabulary import Vocabulary
 from transforms.core import runtime
 from transforms.core.files import tfrecord_frame
+from transforms.pretraining import PARAMS_FILE
 from transforms.text import bert_tokenization as bt
 from transforms.text.sentences import split_sentences
 
@@ -45,7 +46,7 @@ def _read(out: pathlib.Path) -> tuple[specs.FeatureSpec, dict, dict[str, np.ndar
     import tensorflow as tf
 
     spec = specs.read_spec_text((out / specs.SCHEMA_FILE).read_text(), (out / specs.SPEC_FILE).read_text())
-    params = json.loads((out / pretrain_data.PARAMS_FILE).read_text())
+    params = json.loads((out / PARAMS_FILE).read_text())
     files = sorted(str(p) for p in out.glob("pretrain-*"))
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP" if params["gzip_compress"] else "")
     parsed = ds.batch(100_000).map(lambda r: tf.io.parse_example(r, spec.tf_parsing_spec()))

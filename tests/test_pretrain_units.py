@@ -16,6 +16,7 @@ from apache_beam.io.range_trackers import OffsetRangeTracker
 import specs
 from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
+from transforms.pretraining import bert_text, reading, tlm
 from transforms.text.sentences import split_sentences
 
 # --- sentences -----------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def test_split_sentences_keeps_every_character_but_whitespace(shared_data):
 
 
 def _read(path, splits, max_sentences=10_000, size=None):
-    src = pt._BertTextSource(str(path), max_sentences, "und", compression_type=CompressionTypes.AUTO,
+    src = bert_text._BertTextSource(str(path), max_sentences, "und", compression_type=CompressionTypes.AUTO,
                              validate=False)
     size = path.stat().st_size if size is None else size
     bounds = [0, *splits, size]
@@ -85,7 +86,7 @@ def test_long_documents_are_cut_into_bounded_parts(tmp_path):
 def test_gzip_files_are_read_whole(tmp_path):
     p = tmp_path / "a.txt.gz"
     p.write_bytes(gzip.compress(b"a\nb\n\nc\n"))
-    src = pt._BertTextSource(str(p), 100, "und", compression_type=CompressionTypes.AUTO, validate=False)
+    src = bert_text._BertTextSource(str(p), 100, "und", compression_type=CompressionTypes.AUTO, validate=False)
     (sub,) = list(src.split(1 << 20))
     docs = list(sub.source.read(sub.source.get_range_tracker(None, None)))
     assert [d.sentences for d in docs] == [["a", "b"], ["c"]]
@@ -413,7 +414,7 @@ def test_tfrecord_documents_split_text_or_take_one_sentence_per_value():
     def example(**feats):
         return specs.encode_example({k: (specs.BYTES, v) for k, v in feats.items()})
 
-    dofn = pt._ParseExampleDocuments("text", "lang", re.compile(r"/(\w+)\.tfrecord$"))
+    dofn = reading._ParseExampleDocuments("text", "lang", re.compile(r"/(\w+)\.tfrecord$"))
     out, tallies = _process(dofn, ("/d/sw.tfrecord", example(text="One here. Two there.", lang="fr")),
                             ("/d/sw.tfrecord", example(text=["a", " ", "b"])),
                             ("/d/sw.tfrecord", example(text="   ")),
@@ -430,7 +431,7 @@ def test_translation_pairs_parse_and_account():
         return specs.TRANSLATION_PAIRS.encode({"src_raw": src, "tgt_raw": tgt, "src_lang": "en", "tgt_lang": "de",
                                                **extra})
 
-    out, tallies = _process(pt._ParsePairs(), ("p", pair("Hello.", "Hallo.")), ("p", pair("x", " ")),
+    out, tallies = _process(tlm._ParsePairs(), ("p", pair("Hello.", "Hallo.")), ("p", pair("x", " ")),
                             ("p", specs.encode_example({"src_raw": (specs.BYTES, "only")})))
     assert [o[2:] for o in out if isinstance(o, tuple)] == [("Hello.", "Hallo.", "en", "de")]
     assert tallies == {("in", ""): 3, ("out", ""): 1, ("filtered", "empty_side"): 1,

@@ -18,6 +18,7 @@ from pipelines import inspect as insp
 from specs import run_folder
 from transforms.core import runtime
 from transforms.core.files import tfrecord_frame, write_spec_files
+from transforms.pretraining import inspection
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -191,7 +192,7 @@ def test_pretrain_data_reference_output_files(tmp_path, shared_data):
     assert not list(tmp_path.glob("*.part-*"))
     assert (tmp_path / "schema.pbtxt").exists() and (tmp_path / run_folder.COMPLETE_FILE).exists()
     assert (tmp_path / "unrelated.txt").read_text() == "keep"
-    res = insp.inspect(str(files[0]), num_examples=0)
+    res = inspection.inspect(str(files[0]), num_examples=0)
     assert res["records"] > 0 and not res["problems"]
 
 

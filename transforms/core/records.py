@@ -1,5 +1,6 @@
 """Parsing records (no Beam): the one bad-record error, whose ``reason`` becomes the dead-letter reason,
-and the small helpers every job's parser needs."""
+the one way a parser leaves a record out on purpose (``RecordFiltered``, a filter reason), and the small
+helpers every job's parser needs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ class BadRecordError(ValueError):
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail
+
+
+class RecordFiltered(Exception):  # noqa: N818 - not an error: the record is left out on purpose
+    """A record the parser leaves out on purpose; ``reason`` names the filter reason (a counter and a
+    ``summary.json`` entry, not a dead letter)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def decode_utf8(raw: bytes) -> str:
