@@ -32,8 +32,9 @@ import specs
 from specs.vocabulary import Vocabulary
 from transforms.core import runtime
 from transforms.core.errors import ConfigError
-from transforms.core.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.core.flags import flag_list
+from transforms.core.shards import WriteShards, shard_name
+from transforms.core.storage import match_files, read_bytes
 from transforms.pretraining import (
     CreatePretrainingExamples,
     CreateTlmExamples,

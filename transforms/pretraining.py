@@ -47,20 +47,14 @@ from specs.vocabulary import Vocabulary
 from transforms.core import accounting
 from transforms.core import input_checks as checks
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.core.files import (
-    ReadLineBatches,
-    ReadTFRecords,
-    SpillRun,
-    SpillRuns,
-    lines_from,
-    read_group,
-    release_free_memory,
-    remove_folder,
-    resolve_write_method,
-    shard_of,
-    temp_folder,
-)
+from transforms.core.lines import ReadLineBatches, lines_from
+from transforms.core.memory import release_free_memory
+from transforms.core.placement import shard_of
 from transforms.core.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
+from transforms.core.shards import resolve_write_method
+from transforms.core.spill import SpillRun, SpillRuns, read_group
+from transforms.core.storage import remove_folder, temp_folder
+from transforms.core.tfrecords import ReadTFRecords
 from transforms.text.bert_tokenization import BertTokenizer
 from transforms.text.sentences import split_sentences
 
