@@ -47,7 +47,7 @@ from specs.vocabulary import Vocabulary
 from transforms.core import accounting
 from transforms.core import input_checks as checks
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.core.lines import ReadLineBatches, lines_from
+from transforms.core.lines import ReadLineBatches, lines_from, sniff_range
 from transforms.core.memory import release_free_memory
 from transforms.core.placement import shard_of
 from transforms.core.seeding import element_rng, stable_hash64, stable_hash128, unit_interval
@@ -538,10 +538,8 @@ class _BertTextSource(filebasedsource.FileBasedSource):
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument | checks.InputProblem]:
         start = range_tracker.start_position()
-        problem, cr_only = checks.sniff(file_name)
-        if problem is not None:
-            if start == 0 and range_tracker.try_claim(0):
-                yield problem
+        cr_only = yield from sniff_range(file_name, range_tracker)
+        if cr_only is None:
             return
         sentences: list[str] | None = None  # None: skipping lines of a document another range owns
         offset, separators = 0, 0
