@@ -313,7 +313,7 @@ t = cpu()
 runs = [r for b in batches for r in spill.process(b)] + [w.value for w in spill.finish_bundle()]
 spilled = cpu() - t
 writer = _WriteShard(os.path.join({work!r}, "out", "pretrain"), ".tfrecord", "tfrecord", None,
-                           os.path.join({work!r}, "out", ".temp"))
+                     os.path.join({work!r}, "out", ".temp"))
 shards = max(1, -(-records // 100_000))
 t = cpu()
 for s in range(shards):

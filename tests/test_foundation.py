@@ -87,11 +87,11 @@ def test_batched_write_shards_writes_the_same_bytes(tmp_path):
     records = [(seeding.stable_hash64(3, i).to_bytes(8, "big"), b"v%d" % i) for i in range(500)]
     batches = [records[i:i + 37] for i in range(0, len(records), 37)] + [[]]
     _run(lambda p: p | beam.Create(records) | WriteShards(str(tmp_path / "a" / "r"), ".tfrecord",
-                                                                  "tfrecord", "uncompressed", num_shards=0,
-                                                                  records_per_shard=120))
+                                                            "tfrecord", "uncompressed", num_shards=0,
+                                                            records_per_shard=120))
     _run(lambda p: p | beam.Create(batches) | WriteShards(str(tmp_path / "b" / "r"), ".tfrecord",
-                                                                  "tfrecord", "uncompressed", num_shards=0,
-                                                                  records_per_shard=120, batched=True))
+                                                            "tfrecord", "uncompressed", num_shards=0,
+                                                            records_per_shard=120, batched=True))
     a = {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()}
     b = {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()}
     assert len(a) == 5 and a == b

@@ -120,6 +120,6 @@ class WriteOutputs(beam.PTransform):
             prefix = FileSystems.join(self._dir, *dest.split("/"), SHARD_PREFIX)
             count = (part | f"Records{name}" >> beam.Map(lambda kv: kv[1])
                      | f"Write{name}" >> WriteShards(prefix, SHARD_SUFFIX, "tfrecord", "uncompressed",
-                                                           self._num_shards, self._per_shard, batched=True))
+                                                     self._num_shards, self._per_shard, batched=True))
             counts.append(count | f"Name{name}" >> beam.Map(lambda n, d=dest: (d, n)))
         return tuple(counts) | "AllCounts" >> beam.Flatten()

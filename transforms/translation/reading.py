@@ -92,7 +92,7 @@ class ReadAlignedFiles(beam.PTransform):
         for a in self._aligned:
             sides[a.src_path], sides[a.tgt_path] = (a.name, 0), (a.name, 1)
         read = pbegin | "Read" >> ReadLineBatches(sorted(sides), batch_size=ALIGN_BLOCK,
-                                                        desired_bundle_size=self._bundle, keep_places=True)
+                                                  desired_bundle_size=self._bundle, keep_places=True)
         blocks = (
             (read.out | "Number" >> NumberLineBatches()).batches
             | "CutBlocks" >> beam.FlatMap(_lines_to_blocks, sides)

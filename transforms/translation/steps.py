@@ -175,16 +175,16 @@ class WriteTranslationPairs(beam.PTransform):
             keyed
             | "Encode" >> beam.MapTuple(lambda k, p: (k, encode_pair(p)))
             | "WriteTFRecord" >> WriteShards(FileSystems.join(self._dir, self._base),
-                                                   TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
-                                                   TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,
-                                                   self._per_shard)
+                                             TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
+                                             TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,
+                                             self._per_shard)
         )
         if self._jsonl:
             _ = (
                 keyed
                 | "Json" >> beam.MapTuple(lambda k, p: (k, pair_json(p)))
                 | "WriteJsonl" >> WriteShards(FileSystems.join(self._dir, "jsonl", self._base), ".jsonl.gz",
-                                                    "lines", "gzip", self._num_shards, self._per_shard)
+                                              "lines", "gzip", self._num_shards, self._per_shard)
             )
         return count
 

@@ -129,6 +129,6 @@ class MaterializeTokens(beam.PTransform):
                 | f"Tokenize{split.title()}" >> beam.ParDo(_Tokenize(self._dir, self._spec),
                                                            beam.pvalue.AsSingleton(published))
                 | f"Write{split.title()}" >> WriteShards(FileSystems.join(directory, "pairs"), ".tfrecord.gz",
-                                                              "tfrecord", "gzip", self._num_shards, self._per_shard)
+                                                        "tfrecord", "gzip", self._num_shards, self._per_shard)
             )
         return counts
