@@ -272,7 +272,8 @@ import tensorflow, tensorflow_text  # noqa
 import specs
 from specs.vocabulary import Vocabulary
 from transforms.text import bert_tokenization as bt
-from transforms.core import files
+from transforms.core.shards import _WriteShard
+from transforms.core.spill import SpillRuns, read_group
 from transforms import pretraining as pt
 from transforms.pretraining.examples import _CreateInstances
 vocab = Vocabulary.load({vocab!r}, True)
@@ -307,17 +308,17 @@ batches = [b for i in range(0, len(members), 1000) for b in create._instances(me
 make = cpu() - t
 records = sum(map(len, batches))
 os.makedirs({work!r}, exist_ok=True)
-spill = files.SpillRuns(os.path.join({work!r}, "runs"))
+spill = SpillRuns(os.path.join({work!r}, "runs"))
 spill.start_bundle()
 t = cpu()
 runs = [r for b in batches for r in spill.process(b)] + [w.value for w in spill.finish_bundle()]
 spilled = cpu() - t
-writer = files._WriteShard(os.path.join({work!r}, "out", "pretrain"), ".tfrecord", "tfrecord", None,
-                           os.path.join({work!r}, "out", ".temp"))
+writer = _WriteShard(os.path.join({work!r}, "out", "pretrain"), ".tfrecord", "tfrecord", None,
+                     os.path.join({work!r}, "out", ".temp"))
 shards = max(1, -(-records // 100_000))
 t = cpu()
 for s in range(shards):
-    writer.write(s, shards, files.read_group(runs, s, shards))
+    writer.write(s, shards, read_group(runs, s, shards))
 written = cpu() - t
 mb = len(text.encode("utf-8")) / 1e6
 print(f"tokenize: {{sentences / tokenize:,.0f}} sentences/s ({{mb / tokenize:.1f}} MB/s)")

@@ -35,9 +35,9 @@ def _child(subject: str, mb: int, record_bytes: int, per_shard: int, out: str) -
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from transforms.core.files import WriteShards
     from transforms.core.runtime import local_runner
     from transforms.core.seeding import stable_hash64
+    from transforms.core.shards import WriteShards
 
     batches = max(1, mb * 1_000_000 // (record_bytes * BATCH))
 

@@ -68,7 +68,7 @@ def make_input(pairs: int, directory: pathlib.Path, seed: int = 1) -> list[pathl
 def floor(paths: list[str], out_dir: str) -> None:
     """The plain-Python loop (see the module docstring)."""
     from transforms import translation as tr
-    from transforms.core import files
+    from transforms.core.tfrecords import tfrecord_frame
     from transforms.text import textnorm
     from transforms.text import writing_systems as scripts
 
@@ -93,7 +93,7 @@ def floor(paths: list[str], out_dir: str) -> None:
                 seen.add(key)
                 pair = tr.Pair(src, tgt, sl, tl, path, -1, -1)
                 split = tr.split_of(tr.pair_key(pair), fractions, 0)
-                outs[split].write(files.tfrecord_frame(tr.encode_pair(pair)))
+                outs[split].write(tfrecord_frame(tr.encode_pair(pair)))
     for f in outs.values():
         f.close()
 

@@ -29,9 +29,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import dedup
 from transforms.core import runtime
-from transforms.core.files import match_files
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.storage import match_files
 
 
 class DedupOptions(CommonOptions):

@@ -41,7 +41,8 @@ from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
 from transforms.core import runtime
 from transforms.core.errors import ConfigError
-from transforms.core.files import WriteSpec, read_bytes
+from transforms.core.spec_files import WriteSpec
+from transforms.core.storage import read_bytes
 from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, place_reference_outputs
 from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, reference_outputs
 from transforms.finetune.tasks import SPLITS

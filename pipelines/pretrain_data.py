@@ -30,8 +30,9 @@ from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
 from transforms.core import runtime
 from transforms.core.errors import ConfigError
-from transforms.core.files import WriteShards, match_files, read_bytes, shard_name
 from transforms.core.flags import flag_list
+from transforms.core.shards import WriteShards, shard_name
+from transforms.core.storage import match_files, read_bytes
 from transforms.pretraining.plan import FORMATS
 from transforms.text.bert_tokenization import BertTokenizer
 

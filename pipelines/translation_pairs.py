@@ -27,9 +27,9 @@ from transforms import dedup
 from transforms import translation as tr
 from transforms.core import runtime
 from transforms.core.errors import ConfigError
-from transforms.core.files import match_files, read_bytes
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.storage import match_files, read_bytes
 from transforms.text import writing_systems as scripts
 
 # Decontaminate's longest n-gram. With it and no sentence matching, a pair is excluded when a side equals

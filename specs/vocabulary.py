@@ -182,7 +182,7 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     # specs/ imports neither side's I/O at module level: the pipelines pass Beam's FileSystems as the
-    # ``reader`` (transforms.core.files.read_bytes); the trainer lands here.
+    # ``reader`` (transforms.core.storage.read_bytes); the trainer lands here.
     import tensorflow as tf
 
     with tf.io.gfile.GFile(path, "rb") as f:

@@ -13,8 +13,9 @@ import specs
 from pipelines import dedup as job
 from specs import dedup as dedup_specs
 from transforms import dedup
-from transforms.core.files import tfrecord_frame, write_spec_files
 from transforms.core.runtime import main, run_pipeline
+from transforms.core.spec_files import write_spec_files
+from transforms.core.tfrecords import tfrecord_frame
 
 
 def _tatoeba_pairs(shared_data: pathlib.Path, langs: tuple[str, ...], limit: int) -> list[dict[str, Any]]:

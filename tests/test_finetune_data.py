@@ -431,7 +431,7 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     """Tatoeba deu-eng pairs as our JSONL (train) and translation-pair TFRecords (dev): every pair a
     positive, nearly every pair a negative whose B is another pair's translation."""
     from specs import TRANSLATION_PAIRS
-    from transforms.core.files import tfrecord_frame
+    from transforms.core.tfrecords import tfrecord_frame
 
     base = shared_data / "translation" / "laser_tatoeba_v1" / "tatoeba.deu-eng"
     deu = pathlib.Path(f"{base}.deu").read_text().splitlines()[:240]

@@ -15,12 +15,15 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.core import accounting, files, runtime, seeding
+from transforms.core import accounting, runtime, seeding
+from transforms.core.lines import _LineBatchSource
 from transforms.core.runtime import local_runner
+from transforms.core.shards import WriteShards
+from transforms.core.tfrecords import ReadTFRecords, TFRecordError, tfrecord_frame, tfrecord_records
 
 
 def _lines_via_splits(path: str, split_points: list[int]) -> list[tuple[int, bytes]]:
-    src = files._LineBatchSource(path, 3, compression_type=CompressionTypes.AUTO, validate=False)
+    src = _LineBatchSource(path, 3, compression_type=CompressionTypes.AUTO, validate=False)
     size = pathlib.Path(path).stat().st_size
     bounds = [0, *split_points, size]
     out = []
@@ -56,7 +59,7 @@ def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path, cr_fil
 def test_gzip_offsets_are_positions_in_the_decompressed_stream(tmp_path):
     p = tmp_path / "a.txt.gz"
     p.write_bytes(gzip.compress(b"ab\ncd\n\nef"))
-    src = files._LineBatchSource(str(p), 100, compression_type=CompressionTypes.AUTO, validate=False)
+    src = _LineBatchSource(str(p), 100, compression_type=CompressionTypes.AUTO, validate=False)
     (sub,) = list(src.split(1 << 20))
     lines = [line for b in sub.source.read(sub.source.get_range_tracker(None, None)) for line in b.lines]
     assert lines == [(0, b"ab"), (3, b"cd"), (6, b""), (7, b"ef")]
@@ -72,7 +75,7 @@ def test_write_shards_is_deterministic_and_complete(tmp_path):
     outs = []
     for run, order in enumerate([records, records[::-1]]):
         prefix = str(tmp_path / f"run{run}" / "part")
-        _run(lambda p, o=order, pr=prefix: p | beam.Create(o) | files.WriteShards(pr, ".jsonl.gz", num_shards=7))
+        _run(lambda p, o=order, pr=prefix: p | beam.Create(o) | WriteShards(pr, ".jsonl.gz", num_shards=7))
         outs.append({f.name: f.read_bytes() for f in sorted((tmp_path / f"run{run}").iterdir())})
     assert outs[0] == outs[1]
     assert sorted(outs[0]) == [f"part-{i:05d}-of-00007.jsonl.gz" for i in range(7)]
@@ -83,12 +86,12 @@ def test_write_shards_is_deterministic_and_complete(tmp_path):
 def test_batched_write_shards_writes_the_same_bytes(tmp_path):
     records = [(seeding.stable_hash64(3, i).to_bytes(8, "big"), b"v%d" % i) for i in range(500)]
     batches = [records[i:i + 37] for i in range(0, len(records), 37)] + [[]]
-    _run(lambda p: p | beam.Create(records) | files.WriteShards(str(tmp_path / "a" / "r"), ".tfrecord",
-                                                                  "tfrecord", "uncompressed", num_shards=0,
-                                                                  records_per_shard=120))
-    _run(lambda p: p | beam.Create(batches) | files.WriteShards(str(tmp_path / "b" / "r"), ".tfrecord",
-                                                                  "tfrecord", "uncompressed", num_shards=0,
-                                                                  records_per_shard=120, batched=True))
+    _run(lambda p: p | beam.Create(records) | WriteShards(str(tmp_path / "a" / "r"), ".tfrecord",
+                                                            "tfrecord", "uncompressed", num_shards=0,
+                                                            records_per_shard=120))
+    _run(lambda p: p | beam.Create(batches) | WriteShards(str(tmp_path / "b" / "r"), ".tfrecord",
+                                                            "tfrecord", "uncompressed", num_shards=0,
+                                                            records_per_shard=120, batched=True))
     a = {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()}
     b = {f.name: f.read_bytes() for f in (tmp_path / "b").iterdir()}
     assert len(a) == 5 and a == b
@@ -97,7 +100,7 @@ def test_batched_write_shards_writes_the_same_bytes(tmp_path):
 def test_gzip_level_changes_bytes_not_content(tmp_path):
     records = [(b"%04d" % i, b"some repetitive text %d" % (i % 7)) for i in range(3000)]
     for level in (1, 9):
-        _run(lambda p, lv=level: p | beam.Create(records) | files.WriteShards(
+        _run(lambda p, lv=level: p | beam.Create(records) | WriteShards(
             str(tmp_path / f"l{lv}" / "r"), ".jsonl.gz", num_shards=1, gzip_level=lv))
     fast, small = ((tmp_path / f"l{lv}" / "r-00000-of-00001.jsonl.gz").read_bytes() for lv in (1, 9))
     assert gzip.decompress(fast) == gzip.decompress(small) == b"".join(v + b"\n" for _, v in records)
@@ -109,7 +112,7 @@ def test_tfrecord_frames_read_back_with_tensorflow(tmp_path):
 
     prefix = str(tmp_path / "r")
     _run(lambda p: p | beam.Create([(b"k%d" % i, b"v%d" % i) for i in range(50)])
-         | files.WriteShards(prefix, ".tfrecord.gz", "tfrecord", num_shards=0, records_per_shard=20))
+         | WriteShards(prefix, ".tfrecord.gz", "tfrecord", num_shards=0, records_per_shard=20))
     paths = sorted(str(x) for x in tmp_path.iterdir())
     assert [pathlib.Path(x).name for x in paths] == [f"r-{i:05d}-of-00003.tfrecord.gz" for i in range(3)]
     got = sorted(r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP"))
@@ -167,21 +170,21 @@ def test_ledger_collects_every_accounted_step_for_the_summary(tmp_path):
 
 
 def _frames(n: int) -> bytes:
-    return b"".join(files.tfrecord_frame(b"record %d" % i) for i in range(n))
+    return b"".join(tfrecord_frame(b"record %d" % i) for i in range(n))
 
 
 def test_tfrecord_records_reads_every_frame_and_stops_at_the_first_bad_one():
     data = _frames(5)
-    assert list(files.tfrecord_records(io.BytesIO(data))) == [b"record %d" % i for i in range(5)]
+    assert list(tfrecord_records(io.BytesIO(data))) == [b"record %d" % i for i in range(5)]
     flipped = bytearray(data)
-    flipped[len(files.tfrecord_frame(b"record 0")) + 3] ^= 1  # the second frame's length
-    got = files.tfrecord_records(io.BytesIO(bytes(flipped)))
+    flipped[len(tfrecord_frame(b"record 0")) + 3] ^= 1  # the second frame's length
+    got = tfrecord_records(io.BytesIO(bytes(flipped)))
     assert next(got) == b"record 0"
-    with pytest.raises(files.TFRecordError) as e:
+    with pytest.raises(TFRecordError) as e:
         next(got)
     assert e.value.reason == "corrupt_record" and "record 1 at byte 24" in e.value.detail
-    with pytest.raises(files.TFRecordError) as e:
-        list(files.tfrecord_records(io.BytesIO(data[:-2])))
+    with pytest.raises(TFRecordError) as e:
+        list(tfrecord_records(io.BytesIO(data[:-2])))
     assert e.value.reason == "truncated_record"
 
 
@@ -192,7 +195,7 @@ def test_read_tfrecords_dead_letters_a_truncated_gzip_file(tmp_path):
     ok, cut = str(tmp_path / "ok.tfrecord.gz"), str(tmp_path / "cut.tfrecord.gz")
 
     def check(p):
-        res = p | files.ReadTFRecords([str(tmp_path / "*.tfrecord.gz")])
+        res = p | ReadTFRecords([str(tmp_path / "*.tfrecord.gz")])
         # the cut file's records before the cut are read; nothing after it is
         in_order = res.out | beam.Map(lambda kv: (kv[0], int(kv[1].split()[1]))) | beam.GroupByKey() | beam.Map(
             lambda kv: (kv[0], sorted(kv[1]) == list(range(len(kv[1]))),

@@ -29,8 +29,10 @@ from apache_beam.io.range_trackers import OffsetRangeTracker
 from pipelines import dedup as dedup_pipeline
 from pipelines import pretrain_data, stackexchange, translation_pairs
 from pipelines import vocab as vocab_pipeline
-from transforms.core import files, input_checks, runtime
+from transforms.core import input_checks, runtime
 from transforms.core.accounting import DEAD_LETTER
+from transforms.core.lines import LineBatch, _CheckLines, _LineBatchSource
+from transforms.core.tfrecords import _ReadTFRecordFile, tfrecord_frame
 from transforms.pretraining import RawDocument, bert_text, reading, tlm
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -79,7 +81,7 @@ def _offsets(lines: list[bytes], end: bytes) -> list[tuple[int, bytes]]:
 
 def _read(path: pathlib.Path) -> tuple[list[tuple[int, bytes]], list[input_checks.InputProblem]]:
     """All lines and problems of a file through the splittable source, without Beam."""
-    src = files._LineBatchSource(str(path), 50, compression_type=CompressionTypes.AUTO, validate=False)
+    src = _LineBatchSource(str(path), 50, compression_type=CompressionTypes.AUTO, validate=False)
     lines, problems = [], []
     (bundle,) = list(src.split(1 << 40))
     for item in bundle.source.read(bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)):
@@ -149,7 +151,7 @@ def test_cr_crlf_and_lf_files_give_the_same_lines_whatever_the_split(shared_data
         path = tmp_path / f"x{len(end)}{end[-1]}.{kind}"
         data = end.join(lines) + end
         path.write_bytes(data)
-        src = files._LineBatchSource(str(path), 7, compression_type=CompressionTypes.AUTO, validate=False)
+        src = _LineBatchSource(str(path), 7, compression_type=CompressionTypes.AUTO, validate=False)
         bounds = [0, *range(1, len(data), max(1, len(data) // 9)), len(data)]
         got = [line for a, b in itertools.pairwise(bounds) if a < b
                for batch in src.read_records(str(path), OffsetRangeTracker(a, b)) for line in batch.lines]
@@ -179,7 +181,7 @@ def test_not_text_by_nul_bytes_or_undecodable_share(shared_data):
 def test_a_binary_file_is_one_not_text_problem_from_the_first_range_only(tmp_path):
     path = tmp_path / "random.txt"
     path.write_bytes(_binary())
-    src = files._LineBatchSource(str(path), 50, compression_type=CompressionTypes.AUTO, validate=False)
+    src = _LineBatchSource(str(path), 50, compression_type=CompressionTypes.AUTO, validate=False)
     first = list(src.read_records(str(path), OffsetRangeTracker(0, 100_000)))
     rest = list(src.read_records(str(path), OffsetRangeTracker(100_000, 200_000)))
     assert [(p.reason, p.offset) for p in first] == [("not_text", 0)] and rest == []
@@ -195,13 +197,13 @@ def _run_dofn(dofn: Any, items: list[Any]) -> tuple[list[Any], list[Any]]:
 
 
 def test_check_lines_dead_letters_invalid_utf8_and_keeps_places_when_asked():
-    batch = files.LineBatch("f.tsv", [(0, b"ok\tfine"), (8, b"Gr\xfc\xdfe\tHi"), (18, "Grüße\tHi".encode())])
-    out, letters = _run_dofn(files._CheckLines(keep_places=False), [batch])
-    assert out == [files.LineBatch("f.tsv", [(0, b"ok\tfine"), (18, "Grüße\tHi".encode())])]
+    batch = LineBatch("f.tsv", [(0, b"ok\tfine"), (8, b"Gr\xfc\xdfe\tHi"), (18, "Grüße\tHi".encode())])
+    out, letters = _run_dofn(_CheckLines(keep_places=False), [batch])
+    assert out == [LineBatch("f.tsv", [(0, b"ok\tfine"), (18, "Grüße\tHi".encode())])]
     (letter,) = letters
     assert (letter.stage, letter.reason, letter.source, letter.offset, letter.record) == (
         "read_input", "invalid_utf8", "f.tsv", 8, "Gr\\xfc\\xdfe\tHi")
-    out, _ = _run_dofn(files._CheckLines(keep_places=True), [batch])
+    out, _ = _run_dofn(_CheckLines(keep_places=True), [batch])
     assert [raw for _, raw in out[0].lines] == [b"ok\tfine", None, "Grüße\tHi".encode()]
 
 
@@ -235,8 +237,8 @@ def test_a_cut_or_corrupt_7z_archive_is_truncated_input(shared_data, tmp_path):
 def test_a_cut_compressed_tfrecord_file_is_truncated_input_after_its_whole_records(shared_data, tmp_path, fmt):
     records = [b"record %d " % i + line for i, line in enumerate(_text(shared_data, 3000))]
     path = tmp_path / f"docs.tfrecord.{fmt}"
-    path.write_bytes(_cut(b"".join(files.tfrecord_frame(r) for r in records), fmt))
-    out, (letter,) = _run_dofn(files._ReadTFRecordFile(), [str(path)])
+    path.write_bytes(_cut(b"".join(tfrecord_frame(r) for r in records), fmt))
+    out, (letter,) = _run_dofn(_ReadTFRecordFile(), [str(path)])
     assert [r for _, r in out] == records[: len(out)] and len(out) < len(records)
     offset = sum(len(r) + 16 for r in records[: len(out)])
     assert (letter.stage, letter.reason, letter.source) == ("read_tfrecord_frames", "truncated_input", str(path))

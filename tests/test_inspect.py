@@ -20,7 +20,8 @@ import specs
 from pipelines import inspect as insp
 from specs import run_folder
 from transforms import vocab as wp
-from transforms.core.files import tfrecord_frame, write_spec_files
+from transforms.core.spec_files import write_spec_files
+from transforms.core.tfrecords import tfrecord_frame
 from transforms.pretraining import inspection
 from transforms.pretraining.layout import Layout, Specials
 from transforms.pretraining.statistics import Stats

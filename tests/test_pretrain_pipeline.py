@@ -14,7 +14,7 @@ import specs
 from pipelines import pretrain_data
 from specs.vocabulary import Vocabulary
 from transforms.core import runtime
-from transforms.core.files import tfrecord_frame
+from transforms.core.tfrecords import tfrecord_frame
 from transforms.pretraining import PARAMS_FILE
 from transforms.text import bert_tokenization as bt
 from transforms.text.sentences import split_sentences

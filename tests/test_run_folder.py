@@ -17,7 +17,8 @@ import specs
 from pipelines import inspect as insp
 from specs import run_folder
 from transforms.core import runtime
-from transforms.core.files import tfrecord_frame, write_spec_files
+from transforms.core.spec_files import write_spec_files
+from transforms.core.tfrecords import tfrecord_frame
 from transforms.pretraining import inspection
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

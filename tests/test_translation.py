@@ -180,8 +180,8 @@ def test_copies_realise_the_rate():
 
 
 def test_batch_starts_and_blocks_index_lines_across_batches():
-    from transforms.core.files import LineBatch
     from transforms.core.line_numbers import batch_starts
+    from transforms.core.lines import LineBatch
     from transforms.translation.reading import _lines_to_blocks
 
     numbered = list(batch_starts(("f", [(100, 3), (0, 5), (250, 2)])))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.core import files
+from transforms.core import placement, shards, spill
 from transforms.core.runtime import local_runner
 from transforms.core.seeding import stable_hash64
 
@@ -28,27 +28,27 @@ def _write(tmp, name, records, argv=(), batch=50, **kwargs) -> dict[str, bytes]:
     out = tmp / name
     with beam.Pipeline(runner=local_runner(), options=PipelineOptions(list(argv))) as p:
         _ = (p | beam.Create(batches) | "Spread" >> beam.Reshuffle()
-             | files.WriteShards(str(out / "part"), ".tfrecord.gz", "tfrecord", batched=True, **kwargs))
+             | shards.WriteShards(str(out / "part"), ".tfrecord.gz", "tfrecord", batched=True, **kwargs))
     return {f.name: f.read_bytes() for f in sorted(out.iterdir())}
 
 
 @pytest.mark.parametrize("kwargs", [{"records_per_shard": 700}, {"num_shards": 5}])
 def test_spill_and_shuffle_write_identical_shards(tmp_path, monkeypatch, kwargs):
-    monkeypatch.setattr(files, "SPILL_RUN_BYTES", 20_000)  # many runs, each shard spread over them
+    monkeypatch.setattr(spill, "SPILL_RUN_BYTES", 20_000)  # many runs, each shard spread over them
     runs = []
-    write_run = files.write_run
-    monkeypatch.setattr(files, "write_run", lambda path, *a: runs.append(path) or write_run(path, *a))
+    write_run = spill.write_run
+    monkeypatch.setattr(spill, "write_run", lambda path, *a: runs.append(path) or write_run(path, *a))
     records = _records(3000)
-    spill = _write(tmp_path, "spill", records, method="spill", **kwargs)
+    spilled = _write(tmp_path, "spill", records, method="spill", **kwargs)
     assert len(runs) > 3
     shuffle = _write(tmp_path, "shuffle", records, method="shuffle", **kwargs)
-    assert spill == shuffle
-    n = len(spill)
-    assert sorted(spill) == [f"part-{i:05d}-of-{n:05d}.tfrecord.gz" for i in range(n)]  # no temp files left
+    assert spilled == shuffle
+    n = len(spilled)
+    assert sorted(spilled) == [f"part-{i:05d}-of-{n:05d}.tfrecord.gz" for i in range(n)]  # no temp files left
     assert n == kwargs.get("num_shards", 5)
     # Every record once, each shard sorted by key.
     payloads = []
-    for data in spill.values():
+    for data in spilled.values():
         raw = gzip.decompress(data)
         pos = 0
         while pos < len(raw):
@@ -59,7 +59,7 @@ def test_spill_and_shuffle_write_identical_shards(tmp_path, monkeypatch, kwargs)
 
 
 def test_two_workers_write_what_one_process_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "SPILL_RUN_BYTES", 20_000)
+    monkeypatch.setattr(spill, "SPILL_RUN_BYTES", 20_000)
     records = _records(2000, seed=9)
     one = _write(tmp_path, "one", records, records_per_shard=600)
     two = _write(tmp_path, "two", records, TWO_WORKERS, records_per_shard=600)
@@ -75,22 +75,22 @@ def test_empty_input_writes_one_empty_shard(tmp_path):
 
 def test_read_group_takes_each_record_once_from_runs(tmp_path):
     items = [(stable_hash64(i), b"k%d" % i, b"v%d" % i) for i in range(500)]
-    runs = [files.write_run(str(tmp_path / f"r{j}"), np.array([h for h, _, _ in items[j::3]], dtype=np.uint64),
+    runs = [spill.write_run(str(tmp_path / f"r{j}"), np.array([h for h, _, _ in items[j::3]], dtype=np.uint64),
                             [k for _, k, _ in items[j::3]], [v for _, _, v in items[j::3]]) for j in range(3)]
     for count in (1, 3, 7, 5000):
-        groups = [files.read_group(runs, g, count) for g in range(count)]
+        groups = [spill.read_group(runs, g, count) for g in range(count)]
         assert sorted(r for g in groups for r in g) == sorted((k, v) for _, k, v in items)
         for g, got in enumerate(groups):
             assert got == sorted(got)
-            assert all(files.shard_of(stable_hash64(int(k[1:])), count) == g for k, _ in got)
+            assert all(placement.shard_of(stable_hash64(int(k[1:])), count) == g for k, _ in got)
 
 
 def test_a_run_shorter_than_its_index_fails(tmp_path):
-    run = files.write_run(str(tmp_path / "r"), np.arange(100, dtype=np.uint64) << np.uint64(50), [b"k"] * 100,
+    run = spill.write_run(str(tmp_path / "r"), np.arange(100, dtype=np.uint64) << np.uint64(50), [b"k"] * 100,
                           [b"v" * 10] * 100)
     (tmp_path / "r").write_bytes((tmp_path / "r").read_bytes()[:-5])
     with pytest.raises(OSError, match="index says"):
-        files.read_group([run], 0, 1)
+        spill.read_group([run], 0, 1)
 
 
 @pytest.mark.slow
@@ -103,7 +103,7 @@ def test_pretraining_spill_and_shuffle_methods_agree_and_leave_no_temp(shared_da
     from pipelines import pretrain_data
     from transforms.core import runtime
 
-    monkeypatch.setattr(files, "SPILL_RUN_BYTES", 50_000)  # several runs even for a small corpus
+    monkeypatch.setattr(spill, "SPILL_RUN_BYTES", 50_000)  # several runs even for a small corpus
     text = (shared_data / "text" / "wikitext-2" / "wiki.test.tokens.txt").read_text("utf-8")
     paragraphs = [p.strip() for p in text.splitlines() if p.strip() and not p.strip().startswith("=")][:120]
     corpus = tmp_path / "corpus.txt"
@@ -121,28 +121,28 @@ def test_pretraining_spill_and_shuffle_methods_agree_and_leave_no_temp(shared_da
         return {p.name: p.read_bytes() for p in sorted(out.glob("pretrain-*"))}, json.loads(
             (out / "summary.json").read_text())
 
-    spill, spill_summary = run("spill")
+    spilled, spilled_summary = run("spill")
     assert len(list((tmp_path / "spill").glob("pretrain-*"))) > 2
     two, two_summary = run("two", *TWO_WORKERS)
-    monkeypatch.setattr(files, "LOCAL_METHOD", "shuffle")
+    monkeypatch.setattr(shards, "LOCAL_METHOD", "shuffle")
     shuffle, shuffle_summary = run("shuffle")
-    assert len(spill) > 2
-    assert spill == shuffle == two
-    assert spill_summary == shuffle_summary == two_summary
+    assert len(spilled) > 2
+    assert spilled == shuffle == two
+    assert spilled_summary == shuffle_summary == two_summary
 
 
 def test_key_hashes_agree_with_key_hash_and_spread_over_shards():
-    keys = [files.sort_key(1, i) for i in range(2000)]
-    assert files.key_hashes(keys).tolist() == [files.key_hash(k) for k in keys]
+    keys = [shards.sort_key(1, i) for i in range(2000)]
+    assert placement.key_hashes(keys).tolist() == [placement.key_hash(k) for k in keys]
     mixed = [b"k", *keys[:5], b"a longer key"]
-    assert files.key_hashes(mixed).tolist() == [files.key_hash(k) for k in mixed]
+    assert placement.key_hashes(mixed).tolist() == [placement.key_hash(k) for k in mixed]
     # Counter-like 8-byte keys still spread evenly over the hash ranges.
-    shards = [files.shard_of(files.key_hash(i.to_bytes(8, "big")), 4) for i in range(4000)]
-    assert all(900 < shards.count(s) < 1100 for s in range(4))
+    placed = [placement.shard_of(placement.key_hash(i.to_bytes(8, "big")), 4) for i in range(4000)]
+    assert all(900 < placed.count(s) < 1100 for s in range(4))
 
 
 def test_sorted_records_matches_sorted_with_and_without_ties():
-    distinct = [(files.sort_key(2, i), b"p%d" % i) for i in range(300)]
+    distinct = [(shards.sort_key(2, i), b"p%d" % i) for i in range(300)]
     ties = [*distinct[:50], (distinct[7][0], b"another payload"), (distinct[9][0], b"a")]
     for records in (distinct, ties, [(b"short", b"x"), *distinct[:5]]):
-        assert files._sorted_records(list(records)) == sorted(records)
+        assert spill._sorted_records(list(records)) == sorted(records)

@@ -46,6 +46,9 @@ INVALID_UTF8 = "invalid_utf8"
 SNIFF_BYTES = 1 << 16
 MAX_UNDECODABLE_FRACTION = 0.1
 
+# How much a reader reads at a time: lines, TFRecord frames, line ends counted for line numbers.
+CHUNK_BYTES = 1 << 20
+
 # What Python's decompressors raise at a truncated or corrupt stream (bz2 raises a plain OSError,
 # told apart from an I/O error by its message).
 _STREAM_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, zstandard.ZstdError)

@@ -1,4 +1,5 @@
-"""Line numbers for splittably read files, without holding a file on one worker.
+"""Line numbers for splittably read files, without holding a file on one worker: for batches of lines
+(``NumberLineBatches``), and for the byte offsets that dead letters name (``offset_line_numbers``).
 
 ``ReadLineBatches(keep_places=True)`` yields batches of consecutive lines with their byte offsets, in
 no particular order. A first, tiny pass turns each batch into ``(first_offset, line_count)``; per
@@ -13,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.files import LineBatch
+from transforms.core import input_checks as checks
+from transforms.core.lines import LineBatch
 
 STARTS = "starts"
 
@@ -60,3 +63,35 @@ class NumberLineBatches(beam.PTransform):
             | "BatchWithStart" >> beam.MapTuple(lambda _, j: (j["batch"][0], j["start"][0]))
         )
         return Numbered(joined, numbered.line_counts)
+
+
+def _line_ends(data: bytes, end: int, cr_only: bool) -> int:
+    """Line ends in ``data[:end]`` as ``lines_from`` reads them: LF (CRLF counts once), and in a file
+    without LF (``cr_only``) every CR too."""
+    lf = data.count(b"\n", 0, end)
+    return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end) if cr_only else lf
+
+
+def offset_line_numbers(item: tuple[str, Iterable[int]]) -> Iterator[tuple[tuple[str, int], int]]:
+    """For one source, maps each dead letter's byte offset to its 1-based line number by streaming
+    the file once and counting line ends; only offsets (not records) are held in memory."""
+    path, offsets = item
+    wanted = sorted(set(offsets))
+    ends, pos, i = 0, 0, 0
+    cr_only: bool | None = None  # told by the first block, as the readers tell it
+    split_crlf = False  # the last chunk ended in CR and this one starts with LF: one line end, not two
+    with FileSystems.open(path) as f:
+        while i < len(wanted):
+            chunk = f.read(checks.CHUNK_BYTES)
+            if cr_only is None:
+                cr_only = checks.cr_only(chunk[:checks.SNIFF_BYTES])
+            split_crlf = cr_only and split_crlf and chunk[:1] == b"\n"
+            while i < len(wanted) and (not chunk or wanted[i] < pos + len(chunk)):
+                k = max(0, wanted[i] - pos)
+                yield (path, wanted[i]), ends + _line_ends(chunk, k, cr_only) - (split_crlf and k > 0) + 1
+                i += 1
+            if not chunk:
+                break
+            ends += _line_ends(chunk, len(chunk), cr_only) - split_crlf
+            split_crlf = chunk[-1:] == b"\r"
+            pos += len(chunk)

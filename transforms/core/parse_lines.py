@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from transforms.core.accounting import AccountedDoFn, DeadLetter
-from transforms.core.files import LineBatch
+from transforms.core.lines import LineBatch
 from transforms.core.records import BadRecordError, RecordFiltered
 
 # A parse function: (path, byte offset, line) -> the record to emit; raises BadRecordError or

@@ -36,8 +36,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from specs import SpecError, run_folder
 from trainer.cli import HelpFormatter, flag_bool, flag_names, unknown_flag_message
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
+from transforms.core.dead_letters import WriteDeadLetters
 from transforms.core.errors import ConfigError
-from transforms.core.files import WriteDeadLetters
 
 SUMMARY_FILE = "summary.json"
 DEAD_LETTER_DIR = "dead_letter"

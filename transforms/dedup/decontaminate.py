@@ -10,8 +10,9 @@ import numpy as np
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.errors import ConfigError
-from transforms.core.files import ReadLineBatches, match_files
+from transforms.core.lines import ReadLineBatches
 from transforms.core.seeding import stable_hash64
+from transforms.core.storage import match_files
 from transforms.dedup.keys import BAD_TEXTS, EVAL_OVERLAP, ScopeFn, TextsFn, record_texts
 from transforms.dedup.minhash import ngram_hashes, unit_hashes
 from transforms.text import textnorm

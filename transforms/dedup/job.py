@@ -14,7 +14,8 @@ from apache_beam.io.filesystems import FileSystems
 import specs
 from specs import dedup as dedup_specs
 from transforms.core.errors import ConfigError
-from transforms.core.files import WriteShards, WriteSpec
+from transforms.core.shards import WriteShards
+from transforms.core.spec_files import WriteSpec
 from transforms.dedup.keys import MODES
 from transforms.dedup.records import (
     TFRECORD,

@@ -8,7 +8,8 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.core.files import ReadLineBatches, ReadTFRecords
+from transforms.core.lines import ReadLineBatches
+from transforms.core.tfrecords import ReadTFRecords
 from transforms.dedup.records import JSONL, READ_STAGE, BadRecordError, record_from_example, record_from_json
 
 

@@ -12,7 +12,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import specs
-from transforms.core.files import write_spec_files
+from transforms.core.spec_files import write_spec_files
 from transforms.finetune.plan import Plan, reference_outputs
 from transforms.finetune.records import SHARD_PREFIX, SHARD_SUFFIX
 from transforms.finetune.tasks import TEST, TRAIN

@@ -8,10 +8,11 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import files
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.lines import ReadLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.core.records import BadRecordError, decode_utf8
+from transforms.core.tfrecords import ReadTFRecords
 from transforms.dedup import BadRecordError as ExampleDecodeError
 from transforms.dedup import parse_example
 from transforms.finetune import pairs as pair_task
@@ -90,13 +91,13 @@ class PairTaskRows(beam.PTransform):
         stages: list[Accounted] = []
         positives: list[beam.PCollection] = []
         if lines:
-            read = pbegin | "ReadPairLines" >> files.ReadLineBatches([f.path for f in lines])
+            read = pbegin | "ReadPairLines" >> ReadLineBatches([f.path for f in lines])
             parsed = read.out | "ParsePairLines" >> _Apply(
                 ParseLines(PARSE_STAGE, pair_task.PairLineParser({f.path: f.split for f in lines})))
             stages += [read, parsed]
             positives.append(parsed.out)
         if records:
-            frames = pbegin | "ReadPairRecords" >> files.ReadTFRecords([f.path for f in records])
+            frames = pbegin | "ReadPairRecords" >> ReadTFRecords([f.path for f in records])
             parsed = frames.out | "ParsePairRecords" >> _Apply(_ParsePairRecords({f.path: f.split for f in records}))
             stages += [frames, parsed]
             positives.append(parsed.out)

@@ -9,8 +9,8 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.core.errors import ConfigError
-from transforms.core.files import match_files
 from transforms.core.flags import flag_list
+from transforms.core.storage import match_files
 from transforms.finetune.pairs import NEGATIVE, PAIRS_JSONL, PAIRS_TFRECORD, POSITIVE
 from transforms.finetune.records import JSONL, TSV, InputFile, JsonFormat, Labels, is_header, split_tsv
 from transforms.finetune.tasks import SPLITS, TEST, TRAIN, RowFormat, glue_task

@@ -7,9 +7,9 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import files
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.line_numbers import NumberLineBatches
+from transforms.core.lines import LineBatch, ReadLineBatches
 from transforms.core.records import BadRecordError
 from transforms.finetune.records import (
     PARSE_STAGE,
@@ -48,7 +48,7 @@ class _ParseRows(AccountedDoFn):
                 before[f.split] = before.get(f.split, 0) + max(0, line_counts.get(path, 0) - f.has_header)
         return self._cached_bases
 
-    def process(self, item: tuple[files.LineBatch, int], line_counts: Mapping[str, int]) -> Iterator[Any]:
+    def process(self, item: tuple[LineBatch, int], line_counts: Mapping[str, int]) -> Iterator[Any]:
         batch, start = item
         path = batch.path
         f = self._files[path]
@@ -97,7 +97,7 @@ class ReadTaskRows(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[Accounted, Accounted]:
         # Lines that are not UTF-8 stay in their batch as None (dead-lettered by the reader), so row
         # numbers still count every line of the file.
-        read = pbegin | "ReadLines" >> files.ReadLineBatches([f.path for f in self._inputs], keep_places=True)
+        read = pbegin | "ReadLines" >> ReadLineBatches([f.path for f in self._inputs], keep_places=True)
         numbered = read.out | "Number" >> NumberLineBatches()
         parsed = apply_accounted(numbered.batches, "Parse", _ParseRows(self._inputs, self._labels, self._dests),
                                  beam.pvalue.AsDict(numbered.line_counts))

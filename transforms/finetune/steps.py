@@ -10,8 +10,8 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from specs import FeatureSpec
-from transforms.core import files
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
+from transforms.core.shards import WriteShards
 from transforms.finetune.packing import pack
 from transforms.finetune.records import FEATURIZE_STAGE, SHARD_PREFIX, SHARD_SUFFIX, TRUNCATED, Labels, Row
 from transforms.text.bert_tokenization import BertTokenizer
@@ -119,7 +119,7 @@ class WriteOutputs(beam.PTransform):
             name = dest.replace("/", "_").title().replace("_", "")
             prefix = FileSystems.join(self._dir, *dest.split("/"), SHARD_PREFIX)
             count = (part | f"Records{name}" >> beam.Map(lambda kv: kv[1])
-                     | f"Write{name}" >> files.WriteShards(prefix, SHARD_SUFFIX, "tfrecord", "uncompressed",
-                                                           self._num_shards, self._per_shard, batched=True))
+                     | f"Write{name}" >> WriteShards(prefix, SHARD_SUFFIX, "tfrecord", "uncompressed",
+                                                     self._num_shards, self._per_shard, batched=True))
             counts.append(count | f"Name{name}" >> beam.Map(lambda n, d=dest: (d, n)))
         return tuple(counts) | "AllCounts" >> beam.Flatten()

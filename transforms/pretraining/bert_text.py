@@ -12,7 +12,7 @@ from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
 
 from transforms.core import input_checks as checks
-from transforms.core.files import lines_from
+from transforms.core.lines import lines_from, sniff_range
 from transforms.pretraining.records import RawDocument, language_from_path
 
 
@@ -40,10 +40,8 @@ class _BertTextSource(filebasedsource.FileBasedSource):
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument | checks.InputProblem]:
         start = range_tracker.start_position()
-        problem, cr_only = checks.sniff(file_name)
-        if problem is not None:
-            if start == 0 and range_tracker.try_claim(0):
-                yield problem
+        cr_only = yield from sniff_range(file_name, range_tracker)
+        if cr_only is None:
             return
         sentences: list[str] | None = None  # None: skipping lines of a document another range owns
         offset, separators = 0, 0

@@ -13,17 +13,12 @@ import numpy as np
 import specs
 from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
-from transforms.core.files import (
-    SpillRun,
-    SpillRuns,
-    read_group,
-    release_free_memory,
-    remove_folder,
-    resolve_write_method,
-    shard_of,
-    temp_folder,
-)
+from transforms.core.memory import release_free_memory
+from transforms.core.placement import shard_of
 from transforms.core.seeding import element_rng
+from transforms.core.shards import resolve_write_method
+from transforms.core.spill import SpillRun, SpillRuns, read_group
+from transforms.core.storage import remove_folder, temp_folder
 from transforms.pretraining.encoding import InstanceBatch
 from transforms.pretraining.pairs import Pool, create_segment_pairs
 from transforms.pretraining.params import InstanceParams, VocabInfo
@@ -122,9 +117,9 @@ class CreatePretrainingExamples(beam.PTransform):
     counts.
 
     Documents are counted per language (a small side input) and placed by a seeded hash into
-    ``round(N / docs_per_bucket)`` buckets (``files.shard_of``, equal ranges of the hash); each
+    ``round(N / docs_per_bucket)`` buckets (``placement.shard_of``, equal ranges of the hash); each
     bucket is the bounded pool the random next segments are drawn from. Off Dataflow (``spill``,
-    see ``files.WriteShards``) the documents go to run files in a hidden folder of ``temp_dir``
+    see ``shards.WriteShards``) the documents go to run files in a hidden folder of ``temp_dir``
     (removed when the examples are made) and each bucket is read back from them, so the local
     runner never holds the tokenised corpus; on Dataflow a ``GroupByKey`` groups them. The
     examples are the same either way.

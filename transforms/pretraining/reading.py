@@ -12,9 +12,10 @@ import apache_beam as beam
 from transforms.core import accounting
 from transforms.core import input_checks as checks
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
-from transforms.core.files import ReadLineBatches, ReadTFRecords
+from transforms.core.lines import ReadLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.core.seeding import stable_hash64
+from transforms.core.tfrecords import ReadTFRecords
 from transforms.pretraining.bert_text import ReadBertText
 from transforms.pretraining.records import JsonDocumentParser, RawDocument, language_from_path
 from transforms.text.sentences import split_sentences

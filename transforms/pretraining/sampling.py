@@ -38,5 +38,5 @@ def bucket_count(counts: Mapping[str, int], docs_per_bucket: int) -> int:
 
 
 def bucket_hash(seed: int, key: bytes) -> int:
-    """The 64-bit hash that places a document in a bucket (``files.shard_of`` of it)."""
+    """The 64-bit hash that places a document in a bucket (``placement.shard_of`` of it)."""
     return stable_hash64(seed, key, "bucket")

@@ -13,8 +13,8 @@ import specs
 from transforms.core import accounting
 from transforms.core import input_checks as checks
 from transforms.core.accounting import Accounted, DeadLetter
-from transforms.core.files import ReadTFRecords
 from transforms.core.seeding import element_rng, stable_hash128
+from transforms.core.tfrecords import ReadTFRecords
 from transforms.pretraining.encoding import InstanceBatch
 from transforms.pretraining.examples import INSTANCE_COUNTS
 from transforms.pretraining.pairs import Pair, Pool, truncate_pair

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from transforms.core.accounting import DEAD_LETTER, TALLY, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.core.files import LineBatch, ReadLineBatches
+from transforms.core.lines import LineBatch, ReadLineBatches
 from transforms.stackexchange.dumps import POSTLINKS, POSTS, DumpInputs, site_and_kind
 from transforms.stackexchange.rows import (
     DUPLICATE_LINK_TYPE,

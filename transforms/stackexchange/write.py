@@ -11,7 +11,8 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from specs import FeatureSpec, text_pair_spec
-from transforms.core.files import WriteShards, WriteSpec, sort_key
+from transforms.core.shards import WriteShards, sort_key
+from transforms.core.spec_files import WriteSpec
 from transforms.stackexchange.pairs import NUM_TEXTS, PostPair
 
 

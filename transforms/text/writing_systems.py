@@ -158,7 +158,7 @@ class LanguageScripts:
                        reader: Callable[[str], bytes] | None = None) -> LanguageScripts:
         """The default table extended by a JSON file ``{"lang": ["Scrp", ...]}``; a malformed file is
         a configuration error naming the flag and the path. ``reader`` reads the file's bytes (the
-        pipelines pass Beam's FileSystems, ``transforms.core.files.read_bytes``, for gs://; the text
+        pipelines pass Beam's FileSystems, ``transforms.core.storage.read_bytes``, for gs://; the text
         layer imports no Beam); by default a local file."""
         if not path:
             return cls()

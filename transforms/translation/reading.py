@@ -18,16 +18,17 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.core import accounting, files
+from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
 from transforms.core.line_numbers import NumberLineBatches
+from transforms.core.lines import LineBatch, ReadLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.translation import records
 
 ALIGN_BLOCK = 4096
 
 
-def _lines_to_blocks(item: tuple[files.LineBatch, int], sides: Mapping[str, tuple[str, int]]
+def _lines_to_blocks(item: tuple[LineBatch, int], sides: Mapping[str, tuple[str, int]]
                      ) -> Iterator[tuple[tuple[str, int], tuple[int, int, list[bytes]]]]:
     """A batch with its start index -> ((pair name, block), (side, first index, lines)) pieces."""
     batch, start = item
@@ -90,8 +91,8 @@ class ReadAlignedFiles(beam.PTransform):
         sides = {}
         for a in self._aligned:
             sides[a.src_path], sides[a.tgt_path] = (a.name, 0), (a.name, 1)
-        read = pbegin | "Read" >> files.ReadLineBatches(sorted(sides), batch_size=ALIGN_BLOCK,
-                                                        desired_bundle_size=self._bundle, keep_places=True)
+        read = pbegin | "Read" >> ReadLineBatches(sorted(sides), batch_size=ALIGN_BLOCK,
+                                                  desired_bundle_size=self._bundle, keep_places=True)
         blocks = (
             (read.out | "Number" >> NumberLineBatches()).batches
             | "CutBlocks" >> beam.FlatMap(_lines_to_blocks, sides)
@@ -113,7 +114,7 @@ class ReadTranslationPairs(beam.PTransform):
         parts = []
         for fmt, langs in ((records.TSV, self._plan.tsv), (records.JSONL, self._plan.jsonl)):
             if langs:
-                read = pbegin | f"Read{fmt.upper()}" >> files.ReadLineBatches(
+                read = pbegin | f"Read{fmt.upper()}" >> ReadLineBatches(
                     sorted(langs), desired_bundle_size=self._bundle)
                 parsed = accounting.apply_accounted(read.out, f"Parse{fmt.upper()}", ParseLines(
                     records.READ_STAGE, records.PairLineParser(fmt, langs, self._fields)))

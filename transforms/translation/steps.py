@@ -10,9 +10,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from specs import TRANSLATION_PAIRS
-from transforms.core import accounting, files
+from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
 from transforms.core.errors import ConfigError
+from transforms.core.shards import WriteShards, sort_key
+from transforms.core.spec_files import WriteSpec
 from transforms.text import writing_systems as scripts
 from transforms.translation.cleaning import CleanConfig, filter_reason, nfc_single_spaced
 from transforms.translation.records import BALANCE_STAGE, CLEAN_STAGE, SPLITS, TranslationPair
@@ -143,7 +145,7 @@ def pair_json(pair: TranslationPair) -> bytes:
                        "offset": pair.offset}, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-# --compression: the shard suffix and files.WriteShards' compression.
+# --compression: the shard suffix and WriteShards' compression.
 TFRECORD_COMPRESSIONS = {"gzip": (".tfrecord.gz", "gzip"), "none": (".tfrecord", "uncompressed")}
 
 
@@ -166,23 +168,23 @@ class WriteTranslationPairs(beam.PTransform):
         self._jsonl, self._base, self._compression = jsonl, basename, compression
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
-        _ = pairs.pipeline | "Spec" >> files.WriteSpec(TRANSLATION_PAIRS, self._dir)
+        _ = pairs.pipeline | "Spec" >> WriteSpec(TRANSLATION_PAIRS, self._dir)
         seed = self._seed
-        keyed = pairs | "SortKey" >> beam.Map(lambda ip: (files.sort_key(seed, pair_key(ip[1]), ip[0]), ip[1]))
+        keyed = pairs | "SortKey" >> beam.Map(lambda ip: (sort_key(seed, pair_key(ip[1]), ip[0]), ip[1]))
         count = (
             keyed
             | "Encode" >> beam.MapTuple(lambda k, p: (k, encode_pair(p)))
-            | "WriteTFRecord" >> files.WriteShards(FileSystems.join(self._dir, self._base),
-                                                   TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
-                                                   TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,
-                                                   self._per_shard)
+            | "WriteTFRecord" >> WriteShards(FileSystems.join(self._dir, self._base),
+                                             TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
+                                             TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,
+                                             self._per_shard)
         )
         if self._jsonl:
             _ = (
                 keyed
                 | "Json" >> beam.MapTuple(lambda k, p: (k, pair_json(p)))
-                | "WriteJsonl" >> files.WriteShards(FileSystems.join(self._dir, "jsonl", self._base), ".jsonl.gz",
-                                                    "lines", "gzip", self._num_shards, self._per_shard)
+                | "WriteJsonl" >> WriteShards(FileSystems.join(self._dir, "jsonl", self._base), ".jsonl.gz",
+                                              "lines", "gzip", self._num_shards, self._per_shard)
             )
         return count
 

@@ -28,7 +28,8 @@ from apache_beam.io.filesystems import FileSystems
 from specs import FeatureSpec
 from specs.translation import SIDES, tokenized_pairs_spec
 from specs.vocabulary import Vocabulary
-from transforms.core import files
+from transforms.core.shards import WriteShards, sort_key
+from transforms.core.spec_files import WriteSpec
 from transforms.translation.records import TranslationPair
 from transforms.translation.sampling import pair_key
 
@@ -109,7 +110,7 @@ class MaterializeTokens(beam.PTransform):
         pipeline = next(iter(written.values())).pipeline
         seed = self._seed
         keyed = {split: pcoll | f"SortKey{split.title()}" >> beam.Map(
-            lambda ip: (files.sort_key(seed, pair_key(ip[1]), ip[0]), ip[1])) for split, pcoll in written.items()}
+            lambda ip: (sort_key(seed, pair_key(ip[1]), ip[0]), ip[1])) for split, pcoll in written.items()}
         with tft_beam.Context(temp_dir=self._temp, force_tf_compat_v1=False):
             analyze_on = (
                 pipeline
@@ -121,13 +122,13 @@ class MaterializeTokens(beam.PTransform):
         counts = {}
         for split, pcoll in sorted(keyed.items()):
             directory = FileSystems.join(self._dir, split)
-            _ = pcoll.pipeline | f"Spec{split.title()}" >> files.WriteSpec(self._spec, directory)
+            _ = pcoll.pipeline | f"Spec{split.title()}" >> WriteSpec(self._spec, directory)
             counts[split] = (
                 pcoll
                 | f"Batch{split.title()}" >> beam.BatchElements(min_batch_size=self._batch, max_batch_size=self._batch)
                 | f"Tokenize{split.title()}" >> beam.ParDo(_Tokenize(self._dir, self._spec),
                                                            beam.pvalue.AsSingleton(published))
-                | f"Write{split.title()}" >> files.WriteShards(FileSystems.join(directory, "pairs"), ".tfrecord.gz",
-                                                              "tfrecord", "gzip", self._num_shards, self._per_shard)
+                | f"Write{split.title()}" >> WriteShards(FileSystems.join(directory, "pairs"), ".tfrecord.gz",
+                                                        "tfrecord", "gzip", self._num_shards, self._per_shard)
             )
         return counts

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from transforms.core.errors import ConfigError
-from transforms.core.files import match_files
+from transforms.core.storage import match_files
 from transforms.vocab.learner import LearnerConfig, reserved_tokens
 from transforms.vocab.records import InputConfig
 

@@ -13,7 +13,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.core.files import LineBatch, ReadLineBatches
+from transforms.core.lines import LineBatch, ReadLineBatches
 from transforms.core.records import BadRecordError
 from transforms.vocab.learner import weighted_count
 from transforms.vocab.pretokenize import pre_tokenize
