@@ -8,14 +8,14 @@ travel in batches, because on the DirectRunner a Python element costs about 12 u
 millions of short lines. A line ends at LF or CRLF (or at a lone CR in a file that has no LF). Lines
 stay bytes (XML parsers want bytes), but every one has been checked to be UTF-8, and compressed
 streams are checked to their end: ``transforms.core.input_checks`` says how, and ``ReadLineBatches``
-returns the dead letters of a ``read_input`` stage. Another range reader of text (a
-``FileBasedSource``) starts with ``sniff_range`` and reads with ``lines_from``, so it makes the same
-checks and cuts the same lines.
+returns the dead letters of a ``read_input`` stage. Another range reader of text subclasses
+``CheckedTextSource`` and reads with ``lines_from``, so it makes the same checks and cuts the same
+lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -34,21 +34,26 @@ class LineBatch(NamedTuple):
     lines: list[tuple[int, bytes]]
 
 
-def sniff_range(file_name: str, range_tracker: Any) -> Generator[checks.InputProblem, None, bool | None]:
-    """The first step of every range reader of a text file (``cr_only = yield from sniff_range(...)``):
-    the file's first block, looked at alike by every range, says whether the file is text and how its
-    lines end. A file that is not text gives one ``not_text`` problem, yielded by the range holding
-    offset 0, and no lines: returns None, and the reader stops. Otherwise returns ``cr_only`` for
-    ``lines_from``."""
-    problem, cr_only = checks.sniff(file_name)
-    if problem is None:
-        return cr_only
-    if range_tracker.start_position() == 0 and range_tracker.try_claim(0):
-        yield problem
-    return None
+class CheckedTextSource(filebasedsource.FileBasedSource):
+    """A splittable text source whose every range reader starts the same way: the file's first block,
+    looked at alike by every range, says whether the file is text and how its lines end. A file that
+    is not text gives one ``not_text`` problem, yielded by the range holding offset 0, and no records.
+    Otherwise ``read_text`` reads the range (with ``lines_from(f, start, cr_only)``)."""
+
+    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[Any]:
+        problem, cr_only = checks.sniff(file_name)
+        start = range_tracker.start_position()
+        if problem is None:
+            yield from self.read_text(file_name, range_tracker, start, cr_only)
+        elif start == 0 and range_tracker.try_claim(0):
+            yield problem
+
+    def read_text(self, file_name: str, range_tracker: Any, start: int, cr_only: bool) -> Iterator[Any]:
+        """The records (and ``InputProblem`` s) of the range from ``start`` of a text file."""
+        raise NotImplementedError
 
 
-class _LineBatchSource(filebasedsource.FileBasedSource):
+class _LineBatchSource(CheckedTextSource):
     """A FileBasedSource yielding ``LineBatch`` es and ``InputProblem`` s; a line belongs to the
     range holding its first byte. Every range reader looks at the file's first block, and a file
     that is not text gives one ``not_text`` problem (from the range holding offset 0) and no lines;
@@ -58,11 +63,8 @@ class _LineBatchSource(filebasedsource.FileBasedSource):
         super().__init__(file_pattern, **kwargs)
         self._batch_size = batch_size
 
-    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[LineBatch | checks.InputProblem]:
-        start = range_tracker.start_position()
-        cr_only = yield from sniff_range(file_name, range_tracker)
-        if cr_only is None:
-            return
+    def read_text(self, file_name: str, range_tracker: Any, start: int,
+                  cr_only: bool) -> Iterator[LineBatch | checks.InputProblem]:
         batch: list[tuple[int, bytes]] = []
         with checks.open_checked(file_name) as f:
             try:

@@ -12,11 +12,11 @@ from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
 
 from transforms.core import input_checks as checks
-from transforms.core.lines import lines_from, sniff_range
+from transforms.core.lines import CheckedTextSource, lines_from
 from transforms.pretraining.records import RawDocument, language_from_path
 
 
-class _BertTextSource(filebasedsource.FileBasedSource):
+class _BertTextSource(CheckedTextSource):
     """Reads the BERT text format (a sentence per line, blank lines between documents) as
     ``RawDocument`` s, splittably.
 
@@ -38,11 +38,8 @@ class _BertTextSource(filebasedsource.FileBasedSource):
         self._max = max_sentences
         self._language = language
 
-    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawDocument | checks.InputProblem]:
-        start = range_tracker.start_position()
-        cr_only = yield from sniff_range(file_name, range_tracker)
-        if cr_only is None:
-            return
+    def read_text(self, file_name: str, range_tracker: Any, start: int,
+                  cr_only: bool) -> Iterator[RawDocument | checks.InputProblem]:
         sentences: list[str] | None = None  # None: skipping lines of a document another range owns
         offset, separators = 0, 0
         if start == 0:
