@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from trainer import checkpoints, data, losses, modeling
+from trainer import checkpoint_layouts, data, losses, modeling
 from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
 from trainer.experiments import export_encoder, unchanged
 
@@ -47,7 +47,7 @@ class Task:
 
     name = NAME
     # What task.init_checkpoint restores beside the encoder when the source has it.
-    head_roles = checkpoints.MLM_ROLES + checkpoints.NSP_ROLES
+    head_roles = checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
