@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import dedup
-from transforms.core import runtime
+from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
 from transforms.core.storage import match_files
@@ -37,8 +37,7 @@ from transforms.core.storage import match_files
 class DedupOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--input", action="append", default=[],
-                            help="JSONL(.gz) or TFRecord(.gz) files or globs (repeatable, or comma-separated).")
+        flags.add_inputs(parser, "JSONL(.gz) or TFRecord(.gz) files or globs (repeatable, or comma-separated).")
         parser.add_argument("--format", default="auto", help="auto (from the file names), jsonl or tfrecord.")
         parser.add_argument("--text_fields", default="",
                             help="Comma-separated fields holding the texts compared (JSON: dotted paths).")
@@ -65,14 +64,13 @@ class DedupOptions(CommonOptions):
         parser.add_argument("--cc_rounds", type=int, default=8, help="Rounds of connected components.")
         parser.add_argument("--with_clusters", action="store_true",
                             help="Also write clusters/: every record with cluster_id, cluster_size, is_duplicate.")
-        parser.add_argument("--exclude", action="append", default=[],
-                            help="Evaluation files (text lines, or .jsonl: every string) to decontaminate against.")
-        parser.add_argument("--exclude_ngram", type=int, default=13, help="Word n-gram size for --exclude.")
+        flags.add_decontamination(
+            parser, exclude_help="Evaluation files (text lines, or .jsonl: every string) to decontaminate against.",
+            ngram=13, ngram_help="Word n-gram size for --exclude.")
         parser.add_argument("--min_sentence_chars", type=int, default=20,
                             help="Shorter sentences only match --exclude texts as whole texts.")
-        parser.add_argument("--num_shards", type=int, default=0, help="Output shards; 0 sizes them by record count.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000,
-                            help="Records per shard when --num_shards is 0.")
+        flags.add_sharding(parser, records_per_shard=200_000,
+                           shards_help="Output shards; 0 sizes them by record count.")
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:

@@ -39,7 +39,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from specs.finetune import sentence_prediction_spec
 from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
-from transforms.core import runtime
+from transforms.core import flags, runtime
 from transforms.core.errors import ConfigError
 from transforms.core.spec_files import WriteSpec
 from transforms.core.storage import read_bytes
@@ -59,9 +59,6 @@ class FinetuneDataOptions(runtime.CommonOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        def boolean(name: str, default: bool, help: str) -> None:
-            parser.add_argument(f"--{name}", type=runtime.flag_bool, nargs="?", const=True, default=default, help=help)
-
         parser.add_argument("--task", "--classification_task_name", dest="task", default=None,
                             help="GLUE/XTREME task by name: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI, "
                                  "XNLI, PAWS-X (files, columns and labels as the reference's processors).")
@@ -88,8 +85,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
                                                           "comma-separated; default: the data's labels, sorted.")
         parser.add_argument("--max_labels", type=int, default=1000,
                             help="Generic classification without --labels: at most this many distinct labels.")
-        boolean("from_pairs", False, "Make a pair-classification task from text pairs (our StackExchange or "
-                                     "translation JSONL/TFRecords): each pair positive, plus a seeded negative.")
+        flags.add_boolean(parser, "from_pairs", False, "Make a pair-classification task from text pairs (our "
+                          "StackExchange or translation JSONL/TFRecords): each pair positive, plus a seeded negative.")
         parser.add_argument("--pairs_per_bucket", type=int, default=1000,
                             help="--from_pairs: negatives come from a seeded hash bucket of about this many pairs.")
         parser.add_argument("--mnli_type", choices=("matched", "mismatched"), default="matched",
@@ -97,7 +94,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
         parser.add_argument("--xnli_language", default="en", help="XNLI training language, or all.")
         parser.add_argument("--pawsx_language", default="en", help="PAWS-X training language, or all.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt the model was trained with.")
-        boolean("do_lower_case", True, "Lower-case and strip accents (uncased models); false for cased models.")
+        flags.add_boolean(parser, "do_lower_case", True,
+                          "Lower-case and strip accents (uncased models); false for cased models.")
         parser.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_false",
                             help="absl's spelling of --do_lower_case=false, as the reference accepts it.")
         parser.add_argument("--max_seq_length", type=int, default=128,
@@ -107,9 +105,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
                                 help="The reference's single-file output for the split (test: a template with {} "
                                      "for per-language tests); with any of them only those splits are made.")
         parser.add_argument("--meta_data_file_path", default=None, help="Also write the meta data JSON here.")
-        parser.add_argument("--num_shards", type=int, default=0, help="Shards per split; 0: by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=100_000,
-                            help="Records per shard when --num_shards is 0.")
+        flags.add_sharding(parser, records_per_shard=100_000,
+                           shards_help="Shards per split; 0: by --records_per_shard.")
 
 
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 import specs
-from trainer.cli import StrictParser
+from specs.command_line import StrictParser
 from transforms.core.errors import ConfigError
 from transforms.pretraining.inspection import inspect, write_stats_json
 

@@ -17,7 +17,6 @@ docs/pretraining.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -28,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import specs
 from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
-from transforms.core import runtime
+from transforms.core import flags, runtime
 from transforms.core.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.core.shards import WriteShards, shard_name
@@ -44,15 +43,14 @@ class PretrainDataOptions(runtime.CommonOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        def boolean(name: str, default: bool, help: str) -> None:
-            parser.add_argument(f"--{name}", type=runtime.flag_bool, nargs="?", const=True, default=default,
-                                help=help)
-            if name in REFERENCE_BOOLEANS:  # absl's negated form, as the reference accepts it
-                parser.add_argument(f"--no{name}", dest=name, action="store_false", default=argparse.SUPPRESS,
-                                    help=f"Same as --{name}=false.")
 
-        parser.add_argument("--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
-                            help="Input files or globs (local or gs://), comma-separated or repeated.")
+        def boolean(name: str, default: bool, help: str) -> None:
+            # the reference's booleans also have absl's negated form, as the reference accepts it
+            flags.add_boolean(parser, name, default, help,
+                              negated_help=f"Same as --{name}=false." if name in REFERENCE_BOOLEANS else None)
+
+        flags.add_inputs(parser, "Input files or globs (local or gs://), comma-separated or repeated.",
+                         reference_names=True)
         parser.add_argument("--output_file", default=None,
                             help="The reference's output: a TFRecord file, or comma-separated files, all in one "
                                  "folder (one shard each); sidecars go beside them. Instead of --output_dir.")
@@ -98,10 +96,8 @@ class PretrainDataOptions(runtime.CommonOptions):
                             help="Documents per shuffle bucket: the pool random next segments come from.")
         parser.add_argument("--max_document_sentences", type=int, default=10_000,
                             help="Longer documents are cut into parts of this many sentences.")
-        parser.add_argument("--num_output_shards", type=int, default=0,
-                            help="0: one per --records_per_shard (with --output_file: one per file).")
-        parser.add_argument("--records_per_shard", type=int, default=100_000,
-                            help="Records per shard when --num_output_shards is 0.")
+        flags.add_sharding(parser, records_per_shard=100_000, shards_flag="--num_output_shards",
+                           shards_help="0: one per --records_per_shard (with --output_file: one per file).")
 
     def run_folder(self) -> tuple[str, list[str] | None]:
         """``--output_dir``, or the folder of the ``--output_file`` files, of which the run owns only

@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from transforms import stackexchange as se
+from transforms.core import flags
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
 
@@ -28,8 +29,7 @@ class StackExchangeOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         d = se.PairOptions()
-        parser.add_argument("--input", action="append", default=[],
-                            help="Site folder, glob of site folders, dump file or .7z archive (repeatable, or "
+        flags.add_inputs(parser, "Site folder, glob of site folders, dump file or .7z archive (repeatable, or "
                                  "comma-separated); local or gs://.")
         parser.add_argument("--pair_types", default="all",
                             help=f"all, or a comma-separated subset of {', '.join(se.PAIR_TYPES)}.")
@@ -61,14 +61,11 @@ class StackExchangeOptions(CommonOptions):
                             help="Remove duplicate pairs per pair type: exact (normalised text) or near (MinHash).")
         parser.add_argument("--dedup_key", choices=("pair", "either"), default="pair",
                             help="pair: all texts must match; either: pairs sharing any text are duplicates.")
-        parser.add_argument("--exclude", action="append", default=[],
-                            help="Evaluation files (text lines or jsonl); pairs overlapping them are dropped.")
-        parser.add_argument("--exclude_ngram", type=int, default=13,
-                            help="Word n-gram length that counts as evaluation overlap.")
-        parser.add_argument("--num_shards", type=int, default=0,
-                            help="Shards per output folder; 0 sizes them by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000,
-                            help="Records per shard when --num_shards is 0.")
+        flags.add_decontamination(
+            parser, exclude_help="Evaluation files (text lines or jsonl); pairs overlapping them are dropped.",
+            ngram=13, ngram_help="Word n-gram length that counts as evaluation overlap.")
+        flags.add_sharding(parser, records_per_shard=200_000,
+                           shards_help="Shards per output folder; 0 sizes them by --records_per_shard.")
         parser.add_argument("--gzip_level", type=int, choices=range(10), default=1, metavar="0..9",
                             help="Deflate level of the .gz outputs. 1 (the default) deflates about 4x faster "
                                  "than zlib's 6 for about 20%% more bytes; readers are not affected.")

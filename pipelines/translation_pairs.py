@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from specs.vocabulary import Vocabulary
 from transforms import dedup
 from transforms import translation as tr
-from transforms.core import runtime
+from transforms.core import flags, runtime
 from transforms.core.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
@@ -42,8 +42,7 @@ class TranslationPairsOptions(CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         c = tr.CleanConfig()
-        parser.add_argument("--input", action="append", default=[],
-             help="Input files or globs (repeatable, or comma-separated); local or gs://, .gz allowed.")
+        flags.add_inputs(parser, "Input files or globs (repeatable, or comma-separated); local or gs://, .gz allowed.")
         parser.add_argument("--input_format", default="auto", choices=("auto", *tr.FORMATS),
                             help="auto: *.tsv, *.jsonl, NAME.L1-L2.L1 + NAME.L1-L2.L2 aligned files.")
         parser.add_argument("--src_lang", default="", help="Source language of TSV/JSONL rows that name none.")
@@ -65,12 +64,11 @@ class TranslationPairsOptions(CommonOptions):
         parser.add_argument("--script_table", default=None,
                             help='JSON {"lang": ["Scrp", ...]} extending the expected-script table.')
         parser.add_argument("--no_dedup", action="store_true", help="Keep exact duplicate pairs.")
-        parser.add_argument("--exclude", action="append", default=[],
-             help="Evaluation files (one sentence per line, or .jsonl); pairs with a side matching one are "
-                  "removed (repeatable, or comma-separated).")
-        parser.add_argument("--exclude_ngram", type=int, default=0,
-                            help="0: a side must match an eval sentence as a whole (after normalisation); "
-                                 "N: also drop pairs sharing an N-unit n-gram or a sentence with the eval sets.")
+        flags.add_decontamination(
+            parser, exclude_help="Evaluation files (one sentence per line, or .jsonl); pairs with a side matching "
+                                 "one are removed (repeatable, or comma-separated).",
+            ngram=0, ngram_help="0: a side must match an eval sentence as a whole (after normalisation); "
+                                "N: also drop pairs sharing an N-unit n-gram or a sentence with the eval sets.")
         parser.add_argument("--split", default="train=0.98,validation=0.01,test=0.01",
                             help="Split fractions by hash of the normalised pair.")
         parser.add_argument("--split_seed", type=int, default=0,
@@ -81,10 +79,8 @@ class TranslationPairsOptions(CommonOptions):
                             help="At most this many training pairs per language pair; 0: no cap.")
         parser.add_argument("--max_upsample", type=float, default=1.0,
                             help="With --sampling_alpha, repeat a small language pair's pairs up to this factor.")
-        parser.add_argument("--num_shards", type=int, default=0,
-             help="Shards per split; 0 sizes them by --records_per_shard.")
-        parser.add_argument("--records_per_shard", type=int, default=200_000,
-                            help="Records per shard when --num_shards is 0.")
+        flags.add_sharding(parser, records_per_shard=200_000,
+                           shards_help="Shards per split; 0 sizes them by --records_per_shard.")
         parser.add_argument("--compression", default="gzip", choices=tuple(tr.TFRECORD_COMPRESSIONS),
                             help="TFRecord shards: gzip (.tfrecord.gz; Model Garden file_type tfrecord_compressed) "
                                  "or none (.tfrecord; file_type tfrecord).")

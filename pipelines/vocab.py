@@ -21,14 +21,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import vocab as wp
-from transforms.core import runtime
+from transforms.core import flags, runtime
 
 
 class VocabOptions(runtime.CommonOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--input_patterns", "--input_file", dest="input_patterns", action="append", default=[],
-             help="Files or globs, comma-separated or repeated (local or gs://); .gz/.bz2 are read whole.")
+        flags.add_inputs(parser, "Files or globs, comma-separated or repeated (local or gs://); .gz/.bz2 are read "
+                                 "whole.", reference_names=True)
         parser.add_argument("--input_format", default="auto",
              help="text (sentence per line), jsonl, or auto: .jsonl/.json/.ndjson are JSONL.")
         parser.add_argument("--text_field", default="text", help="JSONL field holding the document text.")

@@ -202,6 +202,16 @@ def parse_vocab(data: bytes, where: str = "vocab") -> tuple[str, ...]:
     return tuple(line.strip() for line in lines)
 
 
+class _SpecialId:
+    """``vocab.pad_id``, ``vocab.cls_id``, ...: the id a vocabulary gives one special token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __get__(self, vocab: Vocabulary | None, owner: type) -> Any:
+        return self if vocab is None else vocab.ids[self.token]
+
+
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
     """A WordPiece vocabulary with the settings that decide its ids.
@@ -238,25 +248,11 @@ class Vocabulary:
     def size(self) -> int:
         return len(self.tokens)
 
-    @property
-    def pad_id(self) -> int:
-        return self.ids[PAD]
-
-    @property
-    def unk_id(self) -> int:
-        return self.ids[UNK]
-
-    @property
-    def cls_id(self) -> int:
-        return self.ids[CLS]
-
-    @property
-    def sep_id(self) -> int:
-        return self.ids[SEP]
-
-    @property
-    def mask_id(self) -> int:
-        return self.ids[MASK]
+    pad_id = _SpecialId(PAD)
+    unk_id = _SpecialId(UNK)
+    cls_id = _SpecialId(CLS)
+    sep_id = _SpecialId(SEP)
+    mask_id = _SpecialId(MASK)
 
     @functools.cached_property
     def fingerprint(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import checkpoints, config, modeling
+from trainer import checkpoint_layouts, checkpoints, config, modeling
 from trainer.config import ConfigError
 
 V, H, LAYERS, HEADS, INNER, POSITIONS = 120, 32, 2, 2, 64, 16
@@ -98,7 +98,7 @@ def _assert_same_pretrainer(model, reference) -> None:
 def _restore(path: str, experiment: str = "bert/pretraining", hub: bool = False):
     cfg, model, parts = _ours(experiment)
     source = checkpoints.open_hub_module(path) if hub else checkpoints.open_checkpoint(path)
-    heads = checkpoints.MLM_ROLES + checkpoints.NSP_ROLES if experiment == "bert/pretraining" else ()
+    heads = checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES if experiment == "bert/pretraining" else ()
     kept = checkpoints.restore(source, model.variables, cfg.task.model.encoder, heads)
     return source, model, parts, kept
 
@@ -170,7 +170,8 @@ def test_model_garden_encoder_checkpoint(mg, tmp_path):
     source, _, parts, kept = _restore(path)
     assert source.layout.name == "model_garden"
     _assert_same_encoder(parts, mg)
-    assert kept == list(checkpoints.MLM_ROLES + checkpoints.NSP_ROLES)  # an encoder alone: heads stay fresh
+    # an encoder alone: heads stay fresh
+    assert kept == list(checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES)
 
 
 def test_model_garden_pretrainer_checkpoints(mg, tmp_path):
@@ -293,10 +294,10 @@ def test_own_checkpoint_round_trip_and_partial(tmp_path):
     _, _, dual_parts, _ = _restore(path, "labse/train")
     _assert_same_encoder(dual_parts, reference)
 
-    partial = {r: v for r, v in checkpoints.read_roles(source, checkpoints.encoder_roles(LAYERS)).items()
+    partial = {r: v for r, v in checkpoints.read_roles(source, checkpoint_layouts.encoder_roles(LAYERS)).items()
                if r != "pooler/bias"}
     with pytest.raises(ConfigError, match="has no pooler/bias"):
-        written = checkpoints.write(checkpoints.POLYEMBED, partial, LAYERS, str(tmp_path / "partial" / "c"))
+        written = checkpoints.write(checkpoint_layouts.POLYEMBED, partial, LAYERS, str(tmp_path / "partial" / "c"))
         _restore(written)
 
 

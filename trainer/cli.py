@@ -3,96 +3,21 @@
 ``python -m trainer.X --help`` (or a mistyped flag) should answer at once, not after the seconds that
 importing TensorFlow takes, so the parsers live here, in a module that imports neither TensorFlow nor
 Beam nor YAML; each command module parses its arguments with them first thing (``parse_early``) and
-imports its heavy dependencies after. ``StrictParser`` is also the project's one argparse policy for
-commands that are not Beam jobs (``pipelines.inspect``) and the source of the help formatting and the
-unknown-flag message Beam jobs use (``transforms.core.runtime``): every flag listed with its default and a
-one-line meaning, no abbreviations, and an unknown flag answered in one line naming the closest one.
+imports its heavy dependencies after. They are ``specs.command_line.StrictParser``s, the policy every
+command of the project follows.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+
+from specs.command_line import StrictParser
 
 EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing", "classifier", "text_classifier")
 POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` after every flag that has a default worth showing."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=34, width=110)
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if default in (None, [], "") or default is argparse.SUPPRESS or "%(default)" in text:
-            return text
-        if isinstance(default, str) and (not default.isprintable() or default.strip() != default):
-            return f"{text} (default: {default!r})".replace("%", "%%")  # a newline or a space, shown as such
-        return super()._get_help_string(action)
-
-
-def flag_names(parser: argparse.ArgumentParser) -> list[str]:
-    return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
-
-
-def unknown_flag_message(unknown: Sequence[str], known: Sequence[str]) -> str | None:
-    """One line for the first unknown argument (``--flag`` with the closest known flag, difflib), or
-    None when there is none."""
-    for arg in unknown:
-        if arg == "--":
-            return None
-        flag = arg.split("=", 1)[0]
-        if not flag.startswith("-"):
-            return f"unexpected argument {arg!r} (flags are --name=value; --help lists them)"
-        close = difflib.get_close_matches(flag, list(known), n=1)
-        return f"unknown flag {flag}" + (f"; did you mean {close[0]}?" if close else "; --help lists every flag")
-    return None
-
-
-class StrictParser(argparse.ArgumentParser):
-    """argparse without abbreviations, with defaults in ``--help``, whose errors are one line on stderr
-    (exit 2) and which names the closest known flag for an unknown one."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
-        args = sys.argv[1:] if args is None else list(args)
-        known = flag_names(self)
-        # unknown flags first: a typo of a required flag should be named as a typo, not as a missing flag
-        flags = [a for a in args[:args.index("--") if "--" in args else len(args)] if a.startswith("--")]
-        message = unknown_flag_message([f for f in flags if f.split("=", 1)[0] not in known], known)
-        if message:
-            self.error(message)
-        parsed, unknown = self.parse_known_args(args, namespace)
-        message = unknown_flag_message(unknown, known)
-        if message:
-            self.error(message)
-        return parsed
-
-
-def flag_bool(value: str) -> bool:
-    """absl-style booleans (``--flag``, ``--flag=true``, ``--flag=False``, ``--flag=0``), so reference
-    command lines such as ``--do_lower_case=True`` work unchanged."""
-    v = value.strip().lower()
-    if v in ("1", "true", "t", "yes", "y"):
-        return True
-    if v in ("0", "false", "f", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def _experiments() -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import tensorflow as tf
 import yaml
 
-from trainer import checkpoints
+from trainer import checkpoint_layouts, checkpoints
 from trainer.cli import one_line_errors
 from trainer.config import ConfigError
 
@@ -62,17 +62,18 @@ def convert(source: checkpoints.Source, layout_name: str, output_dir: str, param
     checkpoint prefix."""
     if layout_name not in ("model_garden", "tf1"):
         raise ConfigError(f"--layout {layout_name!r} is not model_garden or tf1")
-    layout = checkpoints.WRITABLE[layout_name]
+    layout = checkpoint_layouts.WRITABLE[layout_name]
     arch = checkpoints.architecture(source)
     if "num_attention_heads" not in arch:
         raise ConfigError(f"{source.where}: the number of attention heads is unknown (no bert_config.json)")
-    roles = checkpoints.encoder_roles(source.num_layers) + list(checkpoints.MLM_ROLES + checkpoints.NSP_ROLES)
+    roles = [*checkpoint_layouts.encoder_roles(source.num_layers), *checkpoint_layouts.MLM_ROLES,
+             *checkpoint_layouts.NSP_ROLES]
     values = checkpoints.read_roles(source, roles)
     if layout_name == "tf1" and "nsp/dense/kernel" in values:
         log.info("bert/pooler/dense is the next-sentence head's dense layer (as TF1 BERT trains it)")
         values["pooler/kernel"], values["pooler/bias"] = values["nsp/dense/kernel"], values["nsp/dense/bias"]
     heads, size = arch["num_attention_heads"], arch["hidden_size"] // arch["num_attention_heads"]
-    for role in [r for r in values if checkpoints.ATTENTION.search(r)]:
+    for role in [r for r in values if checkpoint_layouts.ATTENTION.search(r)]:
         value = values[role]  # to the multi-head shapes the tables are written from
         shape = ([heads, size, arch["hidden_size"]] if role.endswith("attention_output/kernel") else
                  [arch["hidden_size"]] if role.endswith("attention_output/bias") else

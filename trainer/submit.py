@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from trainer.cli import HelpFormatter, StrictParser
+from specs.command_line import HelpFormatter, StrictParser
 from trainer.experiments import NAMES
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

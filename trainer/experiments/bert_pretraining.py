@@ -16,9 +16,9 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from trainer import checkpoints, data, losses, modeling
+from trainer import checkpoint_layouts, data, losses, modeling
 from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
-from trainer.experiments import export_encoder, unchanged
+from trainer.experiments import BaseTask, export_encoder, unchanged
 
 NAME = "bert/pretraining"
 
@@ -42,25 +42,16 @@ prepare = unchanged
 export = export_encoder
 
 
-class Task:
+class Task(BaseTask):
     """``bert/pretraining``: masked LM, plus next-sentence prediction when the records carry labels."""
 
     name = NAME
     # What task.init_checkpoint restores beside the encoder when the source has it.
-    head_roles = checkpoints.MLM_ROLES + checkpoints.NSP_ROLES
-
-    def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
-        self.task = cfg.task
+    head_roles = checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES
+    read_records = staticmethod(data.pretraining_dataset)
 
     def build_model(self) -> tuple[tf_keras.Model, dict[str, Any]]:
         return modeling.build_pretrainer(self.task)
-
-    def dataset(self, section: str, input_context: tf.distribute.InputContext | None = None,
-                check_only: bool = False, start_step: int = 0) -> tf.data.Dataset | None:
-        """``start_step``: the step a resumed run starts at (see ``data.input_seed``)."""
-        return data.pretraining_dataset(self.task, self.task[section], f"task.{section}", input_context,
-                                        data.input_seed(self.cfg.trainer.seed, start_step), check_only)
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

@@ -14,7 +14,7 @@ import tf_keras
 
 from trainer import data, losses, modeling
 from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
-from trainer.experiments import export_encoder, unchanged
+from trainer.experiments import BaseTask, export_encoder, unchanged
 
 NAME = "labse/train"
 
@@ -45,26 +45,16 @@ def _side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
     return {n: features[f"{side}_{n}"] for n in modeling.INPUT_NAMES}
 
 
-class Task:
+class Task(BaseTask):
     """``labse/train``: a shared encoder, additive-margin bidirectional in-batch softmax, and with
     ``cross_replica_negatives`` every replica's embeddings gathered so each pair competes against
     the whole global batch."""
 
     name = NAME
-    head_roles: tuple[str, ...] = ()
-
-    def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
-        self.task = cfg.task
+    read_records = staticmethod(data.pairs_dataset)
 
     def build_model(self) -> tuple[tf_keras.Model, dict[str, Any]]:
         return modeling.build_dual_encoder(self.task)
-
-    def dataset(self, section: str, input_context: tf.distribute.InputContext | None = None,
-                check_only: bool = False, start_step: int = 0) -> tf.data.Dataset | None:
-        """``start_step``: the step a resumed run starts at (see ``data.input_seed``)."""
-        return data.pairs_dataset(self.task, self.task[section], f"task.{section}", input_context,
-                                  data.input_seed(self.cfg.trainer.seed, start_step), check_only)
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

@@ -34,6 +34,7 @@ import tf_keras
 from specs.finetune import sentence_prediction_spec
 from trainer import data, metrics, modeling
 from trainer.config import _ENCODER, _RUNTIME, _TRAINER, ConfigError, Params, _data_config
+from trainer.experiments import BaseTask
 
 log = logging.getLogger("trainer")
 
@@ -197,16 +198,15 @@ def _inputs(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     return {n: features[n] for n in modeling.INPUT_NAMES}
 
 
-class Task:
-    """Fine-tuning one encoder + head on sentence-prediction records."""
+class Task(BaseTask):
+    """Fine-tuning one encoder + head on sentence-prediction records (no head roles: a pretraining
+    checkpoint's heads are not this task's)."""
 
     name = NAME
-    head_roles: tuple[str, ...] = ()  # a pretraining checkpoint's heads are not this task's
     best_metric_key = "metric"  # the loop keeps the checkpoint with the highest ``metric`` (task.metric_type)
 
     def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
-        self.task = cfg.task
+        super().__init__(cfg)
         self.num_classes = cfg.task.model.num_classes
         self.regression = self.num_classes == 1
 

@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from specs import SpecError, run_folder
-from trainer.cli import HelpFormatter, flag_bool, flag_names, unknown_flag_message
+from specs.command_line import HelpFormatter, flag_bool, flag_names, unknown_flag_message
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.core.dead_letters import WriteDeadLetters
 from transforms.core.errors import ConfigError

@@ -108,7 +108,14 @@ class CountWordsByLanguage(beam.PTransform):
 # --- from counts to the learner's input -----------------------------------------------------------
 
 class SumTuples(beam.CombineFn):
-    """Element-wise sum of fixed-length integer tuples."""
+    """Element-wise sum of fixed-length integer tuples.
+
+    Kept rather than Beam's ``beam.combiners.TupleCombineFn``, which is slower here: summing 1e6
+    tuples of width 5 on the DirectRunner (CPU of the combine alone), ours 511k tuples/s with
+    CombineGlobally and 644k/s with CombinePerKey (50 keys, as the job sums per language);
+    TupleCombineFn(sum, ...) 0.31x and 0.27x of that, TupleCombineFn of Beam's SumInt64Fn 0.79x and
+    0.35x (whole pipeline: 0.95x and 0.70x) (``python bench/sum_tuples.py``, Beam 2.77).
+    """
 
     def __init__(self, width: int) -> None:
         self._width = width
