@@ -7,8 +7,10 @@ Each job runs twice with the same command, once in a detached ``git worktree`` o
 in this working tree, with the same output path (so paths recorded in specs and markers agree), on the
 bundled samples and the shared data (``$POLYEMBED_SHARED`` or ``../shared``). Then every output file is
 compared byte for byte; the only things ignored are the wall-clock times in the run markers
-(``_RUN_STARTED.json`` ``started``, ``_RUN_COMPLETE.json`` ``started``/``finished``) and
-tensorflow-transform's scratch folder (uuid names). Prints one line
+(``_RUN_STARTED.json`` ``started``, ``_RUN_COMPLETE.json`` ``started``/``finished``), the ``uuid``
+field of a SavedModel's ``fingerprint.pb`` (TensorFlow draws a new one at every save; its hashes of the
+graph, signatures, objects and variables are compared) and tensorflow-transform's scratch folder (uuid
+names). Prints one line
 per job (files compared, ``same`` or the differing files) and exits 1 if any job differs or fails.
 """
 
@@ -78,6 +80,18 @@ def run(tree: Path, python: str, command: list[str]) -> subprocess.CompletedProc
     return subprocess.run([python, "-m", *command], cwd=tree, env=env, capture_output=True, text=True)
 
 
+def same_fingerprint(a: Path, b: Path) -> bool:
+    """Two SavedModel fingerprints with the same hashes, whatever their per-save ``uuid``."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    defs = []
+    for path in (a, b):
+        d = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+        d.ClearField("uuid")
+        defs.append(d)
+    return defs[0] == defs[1]
+
+
 def differences(a: Path, b: Path) -> tuple[int, list[str]]:
     """(files compared, relative paths that differ or exist on one side only)."""
     def listing(root: Path) -> set[Path]:
@@ -94,6 +108,8 @@ def differences(a: Path, b: Path) -> tuple[int, list[str]]:
                 for key in volatile:
                     d.pop(key, None)
             same = load[0] == load[1]
+        elif rel.name == "fingerprint.pb":
+            same = same_fingerprint(a / rel, b / rel)
         else:
             same = filecmp.cmp(a / rel, b / rel, shallow=False)
         if not same:
