@@ -13,16 +13,28 @@ SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")
 MODEL_GARDEN = pathlib.Path(os.environ.get("POLYEMBED_MODEL_GARDEN", REPO / ".venv" / "model_garden"))
 
 
+MISSING_SHARED = f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
     """``../shared/data`` beside the repo (read-only, present in CI). Tests use it in place."""
     if not SHARED.is_dir():
         # A laptop without the samples skips these tests; CI has them, so there their absence is a failure.
-        missing = f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)"
         if os.environ.get("CI") == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
+            pytest.fail(MISSING_SHARED)
+        pytest.skip(MISSING_SHARED)
     return SHARED
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Every skip for missing shared data is reported at this file, so ``-ra`` folds them all into one
+    summary line (``SKIPPED [N] tests/conftest.py: real test data not found ...``), not one per test."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and MISSING_SHARED in str(report.longrepr[2]):
+        report.longrepr = (__file__, None, report.longrepr[2])
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,7 @@ def _agreement(ours, oracle, lines):
     return len(lines) - len(bad), bad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["uncased", "cased"])
 def test_english_text_ids_equal_the_reference_algorithm(tokenizers, shared_data, name):
     text = shared_data / "text"
@@ -165,6 +166,7 @@ def test_adversarial_lines(tokenizers, name):
         assert ids.tolist() == oracle.ids(line), repr(line)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lower", [False, True])
 def test_every_bmp_character_and_a_sample_of_astral_ones(tokenizers, shared_data, lower):
     """Each character inside a word, alone, and doubled, so that cleaning, whitespace, punctuation,

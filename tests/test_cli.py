@@ -201,6 +201,7 @@ def test_trainer_help_shows_defaults_without_importing_tensorflow():
     assert "(default: model)" in out and "(default: 256)" in out and "--held_out_from" in out
 
 
+@pytest.mark.slow
 def test_trainer_commands_name_the_closest_flag_in_one_line():
     for module, typo, meant in (("trainer.task", "--experimnt=labse/train", "--experiment"),
                                 ("trainer.export_tfhub", "--export_pth=/x", "--export_path"),
@@ -245,6 +246,7 @@ def test_summary_table_stays_aligned_with_long_names():
     assert all(len(line) < 200 for line in lines) and "wiki-00001-of-00100.txt" in lines[1]
 
 
+@pytest.mark.slow
 def test_dataflow_dry_run_from_the_command_line_builds_the_job_and_exits_0(shared_data, capsys):
     """The Dataflow job request is built offline; no summary is read from the gs:// folder."""
     build, _ = _job("pretrain_data")

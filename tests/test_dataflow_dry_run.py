@@ -36,6 +36,7 @@ JOBS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(JOBS))
 def test_job_graph_serialises_for_dataflow(name, shared_data):
     argv, expected_label = JOBS[name]

@@ -164,6 +164,7 @@ def _run_components(tmp: pathlib.Path, edges: list[tuple[bytes, bytes]], rounds:
     return labels, unconverged
 
 
+@pytest.mark.slow
 def test_connected_components_in_beam_match_union_find_and_report_non_convergence(tmp_path):
     rng = random.Random(7)
     nodes = [rng.randbytes(4) for _ in range(120)]
@@ -199,6 +200,7 @@ def _file(r: dict[str, Any]) -> str:
     return r["f"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "case_fold", "kept"), [
     ("pair", False, {1, 2, 3, 4, 5, 6}),  # 0 and 1 are one group; 1 is longer (its comma and !)
     ("pair", True, {1, 2, 4, 5, 6}),
@@ -232,6 +234,7 @@ def test_exact_dedup_keeps_one_per_group_whatever_the_input_order(tmp_path, mode
     assert stats["clusters"] == len(kept) and stats["duplicates"] == 7 - len(kept)
 
 
+@pytest.mark.slow
 def test_exact_dedup_rank_fn_decides_and_one_mode(tmp_path):
     records = [("the same text", 0.2, "x"), ("The same text!", 0.9, "y"), ("the same text", 0.5, "z"),
                ("other", 0, "w")]
@@ -244,6 +247,7 @@ def test_exact_dedup_rank_fn_decides_and_one_mode(tmp_path):
     assert sorted(r[2] for r in got["out"]) == sorted(["w", "y", tie[2]])
 
 
+@pytest.mark.slow
 def test_exact_dedup_on_real_tatoeba_english_sides(tmp_path, shared_data):
     """The LASER Tatoeba English sides repeat sentences across language pairs (PROVENANCE.md)."""
     files = sorted((shared_data / "translation" / "laser_tatoeba_v1").glob("tatoeba.*-eng.eng"))[:12]

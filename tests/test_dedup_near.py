@@ -159,6 +159,7 @@ def score(docs: list[dict[str, Any]], clusters: list[dedup.ClusterMember]) -> di
     }
 
 
+@pytest.mark.slow
 def test_near_dedup_finds_planted_near_duplicates_in_real_text(tmp_path, shared_data):
     docs = planted_corpus(shared_data, families_en=60, families_ja=20)
     got = run_stage(tmp_path, docs, dedup.NearDedup(lambda d: d["text"], mode="one", with_clusters=True,
@@ -185,6 +186,7 @@ def test_near_dedup_finds_planted_near_duplicates_in_real_text(tmp_path, shared_
         assert max(lengths[i] for i in ids) == max(lengths[i] for i in ids if i in kept)
 
 
+@pytest.mark.slow
 def test_near_dedup_output_is_identical_across_orderings_and_runner_modes(tmp_path, shared_data):
     docs = planted_corpus(shared_data, families_en=12, families_ja=4)
     docs.append({"id": "bad", "family": -1, "rate": 0, "text": 42})

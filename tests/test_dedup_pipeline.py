@@ -34,6 +34,7 @@ def _read_lines(folder: pathlib.Path) -> list[bytes]:
             for line in gzip.decompress(f.read_bytes()).splitlines()]
 
 
+@pytest.mark.slow
 def test_jsonl_job_dedups_decontaminates_and_accounts_for_every_line(tmp_path, shared_data):
     rows = _tatoeba_pairs(shared_data, ("deu", "fra"), 300)
     planted = dict(rows[0], xx=rows[0]["xx"] + " !")  # exact duplicate after punctuation folding
@@ -88,6 +89,7 @@ def test_jsonl_job_dedups_decontaminates_and_accounts_for_every_line(tmp_path, s
     assert sorted((d["reason"], d["line"]) for d in dead) == [("bad_json", 7), ("bad_text_field", 8)]
 
 
+@pytest.mark.slow
 def test_tfrecord_job_keeps_examples_byte_for_byte_and_writes_specs(tmp_path, shared_data):
     import tensorflow as tf
 
@@ -118,6 +120,7 @@ def test_tfrecord_job_keeps_examples_byte_for_byte_and_writes_specs(tmp_path, sh
     assert {int(p["cluster_size"]) for p in parsed if p["src_raw"].numpy() == rows[0]["en"].encode()} == {2}
 
 
+@pytest.mark.slow
 def test_tfrecord_job_dead_letters_a_corrupt_file_and_keeps_the_others(tmp_path, shared_data):
     rows = _tatoeba_pairs(shared_data, ("ita",), 40)
     spec = specs.TRANSLATION_PAIRS

@@ -176,6 +176,7 @@ def sst2(shared_data, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_sst2_counts_labels_and_headers(sst2, shared_data):
     data, out, summary = sst2["header"]
     assert summary["balanced"]
@@ -202,6 +203,7 @@ def test_sst2_counts_labels_and_headers(sst2, shared_data):
         assert _bytes(out, dest) == _bytes(out2, dest) and _bytes(out, dest)
 
 
+@pytest.mark.slow
 def test_sst2_forced_header_flag(sst2, shared_data, tmp_path):
     """--header_row=false keeps a header line as data, where it is a bad row (its label is "label")."""
     data, _, _ = sst2["header"]
@@ -227,6 +229,7 @@ def rte(shared_data, tmp_path_factory):
     return train, tmp / "out", _run(argv), argv
 
 
+@pytest.mark.slow
 def test_rte_dead_letters_name_file_line_and_reason(rte):
     train, out, summary, _ = rte
     assert summary["balanced"]
@@ -252,6 +255,7 @@ def test_rte_dead_letters_name_file_line_and_reason(rte):
         assert r["segment_ids"][n - 1] == 1 and r["input_ids"][n - 1] == 102
 
 
+@pytest.mark.slow
 def test_generic_jsonl_and_named_tsv_columns_equal_the_task(rte, tmp_path):
     """The same RTE rows as the user's own JSONL (train) and TSV with named columns (dev), labels
     discovered from the data: the records equal the --task=RTE ones byte for byte."""
@@ -316,6 +320,7 @@ def mrpc_reference_flags(shared_data, tmp_path_factory):
     return data, out, code
 
 
+@pytest.mark.slow
 def test_reference_command_line_writes_the_reference_files(mrpc_reference_flags):
     _, out, code = mrpc_reference_flags
     assert code == 0
@@ -335,6 +340,7 @@ def test_reference_command_line_writes_the_reference_files(mrpc_reference_flags)
     assert spec.params["vocab_fingerprint"].startswith("sha256:") and spec.params["vocab_size"] == 30522
 
 
+@pytest.mark.slow
 def test_records_equal_model_gardens_own_records(mrpc_reference_flags, shared_data, model_garden, tmp_path):
     """Every record equals the one Model Garden's own writer (file_based_convert_examples_to_features,
     with its FullTokenizer) makes of the same row, all six features, truncation included (MRPC pairs
@@ -370,6 +376,7 @@ def _records_with(path: pathlib.Path, ours: pathlib.Path) -> list[dict[str, np.n
             for raw in tf.data.TFRecordDataset([str(path)])]
 
 
+@pytest.mark.slow
 def test_sentence_prediction_dataloader_reads_the_records(mrpc_reference_flags, model_garden):
     from official.nlp.data.sentence_prediction_dataloader import (
         SentencePredictionDataConfig,
@@ -400,6 +407,7 @@ def stsb(shared_data, tmp_path_factory):
     return train, dev, out, summary
 
 
+@pytest.mark.slow
 def test_stsb_regression_labels(stsb, model_garden):
     train, dev, out, summary = stsb
     assert summary["balanced"]
@@ -474,6 +482,7 @@ def test_from_pairs_makes_a_balanced_pair_task(shared_data, tmp_path):
     assert _bytes(out2, "train") != _bytes(out, "train")
 
 
+@pytest.mark.slow
 def test_dataflow_job_graph_builds_offline(shared_data):
     from apache_beam.options.pipeline_options import PipelineOptions
 

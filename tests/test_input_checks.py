@@ -349,6 +349,7 @@ def vocab_file(shared_data) -> str:
 RESULTS: dict[str, dict[str, dict]] = {}
 
 
+@pytest.mark.slow
 def test_translation_pairs(shared_data, tmp_path):
     planted = _plant(tmp_path / "in", ".deu-eng.tsv", _tsv(shared_data, 1000), "Grüße\tGreetings".encode("latin-1"))
     out = tmp_path / "out"
@@ -363,6 +364,7 @@ def test_translation_pairs(shared_data, tmp_path):
         planted["paths"]["cut"]]["out"]
 
 
+@pytest.mark.slow
 def test_stackexchange(shared_data, tmp_path):
     lines = _posts(shared_data, 1200)
     planted = _plant(tmp_path / "planted", ".xml", lines,
@@ -384,6 +386,7 @@ def test_stackexchange(shared_data, tmp_path):
     assert rows[names["cr"]]["in"] == 200 and rows[names["cr"]]["dead_lettered"] == {}
 
 
+@pytest.mark.slow
 def test_dedup(shared_data, tmp_path):
     planted = _plant(tmp_path / "in", ".jsonl", _jsonl(shared_data, 3000), '{"text": "Grüße"}'.encode("latin-1"))
     out = tmp_path / "out"
@@ -393,6 +396,7 @@ def test_dedup(shared_data, tmp_path):
     assert summary["stages"]["read"]["scopes"][planted["paths"]["cr"]]["out"] == 200
 
 
+@pytest.mark.slow
 def test_vocab(shared_data, tmp_path):
     planted = _plant(tmp_path / "in", ".txt", _text(shared_data, 3000), "Grüße aus Köln".encode("latin-1"))
     out = tmp_path / "out"
@@ -403,6 +407,7 @@ def test_vocab(shared_data, tmp_path):
     assert summary["stages"]["count_words"]["scopes"][planted["paths"]["cr"]]["in"] == 200
 
 
+@pytest.mark.slow
 def test_pretrain_data(shared_data, tmp_path, vocab_file):
     planted = _plant(tmp_path / "in", ".txt", _text(shared_data, 3000), "Grüße aus Köln".encode("latin-1"))
     out = tmp_path / "out"
@@ -414,6 +419,7 @@ def test_pretrain_data(shared_data, tmp_path, vocab_file):
     assert summary["stages"]["read_text"]["scopes"][planted["paths"]["cr"]]["in"] == 200
 
 
+@pytest.mark.slow
 def test_the_letters_are_the_same_in_every_pipeline():
     if len(RESULTS) < 2:
         pytest.skip("needs the pipeline runs above")

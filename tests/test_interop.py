@@ -165,6 +165,7 @@ def _write_tf1(mg, folder: str, drop: str = "") -> str:
     return folder
 
 
+@pytest.mark.slow
 def test_model_garden_encoder_checkpoint(mg, tmp_path):
     path = tf.train.Checkpoint(encoder=mg["encoder"]).write(str(tmp_path / "mg" / "ckpt"))
     source, _, parts, kept = _restore(path)
@@ -174,6 +175,7 @@ def test_model_garden_encoder_checkpoint(mg, tmp_path):
     assert kept == list(checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES)
 
 
+@pytest.mark.slow
 def test_model_garden_pretrainer_checkpoints(mg, tmp_path):
     items = tf.train.Checkpoint(**mg["pretrainer"].checkpoint_items).write(str(tmp_path / "items" / "ckpt"))
     source, model, parts, kept = _restore(items)
@@ -191,6 +193,7 @@ def test_model_garden_pretrainer_checkpoints(mg, tmp_path):
                                mg["next_sentence"], atol=TOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_google_tf1_checkpoint_both_experiments(mg, tmp_path):
     folder = _write_tf1(mg, str(tmp_path / "uncased_L-2_H-32_A-2"))
     for experiment in ("bert/pretraining", "labse/train"):
@@ -201,6 +204,7 @@ def test_google_tf1_checkpoint_both_experiments(mg, tmp_path):
     _assert_same_pretrainer(model, mg)
 
 
+@pytest.mark.slow
 def test_tf1_checkpoint_was_silently_ignored_and_now_is_read(mg, tmp_path):
     """What ``task.init_checkpoint`` did before: ``read(...).expect_partial()`` matched nothing."""
     folder = _write_tf1(mg, str(tmp_path / "bert"))
@@ -213,6 +217,7 @@ def test_tf1_checkpoint_was_silently_ignored_and_now_is_read(mg, tmp_path):
     _assert_same_encoder(parts, mg)
 
 
+@pytest.mark.slow
 def test_trainer_init_checkpoint_and_start_up_errors(mg, tmp_path):
     from trainer import train_lib
 
@@ -253,6 +258,7 @@ def _override(init_checkpoint: str = "", hub_module_url: str = "", **encoder: in
     return ",".join(parts)
 
 
+@pytest.mark.slow
 def test_partial_and_foreign_checkpoints_stop_with_one_line(mg, tmp_path, capsys):
     partial = _write_tf1(mg, str(tmp_path / "partial"), drop="bert/encoder/layer_1/output/dense/bias")
     with pytest.raises(ConfigError) as e:
@@ -280,6 +286,7 @@ def test_partial_and_foreign_checkpoints_stop_with_one_line(mg, tmp_path, capsys
         checkpoints.open_checkpoint(foreign)
 
 
+@pytest.mark.slow
 def test_own_checkpoint_round_trip_and_partial(tmp_path):
     _, model, parts = _ours()
     _randomise(model.variables, seed=3)
@@ -404,6 +411,7 @@ def test_converted_back_to_model_garden_is_read_and_exported_by_model_garden(mod
     np.testing.assert_allclose(got["mlm_logits"].numpy(), reference["mlm_logits"], atol=TOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_converted_back_to_tf1_is_read_by_model_gardens_tf1_converter(model_garden, run_dir, tmp_path):
     from official.nlp.tools import tf2_bert_encoder_checkpoint_converter as mg_converter
 
@@ -425,6 +433,7 @@ def test_converted_back_to_tf1_is_read_by_model_gardens_tf1_converter(model_gard
     np.testing.assert_allclose(got["pooled_output"].numpy(), reference["nsp_pooled"], atol=TOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_vocabulary_and_casing_travel_with_the_checkpoint(mg, tmp_path, shared_data):
     from trainer import train_lib
 

@@ -78,6 +78,7 @@ def english(shared_data, tmp_path_factory):
     return corpus, vocab, out, summary
 
 
+@pytest.mark.slow
 def test_records_parse_with_the_written_spec_and_hold_the_reference_layout(english):
     _, vocab, out, summary = english
     spec, params, ex = _read(out)
@@ -103,6 +104,7 @@ def test_records_parse_with_the_written_spec_and_hold_the_reference_layout(engli
                                                         - stages["read_text"]["total"]["out"]}
 
 
+@pytest.mark.slow
 def test_masks_sorted_unique_never_special_and_sized_like_the_reference(english):
     _, _, out, _ = english
     _, _, ex = _read(out)
@@ -131,6 +133,7 @@ def test_masks_sorted_unique_never_special_and_sized_like_the_reference(english)
     assert 0.14 < rate < 0.155
 
 
+@pytest.mark.slow
 def test_next_sentence_balance_and_short_sequences(english):
     _, _, out, _ = english
     _, _, ex = _read(out)
@@ -141,6 +144,7 @@ def test_next_sentence_balance_and_short_sequences(english):
     assert 0.6 < (lengths >= 120).mean() < 0.97
 
 
+@pytest.mark.slow
 def test_unmasking_gives_back_the_tokenised_input(english):
     """A and B of every sampled example are contiguous runs of one tokenised document."""
     corpus, vocab, out, _ = english
@@ -174,6 +178,7 @@ def test_unmasking_gives_back_the_tokenised_input(english):
     assert checked == len(rows) > 300
 
 
+@pytest.mark.slow
 def test_model_garden_loader_parses_the_records(english):
     """The feature map of Model Garden's ``BertPretrainDataLoader._decode`` (official/nlp/data/
     pretrain_dataloader.py): names, dtypes and shapes, then int64 cast to int32 for the TPU."""
@@ -233,6 +238,7 @@ def test_byte_identical_across_runner_modes_and_a_new_seed_changes_masks(small_c
             == json.loads((tmp / "b" / "summary.json").read_text()))
 
 
+@pytest.mark.slow
 def test_dynamic_masking_with_v2_names_and_gzip(small_corpus):
     corpus, vocab, tmp = small_corpus
     out = tmp / "dynamic"
@@ -252,6 +258,7 @@ def _write_pairs(path: pathlib.Path, pairs: list[tuple[str, str, str, str]]) -> 
                 {"src_raw": src, "tgt_raw": tgt, "src_lang": sl, "tgt_lang": tl})))
 
 
+@pytest.mark.slow
 def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_path):
     flores = shared_data / "translation" / "flores200_devtest"
     take = {"eng_Latn": 600, "fra_Latn": 200, "jpn_Jpan": 60, "hin_Deva": 40, "tha_Thai": 30}

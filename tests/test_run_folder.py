@@ -245,6 +245,7 @@ def test_vocab_rerun_replaces_the_vocabulary(tmp_path):
     assert "--vocab_size=400" in json.loads((out / run_folder.COMPLETE_FILE).read_text())["argv"]
 
 
+@pytest.mark.slow
 def test_an_input_without_records_ends_with_a_warning_and_no_marker(tmp_path, capsys):
     build = importlib.import_module("pipelines.dedup").build
     empty = tmp_path / "empty.jsonl"

@@ -73,6 +73,16 @@ def _trainer(out: pathlib.Path, model_dir: pathlib.Path, **extra: str) -> train_
     return train_lib.Trainer(cfg, str(model_dir))
 
 
+@pytest.fixture(scope="module")
+def sst_run(glue, tmp_path_factory):
+    """One classification run on SST-2 (8 steps), trained once: the classification test evaluates,
+    predicts and exports it, the init test restores its encoder from the checkpoint it wrote."""
+    model_dir = tmp_path_factory.mktemp("sst_run") / "run"
+    trainer = _trainer(glue["sst"], model_dir)
+    first = trainer.train()
+    return trainer, model_dir, first
+
+
 def test_registry_lists_the_three_experiments():
     assert set(experiments.NAMES) == {"bert/pretraining", "labse/train", "bert/sentence_prediction"}
     for name in experiments.NAMES:
@@ -98,9 +108,8 @@ def test_defaults_from_meta_data_and_contradictions(glue):
             train_lib.resolve_init_source(config.load_config(sp.NAME, [TINY], _override(glue["sst"]) + "," + bad))
 
 
-def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tmp_path):
-    trainer = _trainer(glue["sst"], tmp_path / "run")
-    first = trainer.train()
+def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, sst_run, tmp_path):
+    trainer, run, first = sst_run
     assert np.isfinite(first["loss"]) and "accuracy" in first
     result = trainer.evaluate()
     # every dev example once: the gathered ids are exactly the dev rows
@@ -118,12 +127,12 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tm
     assert result["f1"] == metrics.f1(got["label_ids"], predictions)
     assert result["matthews_corrcoef"] == metrics.matthews_corrcoef(got["label_ids"], predictions)
     assert result["metric"] == result["accuracy"]
-    written = json.loads((tmp_path / "run" / "eval" / "metrics-8.json").read_text())
+    written = json.loads((run / "eval" / "metrics-8.json").read_text())
     assert written["accuracy"] == result["accuracy"] and written["step"] == 8
-    assert json.loads((tmp_path / "run" / "best_checkpoint" / "best.json").read_text())["step"] == 8
+    assert json.loads((run / "best_checkpoint" / "best.json").read_text())["step"] == 8
 
     # predict over the test split (no labels): one row per test example, label names
-    common = ["--experiment=bert/sentence_prediction", f"--model_dir={tmp_path / 'run'}", f"--config_file={TINY}",
+    common = ["--experiment=bert/sentence_prediction", f"--model_dir={run}", f"--config_file={TINY}",
               f"--params_override={_override(glue['sst'])}"]
     tsv = tmp_path / "test.tsv"
     assert task.main([*common, "--mode=predict", "--params_override=task.validation_data.input_path="
@@ -138,19 +147,19 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, tm
     batch = next(iter(trainer.task.dataset("validation_data")))
     inputs = {n: batch[n] for n in ("input_word_ids", "input_mask", "input_type_ids")}
     want = trainer.model(inputs, training=False)["logits"].numpy()
-    exported = tf.saved_model.load(str(tmp_path / "run" / "export" / "classifier"))
+    exported = tf.saved_model.load(str(run / "export" / "classifier"))
     np.testing.assert_allclose(exported.signatures["serving_default"](**inputs)["logits"].numpy(), want,
                                atol=1e-5)
     # the same classifier from the export command, as TF Hub users call it
     from trainer import export_tfhub
 
-    assert export_tfhub.main(["--experiment=bert/sentence_prediction", f"--model_dir={tmp_path / 'run'}",
+    assert export_tfhub.main(["--experiment=bert/sentence_prediction", f"--model_dir={run}",
                               f"--config_file={TINY}", f"--params_override={_override(glue['sst'])}",
                               "--export_type=classifier", f"--export_path={tmp_path / 'hub_classifier'}"]) == 0
     hub_classifier = tf.saved_model.load(str(tmp_path / "hub_classifier"))
     np.testing.assert_allclose(hub_classifier.signatures["serving_default"](**inputs)["logits"].numpy(), want,
                                atol=1e-5)
-    text = tf.saved_model.load(str(tmp_path / "run" / "export" / "text_classifier"))
+    text = tf.saved_model.load(str(run / "export" / "text_classifier"))
     sentences = [r.split("\t")[0] for r in (glue["root"] / "SST-2_tsv" / "dev.tsv").read_text(
         encoding="utf-8").splitlines()[1:5]]
     from_text = text(tf.constant(sentences))["logits"].numpy()
@@ -177,11 +186,10 @@ def test_regression_trains_and_scores_with_correlations(glue, tmp_path):
     assert result["metric"] == result["pearson_spearman_corr"]
 
 
-def test_init_from_a_checkpoint_restores_the_encoder(glue, tmp_path):
-    first = _trainer(glue["sst"], tmp_path / "pre", steps=4)
-    first.train()
-    encoder = first.parts["encoder"]
-    second = _trainer(glue["sts"], tmp_path / "ft", **{"task.init_checkpoint": str(tmp_path / "pre" / "checkpoints")})
+def test_init_from_a_checkpoint_restores_the_encoder(glue, sst_run, tmp_path):
+    first, run, _ = sst_run
+    encoder = first.parts["encoder"]  # its weights are those of the last checkpoint (no step after it)
+    second = _trainer(glue["sts"], tmp_path / "ft", **{"task.init_checkpoint": str(run / "checkpoints")})
     second.restore()
     for a, b in zip(encoder.weights, second.parts["encoder"].weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -70,6 +70,7 @@ def all_sites(shared_data, tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_counts_agree_with_an_independent_parse(all_sites, shared_data):
     out, summary = all_sites
     assert summary["balanced"]
@@ -99,6 +100,7 @@ def test_counts_agree_with_an_independent_parse(all_sites, shared_data):
         assert all(len(r["ids"]) == len(r["license"]) == len(r["url"]) == posts_per_pair for r in rows)
 
 
+@pytest.mark.slow
 def test_tfrecords_parse_with_the_written_spec(all_sites):
     import tensorflow as tf
 
@@ -115,6 +117,7 @@ def test_tfrecords_parse_with_the_written_spec(all_sites):
         assert tuple(p[k].numpy().decode() for k in ("src_raw", "tgt_raw", "neg_raw")) in jsonl
 
 
+@pytest.mark.slow
 def test_no_markup_or_entities_survive_and_code_stays_on_its_own_lines(all_sites, shared_data):
     out, _ = all_sites
     bodies = {}
@@ -191,6 +194,7 @@ def test_byte_identical_across_runner_modes(shared_data, tmp_path):
     assert len(ta) > 20 and ta == tb
 
 
+@pytest.mark.slow
 def test_7z_archives_and_gzip_give_the_same_pairs_as_plain_files(shared_data, tmp_path):
     src = shared_data / "stackexchange" / "conlang.meta.stackexchange.com"
     archive_dir = tmp_path / "dumps"
@@ -226,6 +230,7 @@ def test_7z_shards_are_cut_at_line_ends(tmp_path):
     assert all(s.endswith(b"\n") for s in shards)
 
 
+@pytest.mark.slow
 def test_meta_sites_are_skipped_unless_asked_and_config_errors_are_one_line(shared_data, tmp_path):
     cmd = [sys.executable, "-m", "pipelines.stackexchange", f"--output_dir={tmp_path}"]
     r = subprocess.run([*cmd, f"--input={shared_data / 'stackexchange' / 'conlang.meta.stackexchange.com'}"],
@@ -238,6 +243,7 @@ def test_meta_sites_are_skipped_unless_asked_and_config_errors_are_one_line(shar
     assert r.returncode == 2 and "unknown ['title_bdy']" in r.stderr
 
 
+@pytest.mark.slow
 def test_bundled_sample_edge_cases(tmp_path):
     """Our own sample: a duplicate linked both ways is collapsed, a link to a missing post counted, the
     watermark row and the tag wiki filtered, scores compared as integers, code kept on its own lines."""
@@ -258,6 +264,7 @@ def test_bundled_sample_edge_cases(tmp_path):
     assert all("Watermark" not in r["texts"][0] for r in answers.values())
 
 
+@pytest.mark.slow
 def test_dedup_and_decontamination_behind_flags(shared_data, tmp_path):
     """Two copies of a real site under two names: exact dedup keeps one pair of each copy pair; a pair
     whose body is in the evaluation file is dropped by --exclude."""

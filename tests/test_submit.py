@@ -55,6 +55,7 @@ def test_bad_combinations_fail_in_one_line():
                                                                            "tf-keras==2.17.*"]
 
 
+@pytest.mark.slow
 def test_dry_run_builds_the_trainer_wheel_and_prints_the_spec(tmp_path):
     r = subprocess.run([sys.executable, "-m", "trainer.submit", "--project=p", "--region=us-central1",
                         "--staging_bucket=gs://bkt", "--experiment=bert/pretraining", "--tpu_type=v3-8",

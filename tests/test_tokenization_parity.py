@@ -78,6 +78,7 @@ def test_beam_graph_and_export_equal_the_reference(name, lower, corpus, shared_d
             vocab.hub_special_tokens()
 
 
+@pytest.mark.slow
 def test_the_reference_character_rules_on_hard_lines(model_garden, shared_data):
     """Lines built to hit every rule: zero-width (non-)joiners, control and format characters, NUL,
     U+FFFD, exotic spaces, ASCII symbols, CJK and compatibility ideographs, accents, final sigma (also

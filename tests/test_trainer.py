@@ -387,6 +387,7 @@ def test_kill_and_resume_continues_from_the_saved_step_with_its_optimizer_state(
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith(f"-{saved_step + 5}")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_reads_a_fresh_seeded_order_instead_of_replaying_the_first_batches(corpus):
     """A run restarted at step s draws its input order from (seed, s): repeatable, and not the batches
     the killed run began with (which repeated preemptions would otherwise train on again and again)."""

@@ -57,6 +57,31 @@ def materialized(tmp_path_factory, shared_data):
             "vocab_size": len((root / "vocab.txt").read_text(encoding="utf-8").splitlines())}
 
 
+def test_materialized_tokens_are_the_trainers_tokenisation_in_the_raw_order(materialized):
+    """Every split's token records are ``trainer.tokenization`` of its raw records, record for record
+    in the raw shards' order, and the job's transform graph (as a Keras layer) gives the same ids."""
+    import tensorflow_transform as tft
+
+    from trainer.tokenization import BertTokenization
+
+    tokens = materialized["tokens"]
+    spec = tokenized_pairs_spec(SEQ)
+    output = tft.TFTransformOutput(str(tokens))
+    assert output.transformed_feature_spec() == spec.tf_parsing_spec()
+    tokenization = BertTokenization(materialized["vocab"], lower_case=False)
+    layer = output.transform_features_layer()
+    for split in ("train", "validation"):
+        raw = _ordered_records(materialized["out"] / split, specs.TRANSLATION_PAIRS.tf_parsing_spec())
+        got = _ordered_records(tokens / split, spec.tf_parsing_spec())
+        assert len(got["src_input_word_ids"]) == len(raw["src_raw"]) > 0
+        from_layer = layer({"src_raw": tf.constant(raw["src_raw"]), "tgt_raw": tf.constant(raw["tgt_raw"])})
+        for side in ("src", "tgt"):
+            want = tokenization(tf.constant(raw[f"{side}_raw"]), seq_length=SEQ, out_dtype=tf.int64)
+            for name, value in want.items():
+                np.testing.assert_array_equal(got[f"{side}_{name}"], value.numpy(), err_msg=f"{split} {side}_{name}")
+                np.testing.assert_array_equal(from_layer[f"{side}_{name}"].numpy(), value.numpy())
+
+
 def test_labse_trains_on_materialized_tokens_and_exports_the_transform_graph(materialized, tmp_path):
     import tensorflow_hub as hub
 

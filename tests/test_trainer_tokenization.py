@@ -39,6 +39,7 @@ def test_special_tokens_and_words_from_the_real_vocab(mbert, mbert_fast):
         Vocabulary(("[PAD]", "[CLS]", "[SEP]", "[UNK]"), False)
 
 
+@pytest.mark.slow
 def test_word_structure_matches_the_flat_ids_and_table_implementation(mbert, mbert_fast, tatoeba_lines):
     fast = mbert_fast
     table = BertTokenization(mbert, lower_case=False, implementation="table")

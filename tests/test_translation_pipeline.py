@@ -20,13 +20,6 @@ from transforms.text import writing_systems as scripts
 # Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
 pytestmark = pytest.mark.slow
 
-SEQ_LENGTH = 32
-
-
-def _vocab(shared_data: pathlib.Path) -> pathlib.Path:
-    return shared_data / "vocab" / "bert-base-multilingual-cased.vocab.txt"
-
-
 TATOEBA_LANGS = ("deu", "jpn", "rus", "cmn", "ara", "hin", "tha")
 
 
@@ -94,11 +87,11 @@ def job(shared_data, tmp_path_factory):
     (tmp / "hf.de-en.jsonl").write_text("\n".join(json.dumps(x) for x in jsonl) + "\n{broken\n")
     inputs += [str(p) for p in sorted(tmp.glob("*.*")) if p.is_file()]
     out = tmp / "out"
+    # No --materialize_tokens here: a second tf.Transform job cost minutes; the token records are
+    # checked on test_trainer_tft.py's run, which materialises them anyway.
     summary = _run([f"--input={','.join(inputs)}", f"--output_dir={out}", f"--exclude={flores}/*.devtest",
-                    "--jsonl_fields=src=translation.de,tgt=translation.en", "--write_jsonl",
-                    f"--vocab_file={_vocab(shared_data)}", "--materialize_tokens", f"--seq_length={SEQ_LENGTH}"])
-    return {"tmp": tmp, "out": out, "summary": summary, "inputs": inputs, "flores": flores,
-            "vocab": _vocab(shared_data)}
+                    "--jsonl_fields=src=translation.de,tgt=translation.en", "--write_jsonl"])
+    return {"tmp": tmp, "out": out, "summary": summary, "inputs": inputs, "flores": flores}
 
 
 def _input_pairs(job) -> tuple[list[tuple[str, str, str, str]], int]:
@@ -205,33 +198,6 @@ def test_statistics_cover_every_language_pair(job):
     assert uneven == {"in": 3, "out": 2, "dead_lettered": {"line_count_mismatch": 1}}
 
 
-def test_materialized_tokens_are_the_trainers_tokenisation_in_the_raw_order(job):
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
-    from specs.translation import tokenized_pairs_spec
-    from trainer.tokenization import BertTokenization
-
-    tokens_dir = job["out"] / "tokens"
-    spec = tokenized_pairs_spec(SEQ_LENGTH)
-    output = tft.TFTransformOutput(str(tokens_dir))
-    assert output.transformed_feature_spec() == spec.tf_parsing_spec()
-    tokenization = BertTokenization(str(job["vocab"]), lower_case=False)
-    layer = output.transform_features_layer()
-    for split in tr.SPLITS:
-        raw = _read_split(job["out"] / split)
-        paths = sorted(str(p) for p in (tokens_dir / split).glob("pairs-*.tfrecord.gz"))
-        serialized = [r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP")]
-        assert len(serialized) == len(raw) > 0
-        got = tf.io.parse_example(serialized, spec.tf_parsing_spec())
-        from_layer = layer({"src_raw": tf.constant([r[0] for r in raw]), "tgt_raw": tf.constant([r[1] for r in raw])})
-        for i, side in enumerate(("src", "tgt")):
-            want = tokenization(tf.constant([r[i] for r in raw]), seq_length=SEQ_LENGTH, out_dtype=tf.int64)
-            for name, value in want.items():
-                assert (got[f"{side}_{name}"].numpy() == value.numpy()).all(), (split, side, name)
-                assert (from_layer[f"{side}_{name}"].numpy() == value.numpy()).all(), (split, side, name)
-
-
 def _data_files(out: pathlib.Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
             if p.is_file() and (p.suffix == ".gz" or p.name == tr.STATS_JSON) and "dead_letter" not in p.parts}
@@ -243,12 +209,15 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(shared_data, tmp
                       for side in (lang, "eng"))
     base = [f"--input={inputs}", "--sampling_alpha=0.3", "--max_upsample=3", "--num_shards=3", "--write_jsonl",
             "--seed=7", "--no_stats_chart"]
+    # Two runs, one in-process and one over two worker processes: equal bytes show both that a rerun
+    # repeats itself and that the worker count does not matter (a third, repeated in-process run was
+    # dropped for time: it asserts nothing these two do not).
     outs = []
-    for i, extra in enumerate([[], ["--direct_num_workers=2", "--direct_running_mode=multi_processing"], []]):
+    for i, extra in enumerate([[], ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]]):
         out = tmp_path / f"run{i}"
         assert _run([*base, f"--output_dir={out}", *extra])["balanced"]
         outs.append(_data_files(out))
-    assert outs[0] == outs[1] == outs[2]
+    assert outs[0] == outs[1]
     assert len([k for k in outs[0] if k.startswith("train/pairs-")]) == 3
     stats = json.loads(outs[0][tr.STATS_JSON])
     bal = stats["balance_train"]

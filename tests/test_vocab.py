@@ -223,6 +223,7 @@ def _run(argv: list[str]) -> dict:
     return runtime.run_pipeline("vocab", argv, vocab_pipeline.build)
 
 
+@pytest.mark.slow
 def test_english_vocabulary_tokenises_held_out_text(shared_data, tmp_path):
     out = tmp_path / "out"
     summary = _run([f"--input_patterns={shared_data}/text/wikitext-2/wiki.valid.tokens.txt",
@@ -263,6 +264,7 @@ def test_english_vocabulary_tokenises_held_out_text(shared_data, tmp_path):
     assert sum(g == w for g, w in zip(got, want, strict=True)) / len(sample) > 0.99
 
 
+@pytest.mark.slow
 def test_multilingual_vocabulary_with_smoothing_dead_letters_and_held_out_flores(shared_data, tmp_path):
     train, held = tmp_path / "train", {}
     train.mkdir()
@@ -322,6 +324,7 @@ def test_multilingual_vocabulary_with_smoothing_dead_letters_and_held_out_flores
     assert sum(rates.values()) / len(rates) < 0.01, rates
 
 
+@pytest.mark.slow
 def test_output_is_identical_across_runner_modes(shared_data, tmp_path):
     def run(name: str, extra: list[str]) -> dict[str, bytes]:
         out = tmp_path / name

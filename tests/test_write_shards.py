@@ -58,6 +58,7 @@ def test_spill_and_shuffle_write_identical_shards(tmp_path, monkeypatch, kwargs)
     assert sorted(payloads) == sorted(p for _, p in records)
 
 
+@pytest.mark.slow
 def test_two_workers_write_what_one_process_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(spill, "SPILL_RUN_BYTES", 20_000)
     records = _records(2000, seed=9)
