@@ -38,6 +38,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from transforms.dedup import minhash  # noqa: E402
+from transforms.dedup.planted import edit_units  # noqa: E402
 from transforms.text import textnorm  # noqa: E402
 
 TEXT = REPO.parent / "shared" / "data" / "text"
@@ -57,15 +58,7 @@ def corpus(families: int) -> list[dict[str, Any]]:
         rng = random.Random(f"bench-{i}")
         units = list(text) if is_ja else text.split()
         for rate in EDIT_RATES if i % max(1, len(bases) // families) == 0 else (0.0,):
-            out = []
-            for u in units:
-                r = rng.random()
-                if r >= rate:
-                    out.append(u)
-                elif r < rate / 3:
-                    out.append(rng.choice(vocab[is_ja]))
-                elif r >= 2 * rate / 3:
-                    out.extend([u, rng.choice(vocab[is_ja])])
+            out = edit_units(units, rate, rng, vocab[is_ja])
             docs.append({"id": f"{i}-{rate}", "text": ("" if is_ja else " ").join(out)})
     return docs
 

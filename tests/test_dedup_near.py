@@ -15,6 +15,7 @@ from test_dedup import run_stage, totals
 
 from transforms import dedup
 from transforms.dedup import minhash
+from transforms.dedup.planted import edit_units
 from transforms.text import textnorm
 
 EDIT_RATES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15)
@@ -94,21 +95,6 @@ def test_long_documents_are_signed_in_bounded_chunks():
 
 # --- planted near-duplicates in real text ------------------------------------------------------------------
 
-def _edit(units: list[str], rate: float, rng: random.Random, vocab: list[str]) -> list[str]:
-    out = []
-    for u in units:
-        r = rng.random()
-        if r >= rate:
-            out.append(u)
-        elif r < rate / 3:
-            out.append(rng.choice(vocab))  # substitution
-        elif r < 2 * rate / 3:
-            continue  # deletion
-        else:
-            out.extend([u, rng.choice(vocab)])  # insertion
-    return out
-
-
 def planted_corpus(shared_data: Any, families_en: int, families_ja: int) -> list[dict[str, Any]]:
     """Real English (WikiText) and Japanese (Sōseki) paragraphs, each with copies edited at known
     rates (substitutions, deletions and insertions of words, or of characters for Japanese)."""
@@ -124,7 +110,7 @@ def planted_corpus(shared_data: Any, families_en: int, families_ja: int) -> list
         rng = random.Random(f"family-{fam}")
         units = list(base) if is_ja else base.split()
         for rate in EDIT_RATES:
-            edited = _edit(units, rate, rng, vocab_ja if is_ja else vocab_en)
+            edited = edit_units(units, rate, rng, vocab_ja if is_ja else vocab_en)
             docs.append({"id": f"{fam}-{rate}", "family": fam, "rate": rate,
                          "text": ("" if is_ja else " ").join(edited)})
     return docs
