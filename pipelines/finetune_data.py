@@ -95,9 +95,8 @@ class FinetuneDataOptions(runtime.CommonOptions):
         parser.add_argument("--pawsx_language", default="en", help="PAWS-X training language, or all.")
         parser.add_argument("--vocab_file", default=None, help="WordPiece vocab.txt the model was trained with.")
         flags.add_boolean(parser, "do_lower_case", True,
-                          "Lower-case and strip accents (uncased models); false for cased models.")
-        parser.add_argument("--nodo_lower_case", dest="do_lower_case", action="store_false",
-                            help="absl's spelling of --do_lower_case=false, as the reference accepts it.")
+                          "Lower-case and strip accents (uncased models); false for cased models.",
+                          negated_help="absl's spelling of --do_lower_case=false, as the reference accepts it.")
         parser.add_argument("--max_seq_length", type=int, default=128,
                             help="Tokens per example; longer inputs are truncated, shorter padded.")
         for _, flag in REFERENCE_OUTPUTS:

@@ -26,7 +26,7 @@ from transforms.text.bert_tokenization import BertTokenizer
 
 
 class _ParsePairs(ExampleRecordDoFn):
-    """Translation-pair records (``specs.TRANSLATION_PAIRS``) to ``(key, src, tgt, src_lang,
+    """Translation-pair records (``specs.TRANSLATION_PAIRS``) to ``(path, key, src, tgt, src_lang,
     tgt_lang)``; a record lacking a side is dead-lettered, an empty side filtered."""
 
     stage = "read_pairs"
