@@ -36,11 +36,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
 from transforms.core import flags, runtime
-from transforms.core.errors import ConfigError
 from transforms.core.spec_files import WriteSpec
 from transforms.core.storage import read_bytes
 from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, place_reference_outputs

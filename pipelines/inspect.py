@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import specs
 from specs.command_line import StrictParser
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.pretraining.inspection import inspect, write_stats_json
 
 

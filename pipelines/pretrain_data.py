@@ -25,10 +25,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import specs
+from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
 from transforms.core import flags, runtime
-from transforms.core.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.core.shards import WriteShards, shard_name
 from transforms.core.storage import match_files, read_bytes

@@ -22,11 +22,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
 from transforms import dedup
 from transforms import translation as tr
 from transforms.core import flags, runtime
-from transforms.core.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
 from transforms.core.storage import match_files, read_bytes

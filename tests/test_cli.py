@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
+from specs.errors import ConfigError
 from transforms.core import runtime
-from transforms.core.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 JOBS = ("stackexchange", "translation_pairs", "dedup", "vocab", "pretrain_data", "finetune_data")

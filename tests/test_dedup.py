@@ -15,9 +15,9 @@ from typing import Any
 import apache_beam as beam
 import pytest
 
+from specs.errors import ConfigError
 from transforms import dedup
 from transforms.core import accounting
-from transforms.core.errors import ConfigError
 from transforms.core.runtime import local_runner
 from transforms.text import textnorm
 

@@ -13,6 +13,7 @@ import specs
 from pipelines import dedup as job
 from specs import dedup as dedup_specs
 from transforms import dedup
+from transforms.core.records import BadRecordError
 from transforms.core.runtime import main, run_pipeline
 from transforms.core.spec_files import write_spec_files
 from transforms.core.tfrecords import tfrecord_frame
@@ -171,7 +172,7 @@ def test_parse_example_reads_what_tensorflow_writes():
     merged = tf.train.Example.FromString(dedup.clustered_example(member))
     assert merged.features.feature["is_duplicate"].int64_list.value == [1]
     assert merged.features.feature["t"].bytes_list.value == ["héllo".encode()]
-    with pytest.raises(dedup.BadRecordError):
+    with pytest.raises(BadRecordError):
         dedup.record_from_example("s", ex.SerializeToString()[:-3], ["t"], None)
 
 

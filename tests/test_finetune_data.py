@@ -13,10 +13,10 @@ import pytest
 
 from pipelines import finetune_data
 from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text
+from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
 from transforms.core import runtime
-from transforms.core.errors import ConfigError
 from transforms.finetune import RowFormat, glue_task
 
 UNCASED = "bert-base-uncased.vocab.txt"

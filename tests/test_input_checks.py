@@ -248,10 +248,11 @@ def test_a_cut_compressed_tfrecord_file_is_truncated_input_after_its_whole_recor
 def test_a_tfrecord_text_feature_that_is_not_utf8_is_invalid_utf8_in_every_reader():
     import specs
     from transforms import dedup
+    from transforms.core.records import BadRecordError
 
     raw = specs.TRANSLATION_PAIRS.encode({"src_raw": "GrXXe", "tgt_raw": "Greetings", "src_lang": "de",
                                           "tgt_lang": "en"}).replace(b"GrXXe", "Grüße".encode("latin-1"))
-    with pytest.raises(dedup.BadRecordError) as e:
+    with pytest.raises(BadRecordError) as e:
         dedup.record_from_example("p.tfrecord", raw, ["src_raw", "tgt_raw"], None)
     assert e.value.reason == "invalid_utf8"
     for dofn in (tlm._ParsePairs(), reading._ParseExampleDocuments("src_raw", "src_lang", None)):

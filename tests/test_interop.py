@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from specs.errors import ConfigError
 from trainer import checkpoint_layouts, checkpoints, config, modeling
-from trainer.config import ConfigError
 
 V, H, LAYERS, HEADS, INNER, POSITIONS = 120, 32, 2, 2, 64, 16
 TOL = 1e-5

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from specs.errors import ConfigError
 from transforms import translation as tr
-from transforms.core.errors import ConfigError
 from transforms.text import writing_systems as scripts
 
 TABLE = scripts.LanguageScripts()

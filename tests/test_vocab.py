@@ -13,9 +13,9 @@ import unicodedata
 import pytest
 
 from pipelines import vocab as vocab_pipeline
+from specs.errors import ConfigError
 from transforms import vocab as wp
 from transforms.core import runtime
-from transforms.core.errors import ConfigError
 
 # --- an independent, literal implementation of BERT's BasicTokenizer (tokenization.py's algorithm,
 # character by character), the yardstick for pre_tokenize --------------------------------------

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from specs.errors import ConfigError
 from trainer.checkpoint_layouts import ATTENTION, HUB_POLYEMBED, LAYOUTS, POLYEMBED, Layout, encoder_roles
-from trainer.config import ConfigError
 
 log = logging.getLogger("trainer")
 

@@ -115,7 +115,7 @@ def one_line_errors(body: Callable[[], object]) -> int:
     """Runs a command's ``body``: 0 when it returns; a configuration or spec error (``ConfigError``,
     ``specs.SpecError``) becomes its one line on stderr and exit status 2, before or instead of work."""
     import specs
-    from trainer.config import ConfigError
+    from specs.errors import ConfigError
 
     try:
         body()

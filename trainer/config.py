@@ -16,9 +16,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file, key or value is wrong; the message is one line naming it and where it came from."""
+from specs.errors import ConfigError
 
 
 class Params(Mapping):

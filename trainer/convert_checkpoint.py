@@ -29,9 +29,9 @@ from typing import Any
 import tensorflow as tf
 import yaml
 
+from specs.errors import ConfigError
 from trainer import checkpoint_layouts, checkpoints
 from trainer.cli import one_line_errors
-from trainer.config import ConfigError
 
 log = logging.getLogger("trainer")
 

@@ -31,7 +31,7 @@ import tensorflow as tf
 import specs
 from specs import run_folder
 from specs import vocabulary as sv
-from trainer.config import ConfigError
+from specs.errors import ConfigError
 from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab
 
 AUTOTUNE = tf.data.AUTOTUNE

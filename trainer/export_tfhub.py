@@ -49,9 +49,10 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 import tensorflow as tf
 import tf_keras
 
+from specs.errors import ConfigError
 from trainer import modeling
 from trainer.cli import EXPORT_TYPES, POOLERS, one_line_errors, parse_early
-from trainer.config import ConfigError, load_config
+from trainer.config import load_config
 from trainer.tokenization import DEFAULT_SEQ_LENGTH, BertTokenization
 
 # Sentences the export tokenises both through the transform graph and with --vocab_file/casing: scripts,

@@ -20,8 +20,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from specs.errors import ConfigError
 from trainer import cli
-from trainer.config import ConfigError, load_config
+from trainer.config import load_config
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -52,7 +52,7 @@ class Dirs:
     def from_env(cls, model_dir: str) -> Dirs:
         model_dir = model_dir or os.environ.get("AIP_MODEL_DIR", "")
         if not model_dir:
-            from trainer.config import ConfigError
+            from specs.errors import ConfigError
 
             raise ConfigError("--model_dir is not set (nor AIP_MODEL_DIR)")
         return cls(model_dir,

@@ -31,9 +31,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from trainer import data, metrics, modeling
-from trainer.config import _ENCODER, _RUNTIME, _TRAINER, ConfigError, Params, _data_config
+from trainer.config import _ENCODER, _RUNTIME, _TRAINER, Params, _data_config
 from trainer.experiments import BaseTask
 
 log = logging.getLogger("trainer")

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from specs.errors import ConfigError
 from transforms.core.accounting import NAMESPACE
-from transforms.core.errors import ConfigError
 
 
 def _canonical(edge: tuple[bytes, bytes]) -> Iterator[tuple[bytes, bytes]]:

@@ -35,9 +35,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from specs import SpecError, run_folder
 from specs.command_line import HelpFormatter, flag_bool, flag_names, unknown_flag_message
+from specs.errors import ConfigError
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.core.dead_letters import WriteDeadLetters
-from transforms.core.errors import ConfigError
 
 SUMMARY_FILE = "summary.json"
 DEAD_LETTER_DIR = "dead_letter"

@@ -18,7 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.memory import release_free_memory
 from transforms.core.placement import key_hashes, shard_of
 from transforms.core.seeding import stable_hash64

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 
 
 def read_bytes(path: str) -> bytes:

@@ -8,8 +8,8 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from specs.errors import ConfigError
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
-from transforms.core.errors import ConfigError
 from transforms.core.lines import ReadLineBatches
 from transforms.core.seeding import stable_hash64
 from transforms.core.storage import match_files

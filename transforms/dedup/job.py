@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 import specs
 from specs import dedup as dedup_specs
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.shards import WriteShards
 from transforms.core.spec_files import WriteSpec
 from transforms.dedup.keys import MODES

@@ -11,7 +11,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.seeding import stable_hash128
 from transforms.text import textnorm
 

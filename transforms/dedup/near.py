@@ -9,9 +9,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from specs.errors import ConfigError
 from transforms.core.accounting import NAMESPACE
 from transforms.core.components import ConnectedComponents
-from transforms.core.errors import ConfigError
 from transforms.core.join import StreamingJoin, Tagged
 from transforms.dedup import keep
 from transforms.dedup.keys import NEAR_DUPLICATE, VERIFY, RankFn, ScopeFn, TextsFn, check_mode

@@ -9,8 +9,9 @@ import apache_beam as beam
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.lines import ReadLineBatches
+from transforms.core.records import BadRecordError
 from transforms.core.tfrecords import ReadTFRecords
-from transforms.dedup.records import JSONL, READ_STAGE, BadRecordError, record_from_example, record_from_json
+from transforms.dedup.records import JSONL, READ_STAGE, record_from_example, record_from_json
 
 
 class _ParseJsonl(AccountedDoFn):

@@ -9,8 +9,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from specs import encode_example
+from specs.errors import ConfigError
 from transforms.core import input_checks
-from transforms.core.errors import ConfigError
+from transforms.core.records import BadRecordError
 from transforms.dedup.keys import ClusterMember, fingerprint
 
 JSONL, TFRECORD = "jsonl", "tfrecord"
@@ -31,12 +32,6 @@ class JobRecord(NamedTuple):
     raw: bytes  # the JSON line, or the serialised tf.Example
     texts: tuple[str, ...]
     rank: float | None  # the --rank_field value, None without one
-
-
-class BadRecordError(ValueError):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
 
 
 def input_format(paths: Sequence[str], requested: str = "auto") -> str:

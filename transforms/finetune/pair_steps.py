@@ -13,7 +13,6 @@ from transforms.core.lines import ReadLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.core.records import BadRecordError, decode_utf8
 from transforms.core.tfrecords import ReadTFRecords
-from transforms.dedup import BadRecordError as ExampleDecodeError
 from transforms.dedup import parse_example
 from transforms.finetune import pairs as pair_task
 from transforms.finetune.records import PARSE_STAGE, InputFile, Row, checked_text
@@ -32,10 +31,7 @@ class _ParsePairRecords(AccountedDoFn):
         path, raw = item
         self.took_in(path)
         try:
-            try:
-                feats = parse_example(raw)
-            except ExampleDecodeError as e:
-                raise BadRecordError(e.reason, str(e)) from None
+            feats = parse_example(raw)
             texts = [feats.get(name) or [None] for name in ("src_raw", "tgt_raw")]
             if any(not isinstance(t[0], bytes) for t in texts):
                 raise BadRecordError("missing_column", "needs bytes features src_raw and tgt_raw")

@@ -8,7 +8,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.core.storage import match_files
 from transforms.finetune.pairs import NEGATIVE, PAIRS_JSONL, PAIRS_TFRECORD, POSITIVE

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 
 TRAIN, DEV, TEST = "train", "dev", "test"
 SPLITS = (TRAIN, DEV, TEST)

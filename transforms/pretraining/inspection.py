@@ -16,8 +16,8 @@ from apache_beam.io.filesystems import FileSystems
 
 import specs
 from specs import run_folder
+from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
-from transforms.core.errors import ConfigError
 from transforms.core.runtime import BeamFileSystem
 from transforms.pretraining.layout import Layout, Specials, decode_example
 from transforms.pretraining.outputs import PARAMS_FILE

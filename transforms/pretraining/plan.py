@@ -10,8 +10,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
+from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
-from transforms.core.errors import ConfigError
 from transforms.core.flags import flag_list
 from transforms.pretraining.params import InstanceParams
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 
 POSTS, POSTLINKS = "Posts", "PostLinks"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.stackexchange.dumps import DumpInputs, discover_dump_files
 from transforms.stackexchange.pairs import PAIR_TYPES, PairOptions
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 
 # Unicode name prefix (first word after FULLWIDTH/HALFWIDTH) -> ISO 15924 code.
 _NAME_TO_SCRIPT = {

@@ -6,7 +6,7 @@ import dataclasses
 import re
 import unicodedata
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.text import writing_systems as scripts
 
 # --- normalisation ---------------------------------------------------------------------------

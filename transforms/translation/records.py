@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
 
 TSV, ALIGNED, JSONL = "tsv", "aligned", "jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.seeding import stable_hash64, unit_interval
 from transforms.translation.records import SPLITS, TranslationPair
 

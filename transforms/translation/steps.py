@@ -10,9 +10,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from specs import TRANSLATION_PAIRS
+from specs.errors import ConfigError
 from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
-from transforms.core.errors import ConfigError
 from transforms.core.shards import WriteShards, sort_key
 from transforms.core.spec_files import WriteSpec
 from transforms.text import writing_systems as scripts

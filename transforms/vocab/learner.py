@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from specs import vocabulary as sv
+from specs.errors import ConfigError
 from specs.vocabulary import CLS, MASK, PAD, SEP, UNK
-from transforms.core.errors import ConfigError
 from transforms.vocab.pretokenize import JOINER, is_isolated_char, wordpiece_split
 
 # --- configuration ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.storage import match_files
 from transforms.vocab.learner import LearnerConfig, reserved_tokens
 from transforms.vocab.records import InputConfig

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import re
 
-from transforms.core.errors import ConfigError
+from specs.errors import ConfigError
 from transforms.core.records import BadRecordError
 
 TEXT, JSONL = "text", "jsonl"
