@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -9,31 +10,10 @@ import apache_beam as beam
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
 from transforms.core.lines import ReadLineBatches
+from transforms.core.parse_lines import ParseLines
 from transforms.core.records import BadRecordError
 from transforms.core.tfrecords import ReadTFRecords
 from transforms.dedup.records import JSONL, READ_STAGE, record_from_example, record_from_json
-
-
-class _ParseJsonl(AccountedDoFn):
-    stage = READ_STAGE
-
-    def __init__(self, text_fields: Sequence[str], rank_field: str | None) -> None:
-        self._fields, self._rank = tuple(text_fields), rank_field
-
-    def process(self, batch: Any) -> Iterator[Any]:
-        for offset, line in batch.lines:
-            self.took_in(batch.path)
-            if not line.strip():
-                self.filtered(batch.path, "blank_line")
-                continue
-            try:
-                record = record_from_json(batch.path, offset, line, self._fields, self._rank)
-            except BadRecordError as e:
-                yield self.dead_letter(batch.path, DeadLetter.make(
-                    self.stage, e.reason, line, source=batch.path, offset=offset, detail=str(e)))
-                continue
-            self.out(batch.path)
-            yield record
 
 
 class _ParseExamples(AccountedDoFn):
@@ -66,7 +46,8 @@ class ReadDedupInput(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
         if self._fmt == JSONL:
             read = pbegin | "ReadLines" >> ReadLineBatches(self._paths)
-            parsed = apply_accounted(read.out, "ParseJsonl", _ParseJsonl(self._fields, self._rank))
+            parse = functools.partial(record_from_json, text_fields=tuple(self._fields), rank_field=self._rank)
+            parsed = apply_accounted(read.out, "ParseJsonl", ParseLines(READ_STAGE, parse))
         else:
             read = pbegin | "ReadTFRecords" >> ReadTFRecords(self._paths)
             parsed = apply_accounted(read.out, "ParseExamples", _ParseExamples(self._fields, self._rank))
