@@ -3,9 +3,9 @@
 Every job that reads records one per line (translation pairs, text pairs for fine-tuning, JSONL
 documents for pretraining, JSONL records to deduplicate) has the same loop: take the line in, skip it
 when blank, parse it, dead-letter it with the parser's reason when it cannot be parsed. ``ParseLines``
-is that loop once; a job gives it only the parse function, which raises ``core.records.BadRecordError`` with the
-dead-letter reason for a record it cannot use, or ``core.records.RecordFiltered`` with the filter
-reason for one it leaves out on purpose.
+is that loop once; a job gives it only the parse function, which raises ``core.records.BadRecordError``
+with the dead-letter reason for a record it cannot use, or ``core.records.RecordFiltered`` with the
+filter reason for one it leaves out on purpose.
 """
 
 from __future__ import annotations
