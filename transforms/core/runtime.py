@@ -34,8 +34,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from specs import SpecError, run_folder
-from specs.command_line import HelpFormatter, flag_bool, flag_names, unknown_flag_message
+from specs.command_line import HelpFormatter, flag_names, unknown_flag_message
 from specs.errors import ConfigError
+from transforms.core import flags
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.core.dead_letters import WriteDeadLetters
 
@@ -62,12 +63,12 @@ class CommonOptions(PipelineOptions):
                                  "summary.json and the completion marker go there.")
         parser.add_argument("--seed", type=int, default=12345,
                             help="Job seed; every random decision is seeded from it and the element.")
-        parser.add_argument("--allow_empty", type=flag_bool, nargs="?", const=True, default=False,
-                            help="Finish with exit 0 and the completion marker even when the inputs yield no "
-                                 "record at all (else: a warning, exit 1, no marker).")
-        parser.add_argument("--allow_incomplete", type=flag_bool, nargs="?", const=True, default=False,
-                            help="Read inputs from a polyembed run without its completion marker (an "
-                                 "unfinished run), or our formats produced elsewhere.")
+        flags.add_boolean(parser, "allow_empty", False,
+                          "Finish with exit 0 and the completion marker even when the inputs yield no "
+                          "record at all (else: a warning, exit 1, no marker).")
+        flags.add_boolean(parser, "allow_incomplete", False,
+                          "Read inputs from a polyembed run without its completion marker (an "
+                          "unfinished run), or our formats produced elsewhere.")
 
     def run_folder(self) -> tuple[str, list[str] | None]:
         """The run folder and, when the job owns only some names in it, those names (None: all of it)."""
