@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -135,9 +135,11 @@ class _WriteStatsFile(beam.DoFn):
     def __init__(self, path: str) -> None:
         self._path = path
 
-    def process(self, stats: list[tuple[str, dict[str, Any]]]) -> None:
+    def process(self, stats: list[tuple[str, dict[str, Any]]]) -> Iterator[str]:
+        """Yields the path written."""
         with FileSystems.create(self._path) as f:
             f.write((json.dumps(dict(sorted(stats)), indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        yield self._path
 
 
 class WriteStats(beam.PTransform):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -50,12 +50,15 @@ class WriteMetaData(beam.DoFn):
     def __init__(self, paths: Sequence[str], plan: Plan, options: Any) -> None:
         self._paths, self._plan, self._o = list(paths), plan, options
 
-    def process(self, _: Any, counts: dict[str, int], label_list: list[str], truncated: dict[str, int]) -> None:
+    def process(self, _: Any, counts: dict[str, int], label_list: list[str],
+                truncated: dict[str, int]) -> Iterator[str]:
+        """Yields each path written."""
         meta = meta_data(self._plan, self._o, counts, label_list, truncated)
         text = json.dumps(meta, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
         for path in self._paths:
             with FileSystems.create(path) as f:
                 f.write(text.encode("utf-8"))
+            yield path
 
 
 def _reference_path(template: str, dest: str) -> str:

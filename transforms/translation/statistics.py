@@ -40,8 +40,11 @@ class _CountLengths(beam.DoFn):
     def start_bundle(self) -> None:
         self._counts: collections.Counter = collections.Counter()
 
-    def process(self, item: tuple[int, TranslationPair]) -> None:
+    def process(self, item: tuple[int, TranslationPair]) -> Iterable[tuple[tuple[str, str, str, int], int]]:
+        """Emits nothing itself: the counts leave in ``finish_bundle``. The return type names them, since
+        Beam reads a DoFn's element type from ``process`` (and refuses ``-> None`` since 2.78)."""
         self._counts.update(length_keys(self._split, item[1]))
+        return ()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for key, n in sorted(self._counts.items()):
