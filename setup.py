@@ -17,11 +17,15 @@ import os
 
 from setuptools import find_packages, setup
 
+# Floors are the versions requirements/lock.txt pins (what `make test` runs) unless an older release is
+# known to work; ceilings are what `make test-latest` passes. Beam 2.78 reads a DoFn's return annotation
+# more strictly than 2.77 did; the suite runs on 2.78. tensorflow-transform 1.21 (there is no 1.20)
+# requires TensorFlow 2.21, so 2.20 could never be installed beside it.
 PIPELINE_REQUIRES = [
-    "apache-beam[gcp]>=2.77,<3",
-    "tensorflow>=2.20,<2.22",
-    "tensorflow-text>=2.20,<2.22",
-    "tensorflow-transform>=1.20,<2",
+    "apache-beam[gcp]>=2.78,<3",
+    "tensorflow>=2.21,<2.22",
+    "tensorflow-text>=2.21,<2.22",
+    "tensorflow-transform>=1.21,<2",
     "tensorflow-metadata>=1.20,<2",
     "lxml>=5.2",
     # .7z is LZMA2/BCJ with its own container; py7zr is the maintained pure-Python reader that
@@ -33,10 +37,14 @@ PIPELINE_REQUIRES = [
     # Beam stages --setup_file with `python -m build`; the launcher environment needs it.
     "build>=1.0",
 ]
-# No TensorFlow pins here: see the docstring.
-TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6"]
-# datasketch is the MinHash baseline that bench/dedup.py and the dedup tests compare against.
-TEST_REQUIRES = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6"]
+# No TensorFlow pins here: see the docstring. A training container takes TensorFlow, tensorflow-text and
+# tf-keras from requirements/trainer.txt, the lock's pins (see Dockerfile).
+# tensorflow-hub (0.16.1, its newest release) imports pkg_resources, which setuptools 82 removed.
+TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6", "setuptools<82"]
+# datasketch is the MinHash baseline that bench/dedup.py and the dedup tests compare against. uv installs
+# requirements/lock.txt (`make install`) and writes it (`make lock`); pip is what Beam's staging and
+# trainer.submit call. Both are here so that the lock pins the tools of the environment too.
+TEST_REQUIRES = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "datasketch>=1.6", "uv>=0.13", "pip>=24"]
 
 if os.environ.get("POLYEMBED_DIST") == "trainer":
     setup(
@@ -60,10 +68,6 @@ else:
         install_requires=PIPELINE_REQUIRES,
         extras_require={
             "trainer": TRAINER_REQUIRES,
-            # tensorflow-text and tf-keras matching a container's TensorFlow (tensorflow-hub alone would
-            # pull the newest tf-keras, which requires the newest TensorFlow): .[trainer,tf220]
-            "tf220": ["tensorflow-text~=2.20.0", "tf-keras~=2.20.0"],
-            "tf221": ["tensorflow-text~=2.21.0", "tf-keras~=2.21.0"],
             "test": TEST_REQUIRES,
         },
     )

@@ -2,18 +2,25 @@
 temp location, the real ``--setup_file``; the job graph must serialise and name our transforms.
 
 What this catches: DoFns or lambdas that do not pickle, construction-time I/O against gs:// outputs,
-option clashes with Beam's own flags, and a setup.py that does not build.
+option clashes with Beam's own flags, a setup.py that does not build, and workers that would install
+other versions than the lock pins (the staged ``requirements.txt`` is read back from the job).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
 import pathlib
+import sysconfig
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.portability.api import beam_runner_api_pb2
 
-from transforms.core.runtime import make_pipeline
+from specs import pins
+from specs.errors import ConfigError
+from transforms.core.runtime import make_pipeline, pin_workers
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -44,6 +51,7 @@ def test_job_graph_serialises_for_dataflow(name, shared_data):
         argv = [*argv, f"--vocab_file={shared_data / 'vocab' / 'bert-base-multilingual-cased.vocab.txt'}"]
     module = importlib.import_module(f"pipelines.{name}")
     options = PipelineOptions([*argv, *DATAFLOW])
+    assert pin_workers(options, dry_run=True) == str(pins.DATAFLOW)  # as runtime._run does, before building
     pipeline = make_pipeline(options)
     module.build(pipeline, options)
     result = pipeline.run()
@@ -53,3 +61,53 @@ def test_job_graph_serialises_for_dataflow(name, shared_data):
     assert len(labels) > 20
     assert any(expected_label in label for label in labels), labels[:20]
     assert job.json()  # the request Dataflow would receive serialises
+    staged = _staged(proto)
+    assert set(staged) >= {"requirements.txt", "workflow.tar.gz"}, staged
+    _assert_pins_are_the_locks(pins.read_pins(staged["requirements.txt"]))
+
+
+def _staged(proto) -> dict[str, str]:
+    """``{staged name: local file}`` of every artifact the job's environments would stage."""
+    found = {}
+    for env in proto.components.environments.values():
+        for artifact in env.dependencies:
+            role = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(artifact.role_payload)
+            found[role.staged_name] = beam_runner_api_pb2.ArtifactFilePayload.FromString(artifact.type_payload).path
+    return found
+
+
+def _assert_pins_are_the_locks(staged: dict[str, str]) -> None:
+    lock = pins.read_pins(pins.LOCK)
+    for name in pins.WORKER_CRITICAL:
+        assert staged.get(name) == lock[name], (name, staged.get(name), lock[name])
+    assert {n: v for n, v in staged.items() if lock.get(n) != v} == {}
+    assert len(staged) > 100  # the whole closure of the pipeline's requirements, not a few names
+
+
+def test_launcher_and_staged_pins_must_agree(tmp_path):
+    """A requirements file pinning another Beam than the launcher's stops at start-up, in one line."""
+    other = tmp_path / "requirements.txt"
+    other.write_text("apache-beam[gcp]==2.0.0\nsix\n")
+    options = PipelineOptions([*DATAFLOW, f"--requirements_file={other}"])
+    with pytest.raises(ConfigError, match=r"^--requirements_file=.*apache-beam \S+ here, 2\.0\.0 pinned") as e:
+        pin_workers(options, dry_run=True)
+    assert "\n" not in str(e.value)
+    missing = PipelineOptions([*DATAFLOW, f"--requirements_file={tmp_path / 'nope.txt'}"])
+    with pytest.raises(ConfigError, match=r"nope\.txt: No such file"):
+        pin_workers(missing, dry_run=True)
+    # A custom container brings its own packages; the local runner stages nothing.
+    assert pin_workers(PipelineOptions([*DATAFLOW, "--sdk_container_image=gcr.io/p/img:1"]), dry_run=True) is None
+    assert pin_workers(PipelineOptions([]), dry_run=False) is None
+
+
+def test_the_installed_environment_is_the_lock():
+    """`make install` installs exactly requirements/lock.txt (the drift lane, which installs the newest
+    releases instead, skips this)."""
+    if os.environ.get("POLYEMBED_LANE") == "latest":
+        pytest.skip("the latest lane runs on the newest releases, not on the lock")
+    lock = pins.read_pins(pins.LOCK)
+    site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}  # not the checkout's egg-info
+    installed = {pins.normalise(d.metadata["Name"]): d.version
+                 for d in importlib.metadata.distributions(path=sorted(site))}
+    assert {n: (v, installed.get(n)) for n, v in lock.items() if installed.get(n) != v} == {}
+    assert set(installed) - set(lock) <= {"polyembed"}

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
+from specs import pins
 from trainer import submit
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 COMMON = dict(display_name="j", experiment="labse/train", passthrough=["--params_override=a.b=1"],
               package_uris=["gs://b/p/polyembed_trainer-0.1.0-py3-none-any.whl", "tensorflow-text==2.17.*"],
@@ -51,8 +56,22 @@ def test_bad_combinations_fail_in_one_line():
         submit.machine_spec(None, "NVIDIA_H100_80GB", 3, None)
     with pytest.raises(submit.SubmitError, match="exclusive"):
         submit.machine_spec("v3-8", "NVIDIA_L4", 1, None)
-    assert submit.companion_requirements(COMMON["executor_image_uri"]) == ["tensorflow-text==2.17.*",
-                                                                           "tf-keras==2.17.*"]
+    with pytest.raises(submit.SubmitError, match=r"runs TensorFlow 2\.17 on Python 3\.10; the lock pins TensorFlow"):
+        submit.companion_requirements(COMMON["executor_image_uri"])
+    with pytest.raises(submit.SubmitError, match="cannot tell its TensorFlow and Python versions"):
+        submit.companion_requirements("gcr.io/p/my-image:1")
+
+
+def test_prebuilt_image_companions_are_the_locks_pins():
+    """A prebuilt image of the lock's TensorFlow gets every trainer pin but TensorFlow, as the lock pins it."""
+    lock = pins.read_pins(pins.LOCK)
+    for kind in ("cpu", "gpu", "tpu"):
+        image = submit.default_image(kind)
+        assert f"tf-{kind}.{'-'.join(lock['tensorflow'].split('.')[:2])}.py3" in image
+        companions = dict(r.split("==") for r in submit.companion_requirements(image))
+        assert {"tensorflow-text", "tf-keras", "tensorflow-hub", "pyyaml"} <= set(companions)
+        assert "tensorflow" not in companions
+        assert {n: v for n, v in companions.items() if lock.get(n) != v} == {}
 
 
 @pytest.mark.slow
@@ -64,6 +83,10 @@ def test_dry_run_builds_the_trainer_wheel_and_prints_the_spec(tmp_path):
     spec = json.loads(r.stdout)
     uris = spec["jobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["packageUris"]
     assert uris[0].startswith("gs://bkt/polyembed/") and uris[0].endswith("-py3-none-any.whl")
+    lock = pins.read_pins(pins.LOCK)
+    companions = dict(u.split("==") for u in uris[1:])
+    assert companions["tensorflow-text"] == lock["tensorflow-text"] and companions["tf-keras"] == lock["tf-keras"]
+    assert {n: v for n, v in companions.items() if lock.get(n) != v} == {}
     wheel = submit.build_trainer_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
@@ -88,3 +111,34 @@ def test_trainer_and_specs_import_nothing_from_the_pipeline_side():
             offenders += [f"{path.relative_to(root)}: {n}" for n in names
                           if n.split(".")[0] in ("apache_beam", "pipelines", "transforms")]
     assert offenders == []
+
+
+def test_container_install_uses_the_locks_pins(tmp_path):
+    """The Dockerfile's install step (scripts/install_pins.sh), run with a pip that records its calls:
+    TensorFlow as the chosen build at the lock's version, then every other pin exactly, without deps."""
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "pip"
+    fake.write_text('#!/bin/sh\necho "CALL $*" >> "$LOG"\nfor a; do [ -f "$a" ] && cat "$a" >> "$LOG"; done\n'
+                    'exit 0\n')
+    fake.chmod(0o755)
+    r = subprocess.run(["sh", str(REPO / "scripts" / "install_pins.sh"), str(pins.TRAINER), "tensorflow-tpu",
+                        "-f", "https://example.invalid/index.html"], capture_output=True, text=True,
+                       env={**os.environ, "PIP": str(fake), "LOG": str(log)})
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    calls = [line for line in text.splitlines() if line.startswith("CALL ")]
+    lock = pins.read_pins(pins.LOCK)
+    assert calls[0].startswith(f"CALL install tensorflow-tpu=={lock['tensorflow']} -c ")
+    assert calls[0].endswith("-f https://example.invalid/index.html")
+    assert calls[1].startswith("CALL install --no-deps -r ") and len(calls) == 2
+    # What the second call installs is the whole of trainer.txt but tensorflow, each as the lock pins it.
+    installed = pins.read_pins(_write(tmp_path / "second.txt", text.split(calls[1], 1)[1]))
+    assert set(installed) == set(pins.read_pins(pins.TRAINER)) - {"tensorflow"}
+    assert {n: v for n, v in installed.items() if lock.get(n) != v} == {}
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "scripts/install_pins.sh requirements/trainer.txt" in dockerfile
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

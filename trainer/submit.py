@@ -6,11 +6,13 @@
 Builds the trainer-only wheel (``polyembed-trainer``: trainer/ and specs/, no TensorFlow pins; see
 setup.py), uploads it to the staging bucket, and creates a CustomJob with one worker pool: a Python
 package spec on a prebuilt TensorFlow image (``--executor_image_uri``), or with ``--container_uri`` a
-custom container (see ``Dockerfile``) that already has the trainer installed. Prebuilt images carry
-TensorFlow but not tensorflow-text or tf-keras, and those must match TensorFlow's minor version, so for
-a prebuilt image the matching wheels are fetched from PyPI and uploaded beside ours. Everything after
-``--`` is passed to ``trainer.task``. ``--dry_run`` builds the wheel and prints the job spec as JSON
-without downloading, uploading or needing credentials (companion wheels appear as their requirement).
+custom container (see ``Dockerfile``) that already has the trainer installed from the lock's pins.
+Prebuilt images carry TensorFlow but not tensorflow-text or tf-keras, so for a prebuilt image the wheels
+of every pin in ``requirements/trainer.txt`` (the lock's pins for the trainer) but TensorFlow itself are
+fetched from PyPI and uploaded beside ours; the image must run the lock's TensorFlow minor version and
+Python, else the submission stops at start-up. Everything after ``--`` is passed to ``trainer.task``.
+``--dry_run`` builds the wheel and prints the job spec as JSON without downloading, uploading or needing
+credentials (companion wheels appear as their pins).
 
 Vertex sets ``AIP_MODEL_DIR``, ``AIP_CHECKPOINT_DIR`` and ``AIP_TENSORBOARD_LOG_DIR`` under
 ``--base_output_dir`` (default ``STAGING_BUCKET/polyembed/<display name>``); the trainer honours them.
@@ -31,6 +33,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from specs import pins
 from specs.command_line import HelpFormatter, StrictParser
 from trainer.experiments import NAMES
 
@@ -38,11 +41,15 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 PYTHON_MODULE = "trainer.task"
 EXPERIMENTS = tuple(NAMES)
 
-DEFAULT_IMAGES = {
-    "cpu": "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
-    "gpu": "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest",
-    "tpu": "us-docker.pkg.dev/vertex-ai/training/tf-tpu.2-17.py310:latest",
-}
+
+
+def default_image(kind: str) -> str:
+    """Vertex AI's prebuilt training image of the lock's TensorFlow minor version and Python, for
+    ``kind`` cpu, gpu or tpu."""
+    major, minor = pins.read_pins(pins.TRAINER)["tensorflow"].split(".")[:2]
+    python = pins.lock_python().replace(".", "")
+    return f"us-docker.pkg.dev/vertex-ai/training/tf-{kind}.{major}-{minor}.py{python}:latest"
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,21 +169,29 @@ def build_trainer_wheel(out_dir: pathlib.Path) -> pathlib.Path:
 
 
 def companion_requirements(executor_image_uri: str) -> list[str]:
-    """tensorflow-text and tf-keras pinned to the TensorFlow minor version of a prebuilt image
-    (``.../tf-gpu.2-17.py310:latest`` -> 2.17)."""
-    m = re.search(r"tf-(?:cpu|gpu|tpu)\.(\d+)-(\d+)", executor_image_uri)
+    """The lock's pins for the trainer (``requirements/trainer.txt``) but TensorFlow, which the prebuilt
+    image brings: after checking that the image (``.../tf-gpu.2-21.py311:latest``) runs the lock's
+    TensorFlow minor version and Python."""
+    trainer_pins = pins.read_pins(pins.TRAINER)
+    m = re.search(r"tf-(?:cpu|gpu|tpu)\.(\d+)-(\d+)\.py3(\d+)", executor_image_uri)
     if not m:
-        raise SubmitError(f"cannot tell the TensorFlow version of {executor_image_uri!r}; use --container_uri")
-    minor = f"{m.group(1)}.{m.group(2)}"
-    return [f"tensorflow-text=={minor}.*", f"tf-keras=={minor}.*"]
+        raise SubmitError(f"--executor_image_uri={executor_image_uri}: cannot tell its TensorFlow and Python "
+                          "versions (expected a Vertex AI prebuilt image name such as tf-cpu.2-21.py311); "
+                          "use --container_uri (see Dockerfile)")
+    image_tf, image_python = f"{m.group(1)}.{m.group(2)}", f"3.{m.group(3)}"
+    lock_tf = ".".join(trainer_pins["tensorflow"].split(".")[:2])
+    if (image_tf, image_python) != (lock_tf, pins.lock_python()):
+        raise SubmitError(f"--executor_image_uri={executor_image_uri} runs TensorFlow {image_tf} on Python "
+                          f"{image_python}; the lock pins TensorFlow {trainer_pins['tensorflow']} on Python "
+                          f"{pins.lock_python()}: give an image of those or use --container_uri (see Dockerfile)")
+    return [f"{name}=={version}" for name, version in sorted(trainer_pins.items()) if name != "tensorflow"]
 
 
-def download_wheels(requirements: Sequence[str], executor_image_uri: str, out_dir: pathlib.Path) -> list[pathlib.Path]:
-    m = re.search(r"\.py3(\d+)", executor_image_uri)
-    python = f"3.{m.group(1)}" if m else "3.10"
+def download_wheels(requirements: Sequence[str], out_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The wheels of pinned ``requirements`` for the image's platform (Linux x86-64, the lock's Python)."""
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    "--platform=manylinux2014_x86_64", f"--python-version={python}", "-d", str(out_dir),
-                    *requirements], check=True, stdout=subprocess.DEVNULL)
+                    "--platform=manylinux_2_28_x86_64", f"--python-version={pins.lock_python()}",
+                    "-d", str(out_dir), *requirements], check=True, stdout=subprocess.DEVNULL)
     return sorted(out_dir.glob("*.whl"))
 
 
@@ -202,7 +217,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--gpu_count", type=int, default=1, help="GPUs per machine with --gpu_type.")
     p.add_argument("--machine_type", default=None, help="Vertex machine type (default: one that fits the accelerator).")
     p.add_argument("--container_uri", default=None, help="a custom training container (see Dockerfile)")
-    p.add_argument("--executor_image_uri", default=None, help="prebuilt TF image for the Python package spec")
+    p.add_argument("--executor_image_uri", default=None,
+                   help="Vertex AI prebuilt TensorFlow image for the Python package spec; it must run the lock's "
+                        "TensorFlow and Python (default: tf-cpu, tf-gpu or tf-tpu of those)")
     p.add_argument("--display_name", default=None, help="Job name (default: polyembed-EXPERIMENT-TIME).")
     p.add_argument("--base_output_dir", default=None,
                    help="The job's output folder (default: STAGING_BUCKET/polyembed/NAME).")
@@ -221,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.display_name or f"polyembed-{args.experiment.replace('/', '-')}-{stamp}"
     bucket = args.staging_bucket.rstrip("/")
     base_output = args.base_output_dir or f"{bucket}/polyembed/{name}"
-    image = args.executor_image_uri or DEFAULT_IMAGES["tpu" if args.tpu_type else "gpu" if args.gpu_type else "cpu"]
+    image = args.executor_image_uri or default_image("tpu" if args.tpu_type else "gpu" if args.gpu_type else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         uploads: list[tuple[pathlib.Path, str]] = []
         package_uris: list[str] = []
@@ -233,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.dry_run:
                     package_uris = [uploads[0][1], *companions]
                 else:
-                    for w in download_wheels(companions, image, pathlib.Path(tmp) / "deps"):
+                    for w in download_wheels(companions, pathlib.Path(tmp) / "deps"):
                         uploads.append((w, f"{bucket}/polyembed/{name}/deps/{w.name}"))
                     package_uris = [uri for _, uri in uploads]
             job = job_spec(display_name=name, experiment=args.experiment, passthrough=passthrough,
