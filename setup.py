@@ -4,8 +4,8 @@ trainer that consumes it.
 Two distributions come from this one file:
 
 - ``polyembed`` (the default): pipelines/, transforms/, specs/ and trainer/ with the pipeline
-  dependencies. ``--setup_file=./setup.py`` ships it to Dataflow workers; ``pip install -e '.[trainer,test]'``
-  is the development install.
+  dependencies. ``--setup_file=./setup.py`` ships it to Dataflow workers; the development install is
+  ``make install``: ``.[trainer,test]`` at the versions ``requirements/lock.txt`` pins.
 - ``polyembed-trainer`` (built with ``POLYEMBED_DIST=trainer``, which ``python -m trainer.submit`` does):
   trainer/ and specs/ only, with requirements that never name tensorflow, tensorflow-text or tf-keras,
   so installing it into a training container keeps the TensorFlow build the container already has
