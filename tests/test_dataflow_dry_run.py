@@ -111,3 +111,31 @@ def test_the_installed_environment_is_the_lock():
                  for d in importlib.metadata.distributions(path=sorted(site))}
     assert {n: (v, installed.get(n)) for n, v in lock.items() if installed.get(n) != v} == {}
     assert set(installed) - set(lock) <= {"polyembed"}
+
+
+def test_a_pin_mismatch_stops_the_job_before_its_run_folder_is_touched(tmp_path, capsys):
+    from pipelines import vocab
+    from transforms.core import runtime
+
+    other = tmp_path / "requirements.txt"
+    other.write_text("numpy==1.0.0\n")
+    out = tmp_path / "out"
+    argv = [f"--input_patterns={JOBS['vocab'][0][0].split('=', 1)[1]}", f"--output_dir={out}",
+            *[a for a in DATAFLOW if a != "--dry_run=True"], f"--requirements_file={other}"]
+    assert runtime.main("vocab", vocab.build, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vocab: error: --requirements_file=") and "numpy" in err and "\n" not in err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_documented_command_dry_run_says_what_workers_install(tmp_path, capsys):
+    """docs/cloud.md's flags with --dry_run=True through the job's entry point: exit 0, and the workers'
+    requirements are the lock's subset."""
+    from pipelines import vocab
+    from transforms.core import runtime
+
+    argv = [f"--input_patterns={JOBS['vocab'][0][0].split('=', 1)[1]}", f"--output_dir={OUT}/vocab",
+            "--vocab_size=1000", *DATAFLOW, "--requirements_file=requirements/dataflow.txt"]
+    assert runtime.main("vocab", vocab.build, argv) == 0
+    assert "  workers would install: requirements/dataflow.txt" in capsys.readouterr().out.splitlines()

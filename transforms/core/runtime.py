@@ -379,6 +379,7 @@ def _run(name: str, argv: Sequence[str] | None,
         options = PipelineOptions([*args, f"--output_dir={folder}"])
     common = options.view_as(CommonOptions)
     dry_run = _truthy(options.view_as(TestOptions).dry_run)
+    worker_pins = pin_workers(options, dry_run)  # before the folder is claimed: a mismatch touches nothing
     if dry_run:
         if "://" not in folder:  # Beam's dry run stays offline; so does ours
             _claim(name, folder, owned, args, dry_run=True)  # only checks
@@ -387,7 +388,6 @@ def _run(name: str, argv: Sequence[str] | None,
         # temp dir), and those must not be taken for someone else's files or removed as the old run's.
         _claim(name, folder, owned, args, dry_run=False)
     summary_path = FileSystems.join(folder, SUMMARY_FILE)
-    worker_pins = pin_workers(options, dry_run)
     pipeline = make_pipeline(options)
     built = build(pipeline, options)
     tallies = tuple(built.tallies) | "AllTallies" >> beam.Flatten(pipeline=pipeline)
