@@ -102,8 +102,21 @@ def similarity_parser() -> StrictParser:
     return p
 
 
+def convert_parser() -> StrictParser:
+    p = StrictParser(prog="python -m trainer.convert_checkpoint",
+                     description="Writes a run's latest checkpoint (or any encoder checkpoint task.init_checkpoint "
+                                 "reads) as a Model Garden TF2 checkpoint or in Google's TF1 BERT layout, with "
+                                 "bert_config.json and vocab.txt beside it.")
+    p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint and params.yaml).")
+    p.add_argument("--checkpoint_path", default="", help="A checkpoint (any layout) instead of the run's latest.")
+    p.add_argument("--output_dir", required=True, help="The folder the converted checkpoint is written to.")
+    p.add_argument("--layout", required=True, choices=("model_garden", "tf1"),
+                   help="model_garden (tf.train.Checkpoint(encoder=BertEncoder)) or tf1 (bert_model.ckpt).")
+    return p
+
+
 PARSERS = {"task": task_parser, "export_tfhub": export_parser, "evaluate": evaluate_parser,
-           "similarity": similarity_parser}
+           "similarity": similarity_parser, "convert_checkpoint": convert_parser}
 
 
 def parse_early(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:

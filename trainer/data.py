@@ -51,8 +51,9 @@ def expand_input_path(input_path: str, key: str) -> list[str]:
         if not pattern:
             continue
         matched = tf.io.gfile.glob(pattern)
+        # neither sidecars nor hidden entries (Beam's .temp-* folders of a killed run)
         matched = [f for f in matched if os.path.basename(f) not in (specs.SCHEMA_FILE, specs.SPEC_FILE)
-                   and not run_folder.is_marker(f)]
+                   and not run_folder.is_marker(f) and not os.path.basename(f.rstrip("/")).startswith(".")]
         if not matched:
             raise ConfigError(f"{key} {pattern!r} matches no files")
         files.extend(sorted(matched))
@@ -100,6 +101,32 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
             raise specs.SpecError(f"{key}: the spec in {directory} differs from the one in {where}")
     assert found is not None
     return found, where
+
+
+def open_input(data_cfg: Any, key: str) -> tuple[list[str], specs.FeatureSpec, str]:
+    """What every reader of every experiment does first with ``{key}.input_path``, in this order: the
+    run that wrote it finished (``check_complete``, before anything of it is read), its files, the
+    spec beside them (``read_feature_spec``) and at least one record (``require_records``). Returns
+    the files, the spec and the folder it was read from."""
+    check_complete(data_cfg, key)
+    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
+    found, where = read_feature_spec(files, key)
+    require_records(files, key)
+    return files, found, where
+
+
+def require_records(files: list[str], key: str) -> None:
+    """Stops with one line when the files hold no record: training would wait forever for a first
+    batch (its dataset repeats), evaluation would score nothing. Reads up to the first record."""
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
+                return
+        except tf.errors.OpError as e:
+            raise ConfigError(f"{key}.input_path: {path} is not a readable TFRecord file "
+                              f"({str(e.message).splitlines()[0]})") from None
+    shown = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more"
+    raise ConfigError(f"{key}.input_path holds no record ({shown})")
 
 
 def compression_of(path: str) -> str:
@@ -236,9 +263,7 @@ def dynamic_mask(ids: tf.Tensor, seed: tf.Tensor, special: SpecialTokens, vocab_
 def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None,
                         seed: int, check_only: bool = False) -> tf.data.Dataset | None:
     """MLM(+NSP) batches with the model's feature names (int32; weights float32)."""
-    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
-    check_complete(data_cfg, key)
-    found, where = read_feature_spec(files, key)
+    files, found, where = open_input(data_cfg, key)
     expected, dynamic = pretraining_expected_spec(data_cfg, found)
     found.require(expected, where=where)
     special = special_tokens(data_cfg, found, where, key)
@@ -338,8 +363,7 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
                   seed: int, check_only: bool = False) -> tf.data.Dataset | None:
     """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
     here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
-    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
-    check_complete(data_cfg, key)
+    files, found, where = open_input(data_cfg, key)
     L = data_cfg.seq_length
     if data_cfg.transform_output_dir:
         import tensorflow_transform as tft
@@ -354,14 +378,12 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
             if shape != [L]:
                 raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
                                       f"expected [{L}] ({key}.seq_length)")
-        found, where = read_feature_spec(files, key)
         data_vocabulary(data_cfg, dict(found.params), where, key)
         if check_only:
             return None
         parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
         return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
             k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
-    found, where = read_feature_spec(files, key)
     expected = specs.text_pair_spec(2)
     found.require(expected, where=where)
     vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))

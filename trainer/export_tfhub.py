@@ -318,11 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
         if args.checkpoint_path:
             # every weight of the model must come from the checkpoint (no silent partial load)
-            trainer.checkpoint.read(args.checkpoint_path).assert_existing_objects_matched()
+            trainer.read_checkpoint(args.checkpoint_path, "--checkpoint_path")
         else:
-            if not trainer.manager.latest_checkpoint:
-                raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")
-            trainer.restore()
+            trainer.restore_trained("trainer.export_tfhub")
         export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
 
     return one_line_errors(body)

@@ -173,8 +173,8 @@ class Plan:
                               "least two (--fine_tuning_task_type=regression for numbers)")
         if fixed is not None and len(set(fixed)) != len(fixed):
             raise ConfigError(f"--labels={o.labels} names a label twice; each label is one class id")
-        if o.max_labels < 2:
-            raise ConfigError(f"--max_labels must be >= 2 (a classification needs two labels), got {o.max_labels}")
+        if o.max_labels < 1:
+            raise ConfigError(f"--max_labels must be >= 1, got {o.max_labels}")
         self.name = self.processor_type = "GENERIC"
         self.labels = Labels(fixed, regression, max_labels=o.max_labels)
         for split in SPLITS:
