@@ -169,10 +169,10 @@ class Plan:
         if regression and fixed:
             raise ConfigError("--labels contradicts --fine_tuning_task_type=regression")
         if fixed is not None and len(set(fixed)) < 2:
-            raise ConfigError(f"--labels={o.labels} names {len(set(fixed))} distinct label; classification needs at "
-                              "least two (--fine_tuning_task_type=regression for numbers)")
+            raise ConfigError(f"--labels={','.join(fixed)} names {len(set(fixed))} distinct label; classification "
+                              "needs at least two (--fine_tuning_task_type=regression for numbers)")
         if fixed is not None and len(set(fixed)) != len(fixed):
-            raise ConfigError(f"--labels={o.labels} names a label twice; each label is one class id")
+            raise ConfigError(f"--labels={','.join(fixed)} names a label twice; each label is one class id")
         if o.max_labels < 1:
             raise ConfigError(f"--max_labels must be >= 1, got {o.max_labels}")
         self.name = self.processor_type = "GENERIC"
