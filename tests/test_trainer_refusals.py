@@ -173,3 +173,26 @@ def test_two_runs_with_one_seed_have_identical_weights_and_eval_loss(glue, tmp_p
     assert all(np.array_equal(x, y) for x, y in zip(init_a, init_b, strict=True))
     assert all(np.array_equal(x, y) for x, y in zip(final_a, final_b, strict=True))
     assert loss_a == loss_b
+
+
+# --- more of the same kinds, in the other trainer commands --------------------------------------
+
+def test_folders_that_are_files_and_missing_models_are_one_line(glue, shared_data, tmp_path, capsys):
+    """--model_dir or --export_path naming a file (before: a traceback at the first write); a --pairs
+    file pair that gives nothing to score, refused before the model is loaded (before: a traceback)."""
+    from trainer import evaluate, export_tfhub
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    line = _refused(capsys, task.main(_args(glue["SST-2"], a_file, "train")))
+    assert line == f"error: --model_dir {a_file} is a file, not a folder"
+    line = _refused(capsys, export_tfhub.main(["--experiment=bert/sentence_prediction", f"--model_dir={tmp_path}",
+                                               f"--export_path={a_file}/x", "--export_type=classifier"]))
+    assert line == f"error: --export_path {a_file}/x is inside {a_file}, which is a file, not a folder"
+    tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    line = _refused(capsys, evaluate.main([f"--model={tmp_path}/none", f"--pairs={empty}:{tatoeba}/tatoeba.deu-eng.eng",
+                                           "--max_lines=5"]))
+    assert line == (f"error: {empty} and {tatoeba}/tatoeba.deu-eng.eng give 0 and 5 lines to score (after "
+                    "--skip_lines/--max_lines): line i of one must translate line i of the other")

@@ -177,13 +177,21 @@ def with_source_defaults(cfg: Any, source: Source) -> Any:
     return Params(data, cfg.explicit)
 
 
+def load_saved_model(path: str, where: str, loader: Callable[[str], Any] = tf.saved_model.load) -> Any:
+    """A SavedModel (a TF Hub module, an export) loaded with ``loader`` (``hub.load`` for handles);
+    an absent or unreadable one is one line naming ``where`` (the flag or key that gave it)."""
+    try:
+        return loader(path)
+    except (OSError, tf.errors.OpError, ValueError) as e:
+        detail = str(e).strip().splitlines()
+        raise ConfigError(f"{where} {path}: cannot load a SavedModel there "
+                          f"({detail[0] if detail else type(e).__name__})") from None
+
+
 def open_hub_module(url: str, where: str = "task.hub_module_url") -> Source:
     """A TF Hub BERT encoder SavedModel (local or gs://): its variables by name, its ``vocab_file``
     asset and ``do_lower_case``."""
-    try:
-        module = tf.saved_model.load(url)
-    except (OSError, tf.errors.NotFoundError, ValueError) as e:
-        raise ConfigError(f"{where} {url}: cannot load a SavedModel there ({str(e).splitlines()[0]})") from None
+    module = load_saved_model(url, where)
     variables = {v.name.split(":")[0]: v for v in module.variables}
     source = Source(f"{where} {url}", {k: v.shape.as_list() for k, v in variables.items()},
                     lambda name: variables[name].numpy())

@@ -125,14 +125,16 @@ def parse_early(command: str, argv: Sequence[str] | None = None) -> argparse.Nam
 
 
 def one_line_errors(body: Callable[[], object]) -> int:
-    """Runs a command's ``body``: 0 when it returns; a configuration or spec error (``ConfigError``,
-    ``specs.SpecError``) becomes its one line on stderr and exit status 2, before or instead of work."""
+    """Runs a command's ``body``: 0 when it returns; a configuration, spec or folder error
+    (``ConfigError``, ``specs.SpecError``, ``specs.run_folder.RunFolderError``) becomes its one line on
+    stderr and exit status 2, before or instead of work."""
     import specs
     from specs.errors import ConfigError
+    from specs.run_folder import RunFolderError
 
     try:
         body()
-    except (ConfigError, specs.SpecError) as e:
+    except (ConfigError, specs.SpecError, RunFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -108,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         if not (args.model_dir or args.checkpoint_path):
             raise ConfigError("pass --model_dir (a run) or --checkpoint_path")
-        try:
-            run_folder.check_writable_place(args.output_dir, "--output_dir")
-        except run_folder.RunFolderError as e:
-            raise ConfigError(str(e)) from None
+        run_folder.check_writable_place(args.output_dir, "--output_dir")
         from trainer import checkpoints
 
         source = checkpoints.open_checkpoint(args.checkpoint_path or args.model_dir,

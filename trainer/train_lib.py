@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras
 import yaml
 
+from specs import run_folder
 from specs.errors import ConfigError
 from trainer import checkpoints, experiments
 from trainer.config import Params, to_yaml
@@ -62,6 +63,7 @@ class Dirs:
         model_dir = model_dir or os.environ.get("AIP_MODEL_DIR", "")
         if not model_dir:
             raise ConfigError("--model_dir is not set (nor AIP_MODEL_DIR)")
+        run_folder.check_writable_place(model_dir, "--model_dir")  # one line, not a traceback at the first write
         return cls(model_dir,
                    os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
                    os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "summaries"),
