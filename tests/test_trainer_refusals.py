@@ -129,6 +129,10 @@ def test_predicting_another_tasks_records_with_a_run_is_refused(glue, sst_run, t
     assert line == (f"error: task.label_names=['entailment', 'not_entailment'] but the run in {sst_run} was trained "
                     f"with ['0', '1'] ({sst_run}/params.yaml): the data is another task's")
     assert not (tmp_path / "p.tsv").exists()
+    # a predictions file that is a folder: one line before the work (before: a traceback after it)
+    line = _refused(capsys, task.main(_args(glue["SST-2"], sst_run, "predict",
+                                            **{"task.predict_output_path": str(tmp_path)})))
+    assert line == f"error: task.predict_output_path {tmp_path} is a folder; name the TSV file to write"
 
 
 @pytest.mark.slow

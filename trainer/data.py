@@ -104,12 +104,18 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
 
 
 def open_input(data_cfg: Any, key: str) -> tuple[list[str], specs.FeatureSpec, str]:
-    """What every reader of every experiment does first with ``{key}.input_path``, in this order: the
-    run that wrote it finished (``check_complete``, before anything of it is read), its files, the
+    """What every reader of every experiment does first with ``{key}.input_path``, in this order: its
+    files (listed, not read), the run that wrote them finished (``check_complete``, before anything of
+    them is read; it also explains files a killed run never wrote better than "matches no files"), the
     spec beside them (``read_feature_spec``) and at least one record (``require_records``). Returns
     the files, the spec and the folder it was read from."""
+    try:
+        files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
+    except ConfigError:
+        if any(run_folder.find_run(p.strip()) is not None for p in data_cfg.input_path.split(",") if p.strip()):
+            check_complete(data_cfg, key)
+        raise
     check_complete(data_cfg, key)
-    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
     found, where = read_feature_spec(files, key)
     require_records(files, key)
     return files, found, where
@@ -339,6 +345,7 @@ def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bo
     except ConfigError:  # data not reachable from here (an export elsewhere): the settings alone decide
         files = []
     if files:
+        check_complete(data_cfg, key)
         found, where = read_feature_spec(files, key)
         params = dict(found.params)
     return data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)

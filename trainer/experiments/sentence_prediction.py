@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from specs import run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from trainer import data, metrics, modeling
@@ -333,10 +334,13 @@ def predict(trainer: Any) -> str:
     records) as a GLUE submission TSV: ``index<TAB>prediction``, one row per real example in id order,
     label names for classification (``task.label_names``, else ids), scores for regression."""
     task: Task = trainer.task
+    path = trainer.cfg.task.predict_output_path or os.path.join(trainer.dirs.model, "predictions.tsv")
+    if tf.io.gfile.isdir(path):  # one line before the work, not a traceback after it
+        raise ConfigError(f"task.predict_output_path {path} is a folder; name the TSV file to write")
+    run_folder.check_writable_place(os.path.dirname(path) or ".", "task.predict_output_path")
     task.dataset("validation_data", check_only=True)
     dataset = trainer.strategy.distribute_datasets_from_function(lambda ctx: task.dataset("validation_data", ctx))
     got = task.gather(trainer.model, trainer.strategy, dataset)
-    path = trainer.cfg.task.predict_output_path or os.path.join(trainer.dirs.model, "predictions.tsv")
     names = list(trainer.cfg.task.label_names)
     rows = ["index\tprediction"]
     if got:
