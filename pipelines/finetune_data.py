@@ -174,13 +174,18 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
 
 
 
-def empty_outputs(folder: str) -> list[str]:
-    """The outputs (``train``, ``dev``, ``test/LANG``, ...) of a finished run with no record: its inputs
-    were empty, header-only, or every row was filtered or dead-lettered. The job's own ``outputs``
-    counts in its meta data say so."""
+def empty_splits(folder: str) -> list[str]:
+    """The splits (``train``, ``dev``, ``test``) of a finished run with no record: their inputs were
+    empty, header-only, or every row was filtered or dead-lettered (the job's own ``outputs`` counts in
+    its meta data say so). A split's per-language outputs count together: XNLI's one test file need
+    not hold every language."""
     with FileSystems.open(FileSystems.join(folder, META_DATA_FILE)) as f:
         counts = json.loads(f.read().decode("utf-8")).get("outputs", {})
-    return [dest for dest, n in counts.items() if not n]
+    totals: dict[str, int] = {}
+    for dest, n in counts.items():
+        split = dest.split("/")[0]
+        totals[split] = totals.get(split, 0) + n
+    return [split for split, n in totals.items() if not n]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     o = PipelineOptions(args).view_as(FinetuneDataOptions)
     folder = o.run_folder()[0]
-    empty = empty_outputs(folder)
+    empty = empty_splits(folder)
     if empty and not o.allow_empty:
         # runtime wrote the marker for a run with records somewhere; one without records here is not finished
         withdraw_complete(folder, fs=runtime.BeamFileSystem() if "://" in folder else None)
