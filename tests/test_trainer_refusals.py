@@ -100,6 +100,24 @@ def test_eval_and_export_without_a_checkpoint_refuse_random_weights(glue, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_one_label_classification_is_refused(shared_data, tmp_path, capsys):
+    """Records whose meta data has one label (--max_labels=1 keeps the first one found): before, a
+    1-class task the trainer took for regression and refused for its label type."""
+    rows = (shared_data / "glue" / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:41]
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    assert finetune_data.main([f"--train_files={train}", "--text_a_field=0", "--label_field=1", "--max_labels=1",
+                               f"--vocab_file={shared_data / 'vocab' / 'bert-base-uncased.vocab.txt'}",
+                               "--max_seq_length=32", f"--output_dir={out}"]) == 0
+    capsys.readouterr()
+    args = ["--experiment=bert/sentence_prediction", "--mode=train", f"--model_dir={tmp_path}/run",
+            f"--config_file={TINY}", f"--params_override=task.train_data.input_path={out}/train/*"]
+    line = _refused(capsys, task.main(args))
+    assert line == f"error: {out}/meta_data.json: num_labels is 1; a classification needs at least two labels"
+    assert not (tmp_path / "run").exists()
+
+
 def test_regression_trains_without_validation_data(glue):
     """STS-B with no validation data; before: refused for task.validation_data.label_type=int."""
     override = f"task.train_data.input_path={glue['STS-B']}/train/*"
@@ -194,6 +212,10 @@ def test_folders_that_are_files_and_missing_models_are_one_line(glue, shared_dat
                                                f"--export_path={a_file}/x", "--export_type=classifier"]))
     assert line == f"error: --export_path {a_file}/x is inside {a_file}, which is a file, not a folder"
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
+    from trainer import similarity
+
+    line = _refused(capsys, similarity.main([f"--model={tmp_path}/none", f"--tsv={tmp_path}/none.tsv"]))
+    assert line == f"trainer.similarity: error: --tsv {tmp_path}/none.tsv does not exist"
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     line = _refused(capsys, evaluate.main([f"--model={tmp_path}/none", f"--pairs={empty}:{tatoeba}/tatoeba.deu-eng.eng",
