@@ -118,6 +118,22 @@ def test_a_one_label_classification_is_refused(shared_data, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_labse_refuses_the_transform_graph_of_an_unfinished_run(glue, tmp_path, capsys):
+    """task.train_data.transform_output_dir of a run that did not finish (before: read as it was)."""
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / run_folder.STARTED_FILE).write_text('{"job": "translation_pairs"}')
+    args = ["--experiment=labse/train", "--mode=train", f"--model_dir={tmp_path}/run",
+            "--config_file=trainer/configs/labse_tiny.yaml",
+            f"--params_override=task.train_data.input_path={glue['SST-2']}/train/*,"
+            f"task.train_data.transform_output_dir={killed}"]
+    line = _refused(capsys, task.main(args))
+    assert line == (f"error: task.train_data.transform_output_dir {killed}: the run in {killed} did not finish (no "
+                    f"{run_folder.COMPLETE_FILE}); rerun it (task.train_data.allow_incomplete=true reads the partial "
+                    "data anyway)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_regression_trains_without_validation_data(glue):
     """STS-B with no validation data; before: refused for task.validation_data.label_type=int."""
     override = f"task.train_data.input_path={glue['STS-B']}/train/*"

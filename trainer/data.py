@@ -62,16 +62,16 @@ def expand_input_path(input_path: str, key: str) -> list[str]:
     return sorted(set(files))
 
 
-def check_complete(data_cfg: Any, key: str) -> None:
-    """Refuses data from a run that did not finish, or from no polyembed run at all: every pattern of
-    ``input_path`` must lie in a run folder with its completion marker (``specs.run_folder``), unless
-    ``{key}.allow_incomplete``."""
+def check_complete(data_cfg: Any, key: str, field: str = "input_path") -> None:
+    """Refuses data from a run that did not finish, or from no polyembed run at all: every path of
+    ``{key}.{field}`` (``input_path``'s patterns, or labse's ``transform_output_dir``) must lie in a run
+    folder with its completion marker (``specs.run_folder``), unless ``{key}.allow_incomplete``."""
     if data_cfg.get("allow_incomplete", False):
         return
-    for pattern in (p.strip() for p in data_cfg.input_path.split(",")):
+    for pattern in (p.strip() for p in data_cfg[field].split(",")):
         if pattern:
             try:
-                run_folder.require_complete(pattern, f"{key}.input_path", override=f"{key}.allow_incomplete=true")
+                run_folder.require_complete(pattern, f"{key}.{field}", override=f"{key}.allow_incomplete=true")
             except run_folder.RunFolderError as e:
                 raise ConfigError(str(e)) from None
 
@@ -373,6 +373,7 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     files, found, where = open_input(data_cfg, key)
     L = data_cfg.seq_length
     if data_cfg.transform_output_dir:
+        check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
         import tensorflow_transform as tft
 
         tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
