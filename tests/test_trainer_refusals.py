@@ -216,9 +216,10 @@ def test_two_runs_with_one_seed_have_identical_weights_and_eval_loss(glue, tmp_p
 # --- more of the same kinds, in the other trainer commands --------------------------------------
 
 def test_folders_that_are_files_and_missing_models_are_one_line(glue, shared_data, tmp_path, capsys):
-    """--model_dir or --export_path naming a file (before: a traceback at the first write); a --pairs
-    file pair that gives nothing to score, refused before the model is loaded (before: a traceback)."""
-    from trainer import evaluate, export_tfhub
+    """--model_dir or --export_path naming a file (before: a traceback at the first write); an absent
+    --model or --tsv, and a --pairs file pair that gives nothing to score, refused before the model is
+    loaded (before: tracebacks)."""
+    from trainer import evaluate, export_tfhub, similarity
 
     a_file = tmp_path / "file"
     a_file.write_text("x")
@@ -228,8 +229,9 @@ def test_folders_that_are_files_and_missing_models_are_one_line(glue, shared_dat
                                                f"--export_path={a_file}/x", "--export_type=classifier"]))
     assert line == f"error: --export_path {a_file}/x is inside {a_file}, which is a file, not a folder"
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
-    from trainer import similarity
-
+    pair = f"--pairs={tatoeba}/tatoeba.deu-eng.deu:{tatoeba}/tatoeba.deu-eng.eng"
+    line = _refused(capsys, evaluate.main([f"--model={tmp_path}/none", pair, "--max_lines=5"]))
+    assert line.startswith(f"error: --model {tmp_path}/none: cannot load a SavedModel there (")
     line = _refused(capsys, similarity.main([f"--model={tmp_path}/none", f"--tsv={tmp_path}/none.tsv"]))
     assert line == f"trainer.similarity: error: --tsv {tmp_path}/none.tsv does not exist"
     empty = tmp_path / "empty.txt"
