@@ -81,6 +81,16 @@ def test_an_empty_train_split_is_refused_instead_of_hanging(glue, shared_data, t
     assert not (tmp_path / "run").exists()
 
 
+def test_an_input_path_of_folders_names_them(glue, tmp_path, capsys):
+    """input_path=OUT/* (the run folder, not OUT/train/*): before, "no schema.pbtxt next to the data"
+    and a specs.describe hint for records that are ours."""
+    line = _refused(capsys, task.main(_args(glue["SST-2"], tmp_path / "run", "train",
+                                            **{"task.train_data.input_path": f"{glue['SST-2']}/*"})))
+    assert line == (f"error: task.train_data.input_path names folders, not record files ({glue['SST-2']}/dead_letter): "
+                    f"name the records inside, e.g. {glue['SST-2']}/dead_letter/*")
+    assert not (tmp_path / "run").exists()
+
+
 def test_validation_records_of_another_task_are_refused(glue, tmp_path, capsys):
     """SST-2 (labels 0, 1) trained and validated on RTE dev (entailment, not_entailment); before, it ran
     and reported an accuracy."""

@@ -83,6 +83,10 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
     for directory in sorted({os.path.dirname(f) for f in files}):
         schema = os.path.join(directory, specs.SCHEMA_FILE)
         if not tf.io.gfile.exists(schema):
+            folders = [f for f in files if os.path.dirname(f) == directory and tf.io.gfile.isdir(f)]
+            if folders:  # e.g. input_path=OUT/* for OUT/train/*: the files are one level down
+                raise ConfigError(f"{key}.input_path names folders, not record files ({folders[0]}): name the "
+                                  f"records inside, e.g. {folders[0]}/*")
             raise specs.SpecError(f"no {specs.SCHEMA_FILE} next to the data of {key} in {directory} (records made "
                                   "elsewhere, e.g. by create_pretraining_data.py, are described with: python -m "
                                   "specs.describe --pretraining --max_seq_length N --max_predictions_per_seq P "
