@@ -27,6 +27,7 @@ tests: ``OUT/test/LANG/``), ``schema.pbtxt`` + ``feature_spec.json`` beside each
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -38,12 +39,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
+from specs.run_folder import COMPLETE_FILE, withdraw_complete
 from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
 from transforms.core import flags, runtime
 from transforms.core.spec_files import WriteSpec
 from transforms.core.storage import read_bytes
-from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, place_reference_outputs
+from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, place_reference_outputs, reference_path
 from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, reference_outputs
 from transforms.finetune.tasks import SPLITS
 from transforms.text.bert_tokenization import BertTokenizer
@@ -130,6 +132,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     o = options.view_as(FinetuneDataOptions)
     common = options.view_as(runtime.CommonOptions)
     out_dir = common.output_dir
+    # another job's output is read only when that run finished (before any input file is opened)
+    for split in SPLITS:
+        runtime.check_inputs_complete(flags.flag_list(getattr(o, f"{split}_files")), f"--{split}_files", options,
+                                      ours=False)
+    if o.input_data_dir:
+        runtime.check_inputs_complete([o.input_data_dir], "--input_data_dir", options, ours=False)
     plan = Plan(o)
     if not o.vocab_file:
         raise ConfigError("--vocab_file is required")
@@ -152,7 +160,10 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     for dest in plan.dests:
         directory = FileSystems.join(out_dir, *dest.split("/"))
         _ = pipeline | f"Spec{dest.replace('/', '_').title()}" >> WriteSpec(spec, directory)
-        outputs[f"{dest} records"] = FileSystems.join(directory, f"{ft.SHARD_PREFIX}-*{ft.SHARD_SUFFIX}")
+        template = plan.reference.get(dest.split("/")[0])
+        # with the reference's flags the shards become its one file after the run: name that file
+        outputs[f"{dest} records"] = (reference_path(template, dest) if template else
+                                      FileSystems.join(directory, f"{ft.SHARD_PREFIX}-*{ft.SHARD_SUFFIX}"))
     meta_paths = [FileSystems.join(out_dir, META_DATA_FILE)] + ([o.meta_data_file_path] if o.meta_data_file_path
                                                                   else [])
     _ = (pipeline | "MetaTrigger" >> beam.Create([None])
@@ -163,17 +174,43 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
 
 
 
+def empty_splits(folder: str) -> list[str]:
+    """The splits (``train``, ``dev``, ``test``) of a finished run with no record: their inputs were
+    empty, header-only, or every row was filtered or dead-lettered (the job's own ``outputs`` counts in
+    its meta data say so). A split's per-language outputs count together: XNLI's one test file need
+    not hold every language."""
+    with FileSystems.open(FileSystems.join(folder, META_DATA_FILE)) as f:
+        counts = json.loads(f.read().decode("utf-8")).get("outputs", {})
+    totals: dict[str, int] = {}
+    for dest, n in counts.items():
+        split = dest.split("/")[0]
+        totals[split] = totals.get(split, 0) + n
+    return [split for split, n in totals.items() if not n]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``runtime.main`` plus the reference's single-file outputs: after the run each split's shards
-    become the one file the reference writes at ``--*_data_output_path``."""
+    """``runtime.main`` plus two steps after the run: a split that yielded no record leaves the run
+    unfinished with exit 1 (as ``runtime`` does for a job that yielded nothing at all: training must
+    never be handed an empty split), and with the reference's flags each split's shards become the one
+    file the reference writes at ``--*_data_output_path``."""
     args = list(sys.argv[1:] if argv is None else argv)
     code = runtime.main("finetune_data", build, args)
-    if code == 0:
-        o = PipelineOptions(args).view_as(FinetuneDataOptions)
-        if reference_outputs(o):
-            for path in place_reference_outputs(o, o.run_folder()[0]):
-                print(f"reference output: {path}")
-    return code
+    if code != 0:
+        return code
+    o = PipelineOptions(args).view_as(FinetuneDataOptions)
+    folder = o.run_folder()[0]
+    empty = empty_splits(folder)
+    if empty and not o.allow_empty:
+        # runtime wrote the marker for a run with records somewhere; one without records here is not finished
+        withdraw_complete(folder, fs=runtime.BeamFileSystem() if "://" in folder else None)
+        print(f"finetune_data: warning: {', '.join(empty)} yielded no records (empty or header-only input, or every "
+              f"row filtered or dead-lettered: see {FileSystems.join(folder, 'summary.json')}); the run is left "
+              f"unfinished (no {COMPLETE_FILE}); --allow_empty accepts an empty split", file=sys.stderr)
+        return 1
+    if reference_outputs(o):
+        for path in place_reference_outputs(o, folder):
+            print(f"reference output: {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -137,8 +137,10 @@ def _read_json(fs: Any, path: str) -> dict[str, Any] | None:
 
 # --- writers' side ---------------------------------------------------------------------------------
 
-def _check_writable_place(fs: Any, folder: str, flag: str) -> None:
-    """A file where the folder (or one of its parents) should be: one line, before any work."""
+def check_writable_place(folder: str, flag: str, fs: Any = None) -> None:
+    """A file where the folder (or one of its parents) should be: one line, before any work (every
+    command that writes a folder, a run folder or not, e.g. ``trainer.convert_checkpoint``)."""
+    fs = _fs(folder, fs)
     if _is_remote(folder):
         if fs.is_file(folder.rstrip("/")):
             raise RunFolderError(f"{flag} {folder} is a file, not a folder")
@@ -164,7 +166,7 @@ def claim(folder: str, job: str, argv: Sequence[str] = (), flag: str = "--output
     folder that cannot be written.
     """
     fs = _fs(folder, fs)
-    _check_writable_place(fs, folder, flag)
+    check_writable_place(folder, flag, fs)
     try:
         names = fs.names(folder)
     except PermissionError:
@@ -222,6 +224,14 @@ def write_complete(folder: str, job: str, summary: Mapping[str, Any], outputs: M
               "totals": totals, "outputs": dict(outputs), "argv": started.get("argv", [])}
     fs.write(_join(folder, COMPLETE_FILE), json.dumps(marker, indent=2, sort_keys=True) + "\n")
     return marker
+
+
+def withdraw_complete(folder: str, fs: Any = None) -> None:
+    """Removes ``_RUN_COMPLETE.json`` again: for a launcher whose own check after the run (a split with
+    no record) finds the run unusable, so readers refuse it as unfinished."""
+    fs = _fs(folder, fs)
+    if fs.exists(_join(folder, COMPLETE_FILE)):
+        fs.remove(folder, [COMPLETE_FILE])
 
 
 # --- readers' side ---------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ def test_output_path_problems_stop_at_start_up_with_one_line(tmp_path, capsys):
 
 def test_trainer_help_shows_defaults_without_importing_tensorflow():
     script = ("import runpy, sys\n"
-              "for module in ('trainer.task', 'trainer.export_tfhub', 'trainer.evaluate', 'trainer.similarity'):\n"
+              "for module in ('trainer.task', 'trainer.export_tfhub', 'trainer.evaluate', 'trainer.similarity',\n"
+              "               'trainer.convert_checkpoint'):\n"
               "    sys.argv = [module, '--help']\n"
               "    try:\n"
               "        runpy.run_module(module, run_name='__main__')\n"
@@ -196,9 +197,12 @@ def test_trainer_help_shows_defaults_without_importing_tensorflow():
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "TF_IMPORTED False" in out
-    for prog in ("trainer.task", "trainer.export_tfhub", "trainer.evaluate", "trainer.similarity"):
+    for prog in ("trainer.task", "trainer.export_tfhub", "trainer.evaluate", "trainer.similarity",
+                 "trainer.convert_checkpoint"):
         assert f"usage: python -m {prog}" in out
     assert "(default: model)" in out and "(default: 256)" in out and "--held_out_from" in out
+    # convert_checkpoint's description is whole, not its docstring's first line cut mid-sentence
+    assert "with bert_config.json and vocab.txt beside it." in " ".join(out.split())
 
 
 @pytest.mark.slow
@@ -207,6 +211,7 @@ def test_trainer_commands_name_the_closest_flag_in_one_line():
                                 ("trainer.export_tfhub", "--export_pth=/x", "--export_path"),
                                 ("trainer.evaluate", "--tatoeba_dirs=/x", "--tatoeba_dir"),
                                 ("trainer.similarity", "--row=3", "--rows"),
+                                ("trainer.convert_checkpoint", "--layot=tf1", "--layout"),
                                 ("trainer.submit", "--regon=x", "--region"),
                                 ("pipelines.inspect", "--num_example=2", "--num_examples")):
         done = subprocess.run([sys.executable, "-m", module, typo], cwd=REPO, capture_output=True, text=True,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines import finetune_data
-from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text
+from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text, run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
@@ -157,6 +157,89 @@ def test_configuration_errors(shared_data, tmp_path):
         build(f"--train_files={glue / 'SST-2' / 'dev.tsv'}")
     with pytest.raises(ConfigError, match="no column named 'sentence1'"):
         build(f"--train_files={glue / 'SST-2' / 'dev.tsv'}", "--text_a_field=sentence1", "--label_field=label")
+    # the flag the user gave, named as given (before: "no input: give --task with --input_data_dir")
+    with pytest.raises(ConfigError, match=r"^--input_data_dir /nonexistent does not exist$"):
+        build("--task=SST-2", "--input_data_dir=/nonexistent")
+    with pytest.raises(ConfigError, match=rf"^--input_data_dir {tmp_path} holds none of SST-2's files \(train\.tsv, "):
+        build("--task=SST-2", f"--input_data_dir={tmp_path}")
+    # one label is no classification (before: a 1-class task the trainer could not use)
+    with pytest.raises(ConfigError, match=r"^--labels=pos names 1 distinct label; classification needs at least two"):
+        build(f"--train_files={glue / 'SST-2' / 'dev.tsv'}", "--text_a_field=0", "--label_field=1", "--labels=pos")
+    with pytest.raises(ConfigError, match=r"^--labels=0,0 names 1 distinct label"):
+        build(f"--train_files={glue / 'SST-2' / 'dev.tsv'}", "--text_a_field=0", "--label_field=1", "--labels=0,0")
+
+
+def _main(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]:
+    """``finetune_data.main``'s exit status and its last line on stderr (no traceback)."""
+    code = finetune_data.main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    return code, err.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_split_that_yields_nothing_exits_1_without_the_marker(shared_data, tmp_path, capsys):
+    """An empty and a header-only train.tsv, and a run whose every row is dead-lettered: exit 1, no
+    completion marker, no reference file (before: exit 0 and the marker, and training then hung)."""
+    dev = _glue(shared_data, "SST-2", "dev.tsv")
+    for name, train in (("empty", b""), ("header_only", b"sentence\tlabel\n")):
+        data = tmp_path / name
+        data.mkdir()
+        (data / "train.tsv").write_bytes(train)
+        _head(dev, data / "dev.tsv", 20)
+        out = tmp_path / f"{name}_out"
+        code, line = _main(capsys, ["--task=SST-2", f"--input_data_dir={data}", *_common(shared_data, out),
+                                    f"--train_data_output_path={out}/train.tf_record",
+                                    f"--eval_data_output_path={out}/eval.tf_record"])
+        run = out  # --output_dir is the run folder; the reference's files are not made
+        assert code == 1 and line == (
+            "finetune_data: warning: train yielded no records (empty or header-only input, or every row filtered or "
+            f"dead-lettered: see {run}/summary.json); the run is left unfinished (no _RUN_COMPLETE.json); "
+            "--allow_empty accepts an empty split")
+        assert not (run / run_folder.COMPLETE_FILE).exists() and not list(out.glob("*.tf_record"))
+    # --from_pairs over a TSV read as JSONL: 1,000 rows in, every one dead-lettered
+    out = tmp_path / "pairs_out"
+    code, line = _main(capsys, ["--from_pairs", f"--train_files={_glue(shared_data, 'SST-2', 'train.tsv')}",
+                                "--input_format=jsonl", *_common(shared_data, out)])
+    assert code == 1 and line.startswith("finetune_data: warning: train yielded no records")
+    assert not (out / run_folder.COMPLETE_FILE).exists()
+    assert json.loads((out / "summary.json").read_text())["stages"]["parse_rows"]["total"]["dead_lettered"]
+
+
+def test_inputs_of_an_unfinished_run_are_refused(shared_data, tmp_path, capsys):
+    """Pairs from a run that did not finish (its started marker, no completion marker): refused before
+    any row is read (before: all 23,201 rows of a killed run dead-lettered, exit 0, marker written)."""
+    killed = tmp_path / "killed"
+    (killed / "train").mkdir(parents=True)
+    (killed / run_folder.STARTED_FILE).write_text('{"job": "translation_pairs"}')
+    _head(_glue(shared_data, "SST-2", "train.tsv"), killed / "train" / "pairs.jsonl", 10)
+    out = tmp_path / "out"
+    code, line = _main(capsys, ["--from_pairs", f"--train_files={killed}/train/*.jsonl", *_common(shared_data, out)])
+    assert code == 2 and line == (
+        f"finetune_data: error: --train_files {killed}/train/*.jsonl: the run in {killed} did not finish (no "
+        "_RUN_COMPLETE.json); rerun it (--allow_incomplete reads the partial data anyway)")
+    assert [p.name for p in out.iterdir()] == [run_folder.STARTED_FILE]  # claimed at start-up, nothing written
+
+
+@pytest.mark.slow
+def test_a_byte_order_mark_is_not_text(shared_data, tmp_path):
+    """A UTF-8 BOM on a header-less MRPC file (before: its first row taken for a header, filtered, every
+    example id shifted) and on a generic TSV's header (before: a column named '\ufefftext')."""
+    plain, bom = tmp_path / "plain", tmp_path / "bom"
+    for folder, prefix in ((plain, b""), (bom, b"\xef\xbb\xbf")):
+        _head(_glue(shared_data, "MRPC", "train.tsv"), folder / "train.tsv", 40, prepend=prefix)
+        _head(_glue(shared_data, "MRPC", "dev.tsv"), folder / "dev.tsv", 20, prepend=prefix)
+        summary = _run(["--task=MRPC", f"--input_data_dir={folder}", *_common(shared_data, folder / "out")])
+        assert summary["stages"]["parse_rows"]["total"]["filtered"] == {}
+    for dest in ("train", "dev"):
+        assert _bytes(bom / "out", dest) == _bytes(plain / "out", dest)
+    named = tmp_path / "named.tsv"
+    rows = _glue(shared_data, "SST-2", "dev.tsv").read_bytes().split(b"\n")[1:21]
+    named.write_bytes(b"\xef\xbb\xbftext\tlabel\n" + b"\n".join(rows) + b"\n")
+    summary = _run([f"--train_files={named}", "--text_a_field=text", "--label_field=label",
+                    *_common(shared_data, tmp_path / "named_out")])
+    assert summary["stages"]["parse_rows"]["total"]["filtered"] == {"header": 1}
+    assert len(_split(tmp_path / "named_out", "train")) == 20
 
 
 # --- GLUE end to end -----------------------------------------------------------------------------
@@ -330,6 +413,10 @@ def test_reference_command_line_writes_the_reference_files(mrpc_reference_flags)
     run = out / finetune_data.REFERENCE_RUN_DIR
     assert json.loads((run / "summary.json").read_text())["balanced"]
     assert not list(run.glob("*/finetune-*"))  # the shards were moved into the single files
+    # the outputs the run printed and recorded are the files that exist after the shards were moved
+    outputs = json.loads((run / run_folder.COMPLETE_FILE).read_text())["outputs"]
+    assert outputs["train records"] == str(out / "MRPC_train.tf_record")
+    assert outputs["dev records"] == str(out / "MRPC_eval.tf_record")
     meta = json.loads((out / "MRPC_meta_data").read_text())
     for key, value in {"processor_type": "MRPC", "train_data_size": 300, "eval_data_size": 200,
                        "max_seq_length": 32, "task_type": "bert_classification", "num_labels": 2}.items():

@@ -31,7 +31,7 @@ from pipelines import pretrain_data, stackexchange, translation_pairs
 from pipelines import vocab as vocab_pipeline
 from transforms.core import input_checks, runtime
 from transforms.core.accounting import DEAD_LETTER
-from transforms.core.lines import LineBatch, _CheckLines, _LineBatchSource
+from transforms.core.lines import UTF8_BOM, LineBatch, _CheckLines, _LineBatchSource
 from transforms.core.tfrecords import _ReadTFRecordFile, tfrecord_frame
 from transforms.pretraining import RawDocument, bert_text, reading, tlm
 
@@ -72,9 +72,11 @@ def _cut(data: bytes, fmt: str) -> bytes:
 
 
 def _offsets(lines: list[bytes], end: bytes) -> list[tuple[int, bytes]]:
+    """``(offset, line)`` as the reader cuts them: the Posts.xml sample's byte-order mark is dropped
+    from its first line (``lines.lines_from``), whose offset stays 0."""
     out, pos = [], 0
     for line in lines:
-        out.append((pos, line))
+        out.append((pos, line.removeprefix(UTF8_BOM) if pos == 0 else line))
         pos += len(line) + len(end)
     return out
 

@@ -22,10 +22,10 @@ def test_row_attributes_are_decoded_once_by_xml_and_once_by_html():
     assert post.author == "https://x.stackexchange.com/users/3"
 
 
-@pytest.mark.parametrize("line", [b"", b"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?>", b"<posts>",
+@pytest.mark.parametrize("line", [b"", b"<?xml version=\"1.0\" encoding=\"utf-8\"?>", b"<posts>",
                                   b"</posts>\r", b"  <postlinks>"])
 def test_envelope_lines_are_not_rows(line):
-    assert se.parse_row(line, first_line=True) is None
+    assert se.parse_row(line) is None
 
 
 @pytest.mark.parametrize("line,reason", [

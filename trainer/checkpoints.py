@@ -10,12 +10,13 @@ variable and both shapes), and the head roles that are not in the source are log
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,21 @@ class Source:
         return value.T if role in self.layout.transposed else value
 
 
-def resolve_checkpoint(path: str) -> str:
+@contextlib.contextmanager
+def reading(where: str) -> Iterator[None]:
+    """The one way a checkpoint is read (``open_checkpoint``'s reads, a run's resume, eval, predict,
+    export, ``convert_checkpoint``): a missing, truncated or corrupt file, which TensorFlow reports as
+    ``IndexError: Read less bytes than requested`` or an ``OpError``, and a checkpoint that does not
+    hold the model's objects, become one line naming ``where`` (the flag or the checkpoint)."""
+    try:
+        yield
+    except (IndexError, tf.errors.OpError, AssertionError) as e:
+        detail = str(getattr(e, "message", "") or e).strip().splitlines()
+        raise ConfigError(f"{where}: cannot read the checkpoint ({type(e).__name__}: "
+                          f"{detail[0] if detail else 'no detail'})") from None
+
+
+def resolve_checkpoint(path: str, where: str = "task.init_checkpoint") -> str:
     """A checkpoint prefix from a prefix, a checkpoint directory, a run's model_dir or a directory
     holding one checkpoint (as Google's BERT downloads: ``bert_model.ckpt.*`` with no index file)."""
     if not tf.io.gfile.isdir(path):
@@ -70,7 +85,7 @@ def resolve_checkpoint(path: str) -> str:
     indexes = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
     if len(indexes) == 1:
         return indexes[0][:-len(".index")]
-    raise ConfigError(f"task.init_checkpoint {path} is a directory without one checkpoint in it "
+    raise ConfigError(f"{where} {path} is a directory without one checkpoint in it "
                       f"({len(indexes)} .index files and no 'checkpoint' file)")
 
 
@@ -91,7 +106,7 @@ def _detect(source: Source) -> None:
 
 def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
     """A checkpoint in any known layout, with ``bert_config.json`` and ``vocab.txt`` beside it if present."""
-    prefix = resolve_checkpoint(path)
+    prefix = resolve_checkpoint(path, where)
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
@@ -99,7 +114,12 @@ def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
     shapes = {k[:-len(_TF2_VALUE)] if k.endswith(_TF2_VALUE) else k: s
               for k, s in reader.get_variable_to_shape_map().items()}
     keys = {k[:-len(_TF2_VALUE)] if k.endswith(_TF2_VALUE) else k: k for k in reader.get_variable_to_shape_map()}
-    source = Source(f"{where} {path}", shapes, lambda name: reader.get_tensor(keys[name]))
+
+    def read(name: str) -> np.ndarray:
+        with reading(f"{where} {path}"):
+            return reader.get_tensor(keys[name])
+
+    source = Source(f"{where} {path}", shapes, read)
     _detect(source)
     folder = os.path.dirname(prefix)
     config_file = os.path.join(folder, "bert_config.json")
@@ -157,13 +177,21 @@ def with_source_defaults(cfg: Any, source: Source) -> Any:
     return Params(data, cfg.explicit)
 
 
+def load_saved_model(path: str, where: str, loader: Callable[[str], Any] = tf.saved_model.load) -> Any:
+    """A SavedModel (a TF Hub module, an export) loaded with ``loader`` (``hub.load`` for handles);
+    an absent or unreadable one is one line naming ``where`` (the flag or key that gave it)."""
+    try:
+        return loader(path)
+    except (OSError, tf.errors.OpError, ValueError) as e:
+        detail = str(e).strip().splitlines()
+        raise ConfigError(f"{where} {path}: cannot load a SavedModel there "
+                          f"({detail[0] if detail else type(e).__name__})") from None
+
+
 def open_hub_module(url: str, where: str = "task.hub_module_url") -> Source:
     """A TF Hub BERT encoder SavedModel (local or gs://): its variables by name, its ``vocab_file``
     asset and ``do_lower_case``."""
-    try:
-        module = tf.saved_model.load(url)
-    except (OSError, tf.errors.NotFoundError, ValueError) as e:
-        raise ConfigError(f"{where} {url}: cannot load a SavedModel there ({str(e).splitlines()[0]})") from None
+    module = load_saved_model(url, where)
     variables = {v.name.split(":")[0]: v for v in module.variables}
     source = Source(f"{where} {url}", {k: v.shape.as_list() for k, v in variables.items()},
                     lambda name: variables[name].numpy())

@@ -102,8 +102,21 @@ def similarity_parser() -> StrictParser:
     return p
 
 
+def convert_parser() -> StrictParser:
+    p = StrictParser(prog="python -m trainer.convert_checkpoint",
+                     description="Writes a run's latest checkpoint (or any encoder checkpoint task.init_checkpoint "
+                                 "reads) as a Model Garden TF2 checkpoint or in Google's TF1 BERT layout, with "
+                                 "bert_config.json and vocab.txt beside it.")
+    p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint and params.yaml).")
+    p.add_argument("--checkpoint_path", default="", help="A checkpoint (any layout) instead of the run's latest.")
+    p.add_argument("--output_dir", required=True, help="The folder the converted checkpoint is written to.")
+    p.add_argument("--layout", required=True, choices=("model_garden", "tf1"),
+                   help="model_garden (tf.train.Checkpoint(encoder=BertEncoder)) or tf1 (bert_model.ckpt).")
+    return p
+
+
 PARSERS = {"task": task_parser, "export_tfhub": export_parser, "evaluate": evaluate_parser,
-           "similarity": similarity_parser}
+           "similarity": similarity_parser, "convert_checkpoint": convert_parser}
 
 
 def parse_early(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -112,14 +125,16 @@ def parse_early(command: str, argv: Sequence[str] | None = None) -> argparse.Nam
 
 
 def one_line_errors(body: Callable[[], object]) -> int:
-    """Runs a command's ``body``: 0 when it returns; a configuration or spec error (``ConfigError``,
-    ``specs.SpecError``) becomes its one line on stderr and exit status 2, before or instead of work."""
+    """Runs a command's ``body``: 0 when it returns; a configuration, spec or folder error
+    (``ConfigError``, ``specs.SpecError``, ``specs.run_folder.RunFolderError``) becomes its one line on
+    stderr and exit status 2, before or instead of work."""
     import specs
     from specs.errors import ConfigError
+    from specs.run_folder import RunFolderError
 
     try:
         body()
-    except (ConfigError, specs.SpecError) as e:
+    except (ConfigError, specs.SpecError, RunFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

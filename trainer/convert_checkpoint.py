@@ -18,7 +18,6 @@ converts between Model Garden and TF1 layouts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -26,12 +25,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import tensorflow as tf
 import yaml
 
+from specs import run_folder
 from specs.errors import ConfigError
-from trainer import checkpoint_layouts, checkpoints
-from trainer.cli import one_line_errors
+from trainer import checkpoint_layouts
+from trainer.cli import one_line_errors, parse_early
+
+# TensorFlow (and trainer.checkpoints, which imports it) only once the flags are read, so --help and a
+# mistyped flag answer at once
 
 log = logging.getLogger("trainer")
 
@@ -50,6 +52,8 @@ def bert_config(arch: dict[str, int], encoder_params: dict[str, Any]) -> dict[st
 
 def run_params(model_dir: str) -> dict[str, Any]:
     """The run's ``params.yaml`` (empty when the source is not one of our runs)."""
+    import tensorflow as tf
+
     path = os.path.join(model_dir, "params.yaml")
     if not model_dir or not tf.io.gfile.exists(path):
         return {}
@@ -57,9 +61,13 @@ def run_params(model_dir: str) -> dict[str, Any]:
         return yaml.safe_load(f.read()) or {}
 
 
-def convert(source: checkpoints.Source, layout_name: str, output_dir: str, params: dict[str, Any]) -> str:
-    """Writes ``source``'s encoder (and heads) in ``layout_name`` under ``output_dir``; returns the
-    checkpoint prefix."""
+def convert(source: Any, layout_name: str, output_dir: str, params: dict[str, Any]) -> str:
+    """Writes ``source``'s encoder (and heads), a ``trainer.checkpoints.Source``, in ``layout_name``
+    under ``output_dir``; returns the checkpoint prefix."""
+    import tensorflow as tf
+
+    from trainer import checkpoints
+
     if layout_name not in ("model_garden", "tf1"):
         raise ConfigError(f"--layout {layout_name!r} is not model_garden or tf1")
     layout = checkpoint_layouts.WRITABLE[layout_name]
@@ -94,17 +102,15 @@ def convert(source: checkpoints.Source, layout_name: str, output_dir: str, param
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_early("convert_checkpoint", argv)
     logging.basicConfig(level=logging.INFO)
-    p = argparse.ArgumentParser(prog="python -m trainer.convert_checkpoint", description=__doc__.splitlines()[0])
-    p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint and params.yaml).")
-    p.add_argument("--checkpoint_path", default="", help="A checkpoint (any layout) instead of the run's latest.")
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--layout", required=True, choices=("model_garden", "tf1"))
-    args = p.parse_args(argv)
 
     def body() -> None:
         if not (args.model_dir or args.checkpoint_path):
             raise ConfigError("pass --model_dir (a run) or --checkpoint_path")
+        run_folder.check_writable_place(args.output_dir, "--output_dir")
+        from trainer import checkpoints
+
         source = checkpoints.open_checkpoint(args.checkpoint_path or args.model_dir,
                                              "--checkpoint_path" if args.checkpoint_path else "--model_dir")
         convert(source, args.layout, args.output_dir, run_params(args.model_dir))

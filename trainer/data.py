@@ -51,8 +51,9 @@ def expand_input_path(input_path: str, key: str) -> list[str]:
         if not pattern:
             continue
         matched = tf.io.gfile.glob(pattern)
+        # neither sidecars nor hidden entries (Beam's .temp-* folders of a killed run)
         matched = [f for f in matched if os.path.basename(f) not in (specs.SCHEMA_FILE, specs.SPEC_FILE)
-                   and not run_folder.is_marker(f)]
+                   and not run_folder.is_marker(f) and not os.path.basename(f.rstrip("/")).startswith(".")]
         if not matched:
             raise ConfigError(f"{key} {pattern!r} matches no files")
         files.extend(sorted(matched))
@@ -61,16 +62,16 @@ def expand_input_path(input_path: str, key: str) -> list[str]:
     return sorted(set(files))
 
 
-def check_complete(data_cfg: Any, key: str) -> None:
-    """Refuses data from a run that did not finish, or from no polyembed run at all: every pattern of
-    ``input_path`` must lie in a run folder with its completion marker (``specs.run_folder``), unless
-    ``{key}.allow_incomplete``."""
+def check_complete(data_cfg: Any, key: str, field: str = "input_path") -> None:
+    """Refuses data from a run that did not finish, or from no polyembed run at all: every path of
+    ``{key}.{field}`` (``input_path``'s patterns, or labse's ``transform_output_dir``) must lie in a run
+    folder with its completion marker (``specs.run_folder``), unless ``{key}.allow_incomplete``."""
     if data_cfg.get("allow_incomplete", False):
         return
-    for pattern in (p.strip() for p in data_cfg.input_path.split(",")):
+    for pattern in (p.strip() for p in data_cfg[field].split(",")):
         if pattern:
             try:
-                run_folder.require_complete(pattern, f"{key}.input_path", override=f"{key}.allow_incomplete=true")
+                run_folder.require_complete(pattern, f"{key}.{field}", override=f"{key}.allow_incomplete=true")
             except run_folder.RunFolderError as e:
                 raise ConfigError(str(e)) from None
 
@@ -82,6 +83,10 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
     for directory in sorted({os.path.dirname(f) for f in files}):
         schema = os.path.join(directory, specs.SCHEMA_FILE)
         if not tf.io.gfile.exists(schema):
+            folders = [f for f in files if os.path.dirname(f) == directory and tf.io.gfile.isdir(f)]
+            if folders:  # e.g. input_path=OUT/* for OUT/train/*: the files are one level down
+                raise ConfigError(f"{key}.input_path names folders, not record files ({folders[0]}): name the "
+                                  f"records inside, e.g. {folders[0]}/*")
             raise specs.SpecError(f"no {specs.SCHEMA_FILE} next to the data of {key} in {directory} (records made "
                                   "elsewhere, e.g. by create_pretraining_data.py, are described with: python -m "
                                   "specs.describe --pretraining --max_seq_length N --max_predictions_per_seq P "
@@ -100,6 +105,38 @@ def read_feature_spec(files: list[str], key: str) -> tuple[specs.FeatureSpec, st
             raise specs.SpecError(f"{key}: the spec in {directory} differs from the one in {where}")
     assert found is not None
     return found, where
+
+
+def open_input(data_cfg: Any, key: str) -> tuple[list[str], specs.FeatureSpec, str]:
+    """What every reader of every experiment does first with ``{key}.input_path``, in this order: its
+    files (listed, not read), the run that wrote them finished (``check_complete``, before anything of
+    them is read; it also explains files a killed run never wrote better than "matches no files"), the
+    spec beside them (``read_feature_spec``) and at least one record (``require_records``). Returns
+    the files, the spec and the folder it was read from."""
+    try:
+        files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
+    except ConfigError:
+        if any(run_folder.find_run(p.strip()) is not None for p in data_cfg.input_path.split(",") if p.strip()):
+            check_complete(data_cfg, key)
+        raise
+    check_complete(data_cfg, key)
+    found, where = read_feature_spec(files, key)
+    require_records(files, key)
+    return files, found, where
+
+
+def require_records(files: list[str], key: str) -> None:
+    """Stops with one line when the files hold no record: training would wait forever for a first
+    batch (its dataset repeats), evaluation would score nothing. Reads up to the first record."""
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
+                return
+        except tf.errors.OpError as e:
+            raise ConfigError(f"{key}.input_path: {path} is not a readable TFRecord file "
+                              f"({str(e.message).splitlines()[0]})") from None
+    shown = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more"
+    raise ConfigError(f"{key}.input_path holds no record ({shown})")
 
 
 def compression_of(path: str) -> str:
@@ -236,9 +273,7 @@ def dynamic_mask(ids: tf.Tensor, seed: tf.Tensor, special: SpecialTokens, vocab_
 def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None,
                         seed: int, check_only: bool = False) -> tf.data.Dataset | None:
     """MLM(+NSP) batches with the model's feature names (int32; weights float32)."""
-    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
-    check_complete(data_cfg, key)
-    found, where = read_feature_spec(files, key)
+    files, found, where = open_input(data_cfg, key)
     expected, dynamic = pretraining_expected_spec(data_cfg, found)
     found.require(expected, where=where)
     special = special_tokens(data_cfg, found, where, key)
@@ -314,6 +349,7 @@ def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bo
     except ConfigError:  # data not reachable from here (an export elsewhere): the settings alone decide
         files = []
     if files:
+        check_complete(data_cfg, key)
         found, where = read_feature_spec(files, key)
         params = dict(found.params)
     return data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)
@@ -338,10 +374,10 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
                   seed: int, check_only: bool = False) -> tf.data.Dataset | None:
     """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
     here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
-    files = expand_input_path(data_cfg.input_path, f"{key}.input_path")
-    check_complete(data_cfg, key)
+    files, found, where = open_input(data_cfg, key)
     L = data_cfg.seq_length
     if data_cfg.transform_output_dir:
+        check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
         import tensorflow_transform as tft
 
         tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
@@ -354,14 +390,12 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
             if shape != [L]:
                 raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
                                       f"expected [{L}] ({key}.seq_length)")
-        found, where = read_feature_spec(files, key)
         data_vocabulary(data_cfg, dict(found.params), where, key)
         if check_only:
             return None
         parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
         return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
             k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
-    found, where = read_feature_spec(files, key)
     expected = specs.text_pair_spec(2)
     found.require(expected, where=where)
     vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))

@@ -29,7 +29,9 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 import numpy as np
 import tensorflow as tf
 
-from trainer.cli import parse_early
+from specs.errors import ConfigError
+from trainer.checkpoints import load_saved_model
+from trainer.cli import one_line_errors, parse_early
 from trainer.losses import retrieval_precision_at_1
 from trainer.tokenization import BertTokenization
 
@@ -51,16 +53,17 @@ class Embedder:
         import tensorflow_hub as hub
         import tensorflow_text  # noqa: F401  (registers the ops a preprocessing SavedModel uses)
 
-        self.encoder = hub.load(model_dir)
+        self.encoder = load_saved_model(model_dir, "--model", hub.load)
         self.seq_length, self.batch_size = seq_length, batch_size
         if preprocessor_dir:
-            pre = hub.load(preprocessor_dir)
+            pre = load_saved_model(preprocessor_dir, "--preprocessor", hub.load)
             self._pack = lambda s: pre.bert_pack_inputs([pre.tokenize(s)], seq_length=seq_length)
         elif hasattr(self.encoder, "text_preprocessor"):
             self._pack = self.encoder.text_preprocessor
         else:
             if not hasattr(self.encoder, "vocab_file"):
-                raise ValueError(f"{model_dir} has no vocab_file asset nor text_preprocessor; pass --preprocessor")
+                raise ConfigError(f"--model {model_dir} has no vocab_file asset nor text_preprocessor; pass "
+                                  "--preprocessor")
             vocab = self.encoder.vocab_file.asset_path.numpy().decode()
             tok = BertTokenization(vocab, bool(self.encoder.do_lower_case.numpy()))
             self._pack = tf.function(lambda s: tok(s, seq_length=seq_length))
@@ -85,24 +88,36 @@ def score_pairs(embed: Any, src: Sequence[str], tgt: Sequence[str]) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_early("evaluate", argv)
+    return one_line_errors(lambda: run(args))
+
+
+def run(args: Any) -> None:
+    """Scores every pair of files; a missing file, model or line is one line (``one_line_errors``)."""
     pairs = [tuple(x.split(":", 1)) for x in args.pairs]
     if args.tatoeba_dir:
         for lang in filter(None, args.langs.split(",")):
             stem = os.path.join(args.tatoeba_dir, f"tatoeba.{lang}-eng")
             pairs.append((f"{stem}.{lang}", f"{stem}.eng"))
     if not pairs:
-        print("error: give --pairs or --tatoeba_dir with --langs", file=sys.stderr)
-        return 2
-    for src, tgt in pairs:
-        for path in (src, tgt):
+        raise ConfigError("give --pairs or --tatoeba_dir with --langs")
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ConfigError(f"--pairs {pair[0]} is not SRC_FILE:TGT_FILE")
+        for path in pair:
             if not tf.io.gfile.exists(path):
-                print(f"error: {path} does not exist", file=sys.stderr)
-                return 2
+                raise ConfigError(f"{path} does not exist")
+    texts = []
+    for src, tgt in pairs:  # every file read and checked before the model is loaded
+        src_lines = read_lines(src, args.skip_lines, args.max_lines)
+        tgt_lines = read_lines(tgt, args.skip_lines, args.max_lines)
+        if not src_lines or len(src_lines) != len(tgt_lines):  # nothing to score, or not line-aligned
+            raise ConfigError(f"{src} and {tgt} give {len(src_lines)} and {len(tgt_lines)} lines to score "
+                              "(after --skip_lines/--max_lines): line i of one must translate line i of the other")
+        texts.append((src, tgt, src_lines, tgt_lines))
     embed = Embedder(args.model, args.preprocessor, args.seq_length, args.batch_size)
     results = []
-    for src, tgt in pairs:
-        r = score_pairs(embed, read_lines(src, args.skip_lines, args.max_lines),
-                        read_lines(tgt, args.skip_lines, args.max_lines))
+    for src, tgt, src_lines, tgt_lines in texts:
+        r = score_pairs(embed, src_lines, tgt_lines)
         r.update(src=src, tgt=tgt)
         results.append(r)
         print(json.dumps(r), flush=True)
@@ -113,7 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output_json:
         with tf.io.gfile.GFile(args.output_json, "w") as f:
             json.dump({"pairs": results, "mean": mean}, f, indent=2)
-    return 0
 
 
 if __name__ == "__main__":

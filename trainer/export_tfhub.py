@@ -49,6 +49,7 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 import tensorflow as tf
 import tf_keras
 
+from specs import run_folder
 from specs.errors import ConfigError
 from trainer import modeling
 from trainer.cli import EXPORT_TYPES, POOLERS, one_line_errors, parse_early
@@ -305,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_early("export_tfhub", argv)
 
     def body() -> None:
+        run_folder.check_writable_place(args.export_path, "--export_path")
         cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
         vocab, lower = run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
@@ -318,11 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
         if args.checkpoint_path:
             # every weight of the model must come from the checkpoint (no silent partial load)
-            trainer.checkpoint.read(args.checkpoint_path).assert_existing_objects_matched()
+            trainer.read_checkpoint(args.checkpoint_path, "--checkpoint_path")
         else:
-            if not trainer.manager.latest_checkpoint:
-                raise ConfigError(f"no checkpoint in {trainer.dirs.checkpoints}")
-            trainer.restore()
+            trainer.restore_trained("trainer.export_tfhub")
         export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
 
     return one_line_errors(body)

@@ -23,7 +23,8 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from specs import run_folder
-from trainer.cli import parse_early
+from specs.errors import ConfigError
+from trainer.cli import one_line_errors, parse_early
 
 
 def normalize(text: str) -> str:
@@ -34,6 +35,8 @@ def normalize(text: str) -> str:
 def read_tsv(path: str, rows: int, skip: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """The first ``rows`` pairs of a TSV, leaving out pairs with a side in ``skip`` (normalised)."""
     src, tgt = [], []
+    if not os.path.isfile(path):
+        raise ConfigError(f"--tsv {path} does not exist")
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -94,18 +97,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         held_out = (f"held-out sentences: none of these pairs is in the training split {train} "
                     f"({len(skip)} training texts); the first {args.rows} such lines of {args.tsv}")
-    src, tgt = read_tsv(args.tsv, args.rows, skip)
+    try:
+        src, tgt = read_tsv(args.tsv, args.rows, skip)
+    except ConfigError as e:
+        print(f"trainer.similarity: error: {e}", file=sys.stderr)
+        return 2
     if not src:
         print(f"trainer.similarity: error: no src<TAB>tgt lines in {args.tsv}", file=sys.stderr)
         return 2
-    embed = Embedder(args.model, args.preprocessor, seq_length=args.seq_length)
-    sim = embed(tgt) @ embed(src).T
-    table = format_table(tgt, src, sim, held_out=held_out)
-    print(table)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(table + "\n")
-    return 0
+
+    def table() -> None:
+        embed = Embedder(args.model, args.preprocessor, seq_length=args.seq_length)
+        text = format_table(tgt, src, embed(tgt) @ embed(src).T, held_out=held_out)
+        print(text)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+
+    return one_line_errors(table)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     if args.mode == "train_and_eval":
         trainer.train(evaluate_every=cfg.trainer.validation_interval)
         return trainer.evaluate()
-    trainer.restore()
+    trainer.restore_trained(f"--mode={args.mode}")
     if args.mode == "eval":
         return trainer.evaluate()
     if args.mode == "predict":

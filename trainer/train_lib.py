@@ -20,7 +20,10 @@ from typing import Any
 
 import tensorflow as tf
 import tf_keras
+import yaml
 
+from specs import run_folder
+from specs.errors import ConfigError
 from trainer import checkpoints, experiments
 from trainer.config import Params, to_yaml
 from trainer.optimization import make_optimizer
@@ -41,6 +44,13 @@ def write_scalars(writer: tf.summary.SummaryWriter, step: int, values: dict[str,
     writer.flush()
 
 
+def dotted(tree: Any, key: str) -> Any:
+    """``tree``'s value at the dotted ``key``, or None where a level is missing."""
+    for name in key.split("."):
+        tree = tree.get(name) if isinstance(tree, dict) else None
+    return tree
+
+
 @dataclasses.dataclass(frozen=True)
 class Dirs:
     model: str
@@ -52,9 +62,8 @@ class Dirs:
     def from_env(cls, model_dir: str) -> Dirs:
         model_dir = model_dir or os.environ.get("AIP_MODEL_DIR", "")
         if not model_dir:
-            from specs.errors import ConfigError
-
             raise ConfigError("--model_dir is not set (nor AIP_MODEL_DIR)")
+        run_folder.check_writable_place(model_dir, "--model_dir")  # one line, not a traceback at the first write
         return cls(model_dir,
                    os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
                    os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "summaries"),
@@ -122,6 +131,9 @@ class Trainer:
         self.task = experiments.make_task(cfg)
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
+        # Every initialiser and dropout layer without a seed of its own (the encoder's, every head's)
+        # draws from this: two runs with the same trainer.seed start from the same weights.
+        tf_keras.utils.set_random_seed(cfg.trainer.seed)
         with self.strategy.scope():
             self.model, self.parts = self.task.build_model()
             self.optimizer = make_optimizer(cfg.trainer, cfg.runtime)
@@ -149,11 +161,46 @@ class Trainer:
         ``trainer.checkpoints``), else fresh weights."""
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.read_checkpoint(latest)
             log.info("restored %s at step %d", latest, self.step)
         elif self.init_source is not None:
             checkpoints.restore(self.init_source, self.model.variables, self.cfg.task.model.encoder,
                                 self.task.head_roles)
+
+    def restore_trained(self, what: str) -> None:
+        """For eval, predict and export: the run's latest checkpoint, which must exist (random weights
+        are never scored, predicted with or exported)."""
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            raise ConfigError(f"{what}: no checkpoint in {self.dirs.checkpoints} (train first: --mode=train)")
+        self.read_checkpoint(latest)
+        log.info("restored %s at step %d", latest, self.step)
+
+    def read_checkpoint(self, path: str, flag: str = "") -> None:
+        """Every object of the model (and the optimizer with the step) from ``path``: the run's own
+        latest checkpoint, or the one ``flag`` names (read without its save counter). The config must
+        agree with the run's ``params.yaml`` on the task's ``run_keys``, and a checkpoint that cannot be
+        read stops with one line (``checkpoints.reading``)."""
+        self.check_run_params()
+        with checkpoints.reading(f"{flag} {path}" if flag else f"checkpoint {path}"):
+            (self.checkpoint.read if flag else self.checkpoint.restore)(path).assert_existing_objects_matched()
+
+    def check_run_params(self) -> None:
+        """Refuses a config that contradicts the run it reads on a key the task names in ``run_keys``
+        (``bert/sentence_prediction``: the label names and class count): another task's records would
+        be scored, or predicted with this run's labels."""
+        path = os.path.join(self.dirs.model, "params.yaml")
+        keys = self.task.run_keys
+        if not keys or not tf.io.gfile.exists(path):
+            return
+        with tf.io.gfile.GFile(path) as f:
+            run = yaml.safe_load(f.read()) or {}
+        ours = self.cfg.as_dict()
+        for key in keys:
+            node, theirs = dotted(ours, key), dotted(run, key)
+            if theirs is not None and node != theirs:
+                raise ConfigError(f"{key}={node!r} but the run in {self.dirs.model} was trained with {theirs!r} "
+                                  f"({path}): the data is another task's")
 
     def make_train_steps(self) -> Any:
         task, model, opt, strategy = self.task, self.model, self.optimizer, self.strategy

@@ -66,6 +66,9 @@ class BaseTask:
 
     name: str
     head_roles: tuple[str, ...] = ()
+    # config keys (dotted) a run's checkpoint is only valid with: eval, predict, export and resume
+    # refuse a config that gives them other values than the run's params.yaml (Trainer.check_run_params)
+    run_keys: tuple[str, ...] = ()
     read_records: Any
 
     def __init__(self, cfg: Any) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from specs import run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from trainer import data, metrics, modeling
@@ -73,16 +74,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _files(input_path: str) -> list[str]:
-    return sorted(f for p in input_path.split(",") if p.strip() for f in tf.io.gfile.glob(p.strip()))
-
-
-def find_meta_data(input_path: str) -> str:
+def find_meta_data(files: list[str]) -> str:
     """The ``meta_data.json`` ``finetune_data`` wrote for these records: next to them or one folder
     up (``OUT/meta_data.json`` beside ``OUT/train/``), or ``""``."""
-    files = _files(input_path)
-    if not files:
-        return ""
     directory = os.path.dirname(files[0])
     for candidate in (directory, os.path.dirname(directory), os.path.dirname(os.path.dirname(directory))):
         path = os.path.join(candidate, META_DATA_FILE)
@@ -91,48 +85,67 @@ def find_meta_data(input_path: str) -> str:
     return ""
 
 
-def _set(cfg: dict[str, Any], explicit: frozenset[str], key: str, value: Any, source: str) -> None:
-    """``key`` (dotted) defaults to ``value``; an explicit setting that differs stops with one line."""
+def _set(cfg: dict[str, Any], explicit: frozenset[str], taken: dict[str, tuple[Any, str]], key: str, value: Any,
+         source: str) -> None:
+    """``key`` (dotted) defaults to ``value``; an explicit setting that differs stops with one line, and
+    so does another data section that gave the key another value (``taken``: value and source per
+    key): train, validation and predict records must be one task's (the same labels in the same order)."""
     *path, last = key.split(".")
     node = cfg
     for name in path:
         node = node[name]
     if key in explicit and node[last] != value:
         raise ConfigError(f"{key}={node[last]!r} contradicts {source} ({value!r})")
+    if key in taken and taken[key][0] != value:
+        raise ConfigError(f"{key}: {source} gives {value!r} but {taken[key][1]} gives {taken[key][0]!r} (the "
+                          "records are another task's)")
+    taken[key] = (value, source)
     node[last] = value
 
 
 def prepare(cfg: Params) -> Params:
     """``cfg`` with the data's meta data (else its spec) as defaults for ``num_classes``, ``seq_length``,
-    ``label_type``, ``label_names``, ``vocab_file`` and ``lower_case``; checks ``metric_type``."""
+    ``label_type``, ``label_names``, ``vocab_file`` and ``lower_case``; checks ``metric_type``. Each
+    section's data that is reachable is opened (``data.open_input``: finished run, spec, records)
+    before its meta data is read."""
     out = cfg.as_dict()
+    taken: dict[str, tuple[Any, str]] = {}
     for section in ("train_data", "validation_data"):
         input_path = cfg.task[section].input_path
-        meta_path = find_meta_data(input_path) if input_path else ""
+        if not any(tf.io.gfile.glob(p.strip()) for p in input_path.split(",") if p.strip()):
+            continue  # no data here (an export elsewhere); a mode that reads it refuses it (Task.dataset)
+        files, found, _ = data.open_input(cfg.task[section], f"task.{section}")
+        meta_path = find_meta_data(files)
         if meta_path:
             with tf.io.gfile.GFile(meta_path) as f:
                 meta = json.load(f)
             regression = meta.get("label_type") == "float" or meta.get("task_type") == "bert_regression"
-            _set(out, cfg.explicit, "task.model.num_classes", 1 if regression else int(meta["num_labels"]), meta_path)
-            _set(out, cfg.explicit, f"task.{section}.label_type", "float" if regression else "int", meta_path)
+            num_classes = 1 if regression else int(meta["num_labels"])
+            if num_classes < 2 and not regression:
+                raise ConfigError(f"{meta_path}: num_labels is {num_classes}; a classification needs at least two "
+                                  "labels")
+            _set(out, cfg.explicit, taken, "task.model.num_classes", num_classes, meta_path)
+            _set(out, cfg.explicit, taken, f"task.{section}.label_type", "float" if regression else "int", meta_path)
             if "max_seq_length" in meta:
-                _set(out, cfg.explicit, f"task.{section}.seq_length", int(meta["max_seq_length"]), meta_path)
+                _set(out, cfg.explicit, taken, f"task.{section}.seq_length", int(meta["max_seq_length"]), meta_path)
             if meta.get("labels") and not regression:
-                _set(out, cfg.explicit, "task.label_names", [str(x) for x in meta["labels"]], meta_path)
+                _set(out, cfg.explicit, taken, "task.label_names", [str(x) for x in meta["labels"]], meta_path)
             if "do_lower_case" in meta:
-                _set(out, cfg.explicit, f"task.{section}.lower_case", bool(meta["do_lower_case"]), meta_path)
+                _set(out, cfg.explicit, taken, f"task.{section}.lower_case", bool(meta["do_lower_case"]), meta_path)
             vocab = meta.get("vocab_file", "")
             if vocab and not out["task"][section]["vocab_file"] and tf.io.gfile.exists(vocab):
                 out["task"][section]["vocab_file"] = vocab
-        elif input_path and _files(input_path):  # no meta data: the spec says the length and label type
-            found, _ = data.read_feature_spec(_files(input_path), f"task.{section}")
-            if found.name == "sentence_prediction" and "max_seq_length" in found.params:
-                where = f"the spec next to task.{section}.input_path"
-                _set(out, cfg.explicit, f"task.{section}.seq_length", int(found.params["max_seq_length"]), where)
-                _set(out, cfg.explicit, f"task.{section}.label_type", found.params.get("label_type", "int"), where)
+        elif found.name == "sentence_prediction" and "max_seq_length" in found.params:
+            # no meta data: the spec says the length and label type
+            where = f"the spec next to task.{section}.input_path"
+            _set(out, cfg.explicit, taken, f"task.{section}.seq_length", int(found.params["max_seq_length"]), where)
+            _set(out, cfg.explicit, taken, f"task.{section}.label_type", found.params.get("label_type", "int"),
+                 where)
     task = out["task"]
     regression = task["model"]["num_classes"] == 1
     for section in ("train_data", "validation_data"):
+        if not task[section]["input_path"] and f"task.{section}.label_type" not in cfg.explicit:
+            task[section]["label_type"] = "float" if regression else "int"  # no data: the task's type
         if (task[section]["label_type"] == "float") != regression:
             raise ConfigError(f"task.{section}.label_type={task[section]['label_type']} but task.model.num_classes="
                               f"{task['model']['num_classes']} (1 is regression, with float labels)")
@@ -204,6 +217,7 @@ class Task(BaseTask):
     checkpoint's heads are not this task's)."""
 
     name = NAME
+    run_keys = ("task.model.num_classes", "task.label_names")  # another task's records are not this run's
     best_metric_key = "metric"  # the loop keeps the checkpoint with the highest ``metric`` (task.metric_type)
 
     def __init__(self, cfg: Any) -> None:
@@ -219,8 +233,7 @@ class Task(BaseTask):
         """Batches with the encoder's input names (int32), ``label_ids``, ``is_real_example`` and
         ``example_id``; the records' spec must be the sentence-prediction spec of ``seq_length``."""
         data_cfg, key = self.task[section], f"task.{section}"
-        files = data.expand_input_path(data_cfg.input_path, f"{key}.input_path")
-        found, where = data.read_feature_spec(files, key)
+        files, found, where = data.open_input(data_cfg, key)
         expected = sentence_prediction_spec(data_cfg.seq_length, data_cfg.label_type == "float")
         found.require(expected, where=where)
         if check_only:
@@ -321,12 +334,13 @@ def predict(trainer: Any) -> str:
     records) as a GLUE submission TSV: ``index<TAB>prediction``, one row per real example in id order,
     label names for classification (``task.label_names``, else ids), scores for regression."""
     task: Task = trainer.task
-    if not trainer.manager.latest_checkpoint:
-        raise ConfigError(f"--mode=predict: no checkpoint in {trainer.dirs.checkpoints} to predict with")
+    path = trainer.cfg.task.predict_output_path or os.path.join(trainer.dirs.model, "predictions.tsv")
+    if tf.io.gfile.isdir(path):  # one line before the work, not a traceback after it
+        raise ConfigError(f"task.predict_output_path {path} is a folder; name the TSV file to write")
+    run_folder.check_writable_place(os.path.dirname(path) or ".", "task.predict_output_path")
     task.dataset("validation_data", check_only=True)
     dataset = trainer.strategy.distribute_datasets_from_function(lambda ctx: task.dataset("validation_data", ctx))
     got = task.gather(trainer.model, trainer.strategy, dataset)
-    path = trainer.cfg.task.predict_output_path or os.path.join(trainer.dirs.model, "predictions.tsv")
     names = list(trainer.cfg.task.label_names)
     rows = ["index\tprediction"]
     if got:

@@ -96,9 +96,26 @@ def lines_from(f: Any, start: int = 0, cr_only: bool = False) -> Iterator[tuple[
     is skipped (it belongs to the range before), so a CRLF cut between its two bytes still ends one
     line, never makes an empty one.
 
+    A UTF-8 byte-order mark at the start of the file is not text: it is dropped from the first line
+    (whose offset stays 0) here, for every reader, so a header is still told from a row and column
+    names do not begin with ``\ufeff``.
+
     Raises ``TruncatedInputError`` (holding the unfinished last line) when the stream breaks off.
     """
-    return (_cr_lines if cr_only else _lf_lines)(f, start)
+    lines = (_cr_lines if cr_only else _lf_lines)(f, start)
+    return lines if start else _without_bom(lines)
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _without_bom(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """``lines`` of a file read from its start, with a byte-order mark dropped from the first."""
+    first = next(lines, None)
+    if first is None:
+        return
+    yield first[0], first[1].removeprefix(UTF8_BOM)
+    yield from lines
 
 
 def _next_chunk(f: Any, offset: int, partial: bytes) -> bytes:

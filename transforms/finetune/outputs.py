@@ -61,7 +61,8 @@ class WriteMetaData(beam.DoFn):
             yield path
 
 
-def _reference_path(template: str, dest: str) -> str:
+def reference_path(template: str, dest: str) -> str:
+    """The reference's single file for ``dest`` (a per-language test fills the template's ``{}``)."""
     return template.format(dest.split("/", 1)[1]) if "/" in dest else template
 
 
@@ -78,7 +79,7 @@ def place_reference_outputs(o: Any, output_dir: str) -> list[str]:
             )[0].metadata_list)
             if not shards:
                 continue
-            target = _reference_path(template, dest)
+            target = reference_path(template, dest)
             parent = os.path.dirname(target)
             if parent and not FileSystems.exists(parent):
                 FileSystems.mkdirs(parent)

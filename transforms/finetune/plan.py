@@ -10,6 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from specs.errors import ConfigError
 from transforms.core.flags import flag_list
+from transforms.core.lines import lines_from
 from transforms.core.storage import match_files
 from transforms.finetune.pairs import NEGATIVE, PAIRS_JSONL, PAIRS_TFRECORD, POSITIVE
 from transforms.finetune.records import JSONL, TSV, InputFile, JsonFormat, Labels, is_header, split_tsv
@@ -21,19 +22,14 @@ REFERENCE_OUTPUTS = (("train", "train_data_output_path"), ("dev", "eval_data_out
                      ("test", "test_data_output_path"))
 
 
-def first_line(path: str, limit: int = 1 << 20) -> bytes:
-    """The first line of a (possibly compressed) file, read at start-up for header decisions."""
-    data = b""
+def first_line(path: str) -> bytes:
+    """The first line of a (possibly compressed) file as every reader cuts it (``lines_from``: line end
+    and byte-order mark dropped), read at start-up for header decisions."""
     try:
         with FileSystems.open(path) as f:
-            while b"\n" not in data and len(data) < limit:
-                chunk = f.read(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-    except Exception as e:  # any failure to open is a configuration error here
+            return next(lines_from(f), (0, b""))[1]
+    except Exception as e:  # any failure to open or read is a configuration error here
         raise ConfigError(f"cannot read {path!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
-    return data.split(b"\n", 1)[0]
 
 
 def reference_outputs(o: Any) -> dict[str, str]:
@@ -157,6 +153,11 @@ class Plan:
             for path in paths:
                 self.inputs.append(InputFile(path, task_file.split, TSV, task_file.fmt, group,
                                                 _header(path, task_file.fmt, self.labels, o.header_row)))
+        if o.input_data_dir and not self.inputs:
+            if "://" not in o.input_data_dir and not FileSystems.exists(o.input_data_dir):
+                raise ConfigError(f"--input_data_dir {o.input_data_dir} does not exist")
+            names = ", ".join(f.path for f in task.files if f.split in wanted)
+            raise ConfigError(f"--input_data_dir {o.input_data_dir} holds none of {task.name}'s files ({names})")
 
     def _generic(self, o: Any, explicit: dict[str, list[str]], wanted: set[str]) -> None:
         if not o.text_a_field:
@@ -167,6 +168,11 @@ class Plan:
         fixed = tuple(flag_list(o.labels)) or None
         if regression and fixed:
             raise ConfigError("--labels contradicts --fine_tuning_task_type=regression")
+        if fixed is not None and len(set(fixed)) < 2:
+            raise ConfigError(f"--labels={','.join(fixed)} names {len(set(fixed))} distinct label; classification "
+                              "needs at least two (--fine_tuning_task_type=regression for numbers)")
+        if fixed is not None and len(set(fixed)) != len(fixed):
+            raise ConfigError(f"--labels={','.join(fixed)} names a label twice; each label is one class id")
         if o.max_labels < 1:
             raise ConfigError(f"--max_labels must be >= 1, got {o.max_labels}")
         self.name = self.processor_type = "GENERIC"

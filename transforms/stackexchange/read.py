@@ -41,7 +41,7 @@ class ParseDumpRows(AccountedDoFn):
         for offset, line in batch.lines:
             self.took_in(scope)
             try:
-                attrs = parse_row(line, first_line=offset == 0)
+                attrs = parse_row(line)
                 if attrs is None:
                     self.filtered(scope, "xml_envelope")
                     continue

@@ -34,7 +34,6 @@ def _xml_parser() -> etree.XMLParser:
             remove_comments=True, remove_pis=True)
     return parser
 
-_BOM = b"\xef\xbb\xbf"
 _ENVELOPE = re.compile(rb"^(<\?xml[^>]*\?>|</?[A-Za-z]+>)?$")
 
 
@@ -46,11 +45,9 @@ class RowError(ValueError):
         self.reason, self.detail = reason, detail
 
 
-def parse_row(line: bytes, first_line: bool = False) -> dict[str, str] | None:
+def parse_row(line: bytes) -> dict[str, str] | None:
     """Parses one dump line. Returns the row's attributes, None for the XML envelope (declaration,
     ``<posts>``, ``</posts>``, blank), and raises RowError for anything malformed."""
-    if first_line and line.startswith(_BOM):
-        line = line[3:]
     line = line.strip()
     if _ENVELOPE.match(line):
         return None
