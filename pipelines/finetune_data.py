@@ -39,7 +39,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
-from specs.run_folder import COMPLETE_FILE, withdraw_complete
 from specs.vocabulary import Vocabulary
 from transforms import finetune as ft
 from transforms.core import flags, runtime
@@ -170,7 +169,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
          | "WriteMetaData" >> beam.ParDo(WriteMetaData(meta_paths, plan, o), beam.pvalue.AsDict(counts),
                                          beam.pvalue.AsSingleton(label_list), beam.pvalue.AsDict(truncated)))
     outputs["meta data"] = ", ".join(meta_paths)
-    return ledger.built(outputs)
+    return ledger.built(outputs, empty_outputs=lambda: empty_splits(out_dir),
+                        finish=lambda: {f"reference file {i}": path for i, path in
+                                        enumerate(place_reference_outputs(o, out_dir))})
 
 
 
@@ -189,28 +190,7 @@ def empty_splits(folder: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``runtime.main`` plus two steps after the run: a split that yielded no record leaves the run
-    unfinished with exit 1 (as ``runtime`` does for a job that yielded nothing at all: training must
-    never be handed an empty split), and with the reference's flags each split's shards become the one
-    file the reference writes at ``--*_data_output_path``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    code = runtime.main("finetune_data", build, args)
-    if code != 0:
-        return code
-    o = PipelineOptions(args).view_as(FinetuneDataOptions)
-    folder = o.run_folder()[0]
-    empty = empty_splits(folder)
-    if empty and not o.allow_empty:
-        # runtime wrote the marker for a run with records somewhere; one without records here is not finished
-        withdraw_complete(folder, fs=runtime.BeamFileSystem() if "://" in folder else None)
-        print(f"finetune_data: warning: {', '.join(empty)} yielded no records (empty or header-only input, or every "
-              f"row filtered or dead-lettered: see {FileSystems.join(folder, 'summary.json')}); the run is left "
-              f"unfinished (no {COMPLETE_FILE}); --allow_empty accepts an empty split", file=sys.stderr)
-        return 1
-    if reference_outputs(o):
-        for path in place_reference_outputs(o, folder):
-            print(f"reference output: {path}")
-    return 0
+    return runtime.main("finetune_data", build, argv)
 
 
 if __name__ == "__main__":

@@ -226,14 +226,6 @@ def write_complete(folder: str, job: str, summary: Mapping[str, Any], outputs: M
     return marker
 
 
-def withdraw_complete(folder: str, fs: Any = None) -> None:
-    """Removes ``_RUN_COMPLETE.json`` again: for a launcher whose own check after the run (a split with
-    no record) finds the run unusable, so readers refuse it as unfinished."""
-    fs = _fs(folder, fs)
-    if fs.exists(_join(folder, COMPLETE_FILE)):
-        fs.remove(folder, [COMPLETE_FILE])
-
-
 # --- readers' side ---------------------------------------------------------------------------------
 
 def find_run(path: str, fs: Any = None) -> tuple[str, dict[str, Any] | None, bool] | None:

@@ -195,7 +195,7 @@ def test_a_split_that_yields_nothing_exits_1_without_the_marker(shared_data, tmp
         assert code == 1 and line == (
             "finetune_data: warning: train yielded no records (empty or header-only input, or every row filtered or "
             f"dead-lettered: see {run}/summary.json); the run is left unfinished (no _RUN_COMPLETE.json); "
-            "--allow_empty accepts an empty split")
+            "--allow_empty accepts an empty result")
         assert not (run / run_folder.COMPLETE_FILE).exists() and not list(out.glob("*.tf_record"))
     # --from_pairs over a TSV read as JSONL: 1,000 rows in, every one dead-lettered
     out = tmp_path / "pairs_out"

@@ -199,14 +199,24 @@ logging.getLogger("apache_beam.options.pipeline_options").addFilter(_KnownJobFla
 
 @dataclasses.dataclass
 class Built:
-    """What a pipeline's ``build`` returns: the accounting side outputs, where outputs go, and files the
-    launcher moves to their final names after the run (``{written: final}``, pretrain_data's
-    ``--output_file``) before it writes the completion marker."""
+    """What a pipeline's ``build`` returns: the accounting side outputs, where outputs go, and what the
+    launcher does after the run and before it writes the completion marker:
+
+    - ``final_names``: files moved to their final names (``{written: final}``, pretrain_data's
+      ``--output_file``);
+    - ``empty_outputs``: names the parts of the output that got no record (finetune_data's splits: a
+      trainer must never be handed an empty one); any leaves the run unfinished with exit 1, as a run
+      without any record does, unless ``--allow_empty``;
+    - ``finish``: writes what the job makes of its shards (finetune_data's reference files) and returns
+      them as ``{what: path}`` for the marker's outputs.
+    """
 
     tallies: list[beam.PCollection]
     dead_letters: list[beam.PCollection]
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     final_names: dict[str, str] = dataclasses.field(default_factory=dict)
+    empty_outputs: Callable[[], list[str]] | None = None
+    finish: Callable[[], dict[str, str]] | None = None
 
 
 @dataclasses.dataclass
@@ -233,9 +243,12 @@ class Ledger:
         self.dead_letters.append(result[DEAD_LETTER] if tagged else result.dead_letter)
         return result.out if isinstance(result, Accounted) else result
 
-    def built(self, outputs: dict[str, str] | None = None, final_names: dict[str, str] | None = None) -> Built:
-        """What ``build`` returns: every stage added so far, with the run's outputs."""
-        return Built(list(self.tallies), list(self.dead_letters), dict(outputs or {}), dict(final_names or {}))
+    def built(self, outputs: dict[str, str] | None = None, final_names: dict[str, str] | None = None,
+              empty_outputs: Callable[[], list[str]] | None = None,
+              finish: Callable[[], dict[str, str]] | None = None) -> Built:
+        """What ``build`` returns: every stage added so far, with the run's outputs and after-run steps."""
+        return Built(list(self.tallies), list(self.dead_letters), dict(outputs or {}), dict(final_names or {}),
+                     empty_outputs, finish)
 
 
 def local_runner() -> Any:
@@ -414,10 +427,17 @@ def _run(name: str, argv: Sequence[str] | None,
     print(format_summary(summary))
     for what, where in outputs.items():
         print(f"{what}: {where}")
-    if produced_nothing(summary) and not common.allow_empty:
-        print(f"{name}: warning: the inputs yielded no records at all; the run is left unfinished (no "
-              f"{run_folder.COMPLETE_FILE}); --allow_empty accepts an empty result", file=sys.stderr)
+    empty = built.empty_outputs() if built.empty_outputs else []
+    if (empty or produced_nothing(summary)) and not common.allow_empty:
+        what = (f"{', '.join(empty)} yielded no records (empty or header-only input, or every row filtered or "
+                f"dead-lettered: see {summary_path})" if empty else "the inputs yielded no records at all")
+        print(f"{name}: warning: {what}; the run is left unfinished (no {run_folder.COMPLETE_FILE}); "
+              "--allow_empty accepts an empty result", file=sys.stderr)
         return summary, 1
+    if built.finish:
+        for what, where in built.finish().items():
+            print(f"{what}: {where}")
+            outputs[what] = where
     run_folder.write_complete(folder, name, summary, outputs, fs=_fs_for(folder))
     return summary, 0 if summary["balanced"] else 1
 
