@@ -13,9 +13,10 @@ from apache_beam.io.filesystems import FileSystems
 from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
 from transforms.core.flags import flag_list
+from transforms.core.formats import JSONL, TEXT, TFRECORD, format_of
 from transforms.pretraining.params import InstanceParams
 
-FORMATS = ("auto", "text", "jsonl", "tfrecord")
+FORMATS = ("auto", TEXT, JSONL, TFRECORD)
 
 
 def output_files(value: str) -> list[str]:
@@ -72,19 +73,11 @@ def language_pattern(value: str | None) -> re.Pattern[str] | None:
 
 
 def input_format(paths: list[str], requested: str) -> str:
-    """The one format of all inputs; fails when ``auto`` finds a mix."""
+    """The one format of all inputs (``formats.format_of``: JSONL or TFRecord by name, else text); fails
+    when ``auto`` finds a mix."""
     if requested != "auto":
         return requested
-
-    def guess(path: str) -> str:
-        name = path.lower().removesuffix(".gz").removesuffix(".bz2")
-        if name.endswith((".jsonl", ".json", ".ndjson")):
-            return "jsonl"
-        if ".tfrecord" in name or name.endswith(".tfrec"):
-            return "tfrecord"
-        return "text"
-
-    found = sorted({guess(p) for p in paths})
+    found = sorted({format_of(p, (JSONL, TFRECORD)) or TEXT for p in paths})
     if len(found) > 1:
         raise ConfigError(f"--input_patterns: inputs mix formats {found}; run one format per job or set --input_format")
     return found[0]

@@ -7,9 +7,9 @@ import json
 import re
 
 from specs.errors import ConfigError
+from transforms.core import formats
+from transforms.core.formats import JSONL, TEXT
 from transforms.core.records import BadRecordError
-
-TEXT, JSONL = "text", "jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +34,10 @@ class InputConfig:
                 raise ConfigError(f"--language_pattern {self.language_pattern!r} needs a group for the language")
 
     def format_of(self, path: str) -> str:
+        """``--input_format``; with ``auto``, JSONL by the file's name (``formats.format_of``), else text."""
         if self.fmt != "auto":
             return self.fmt
-        name = path.rsplit("/", 1)[-1].lower()
-        for ext in (".gz", ".bz2", ".deflate", ".zst", ".lzma"):
-            name = name.removesuffix(ext)
-        return JSONL if name.endswith((".jsonl", ".json", ".ndjson")) else TEXT
+        return formats.format_of(path, (JSONL,)) or TEXT
 
     def language_of_path(self, path: str) -> str:
         if self.language_pattern:
