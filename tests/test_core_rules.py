@@ -1,11 +1,14 @@
 """The shared core's pure rules, tested without Beam: ``formats.format_of`` (the one rule every job's
-``auto`` format follows), and ``sampling`` (smoothed rates, stochastic rounding)."""
+``auto`` format follows), ``sampling`` (smoothed rates, stochastic rounding) and the one meaning of
+``--language_pattern``."""
 
 from __future__ import annotations
 
 import pytest
 
+from specs.errors import ConfigError
 from transforms.core.formats import JSONL, TEXT, TFRECORD, TSV, format_of
+from transforms.core.records import language_of_path, language_pattern
 from transforms.core.sampling import smoothed_rates, stochastic_round
 
 
@@ -48,3 +51,15 @@ def test_stochastic_round_is_unbiased_seeded_and_keyed_by_identity():
         assert abs(sum(got) / len(keys) - value) < 0.02
         assert set(got) <= {int(value), int(value) + 1}
     assert [stochastic_round(0.5, 7, k) for k in keys] != [stochastic_round(0.5, 8, k) for k in keys]
+
+
+def test_language_pattern_has_one_meaning_group_1_of_a_search_in_the_path():
+    pattern = language_pattern(r"/(\w*)\.txt$")
+    assert language_of_path(pattern, "gs://b/flores/deu_Latn.txt", "und") == "deu_Latn"
+    assert language_of_path(pattern, "d/.txt", "und") == "und"  # an empty group names no language
+    assert language_of_path(pattern, "d/a.jsonl", "xx") == "xx"  # not found: the job's default
+    assert language_of_path(language_pattern(""), "d/deu.txt", "und") == "und"
+    with pytest.raises(ConfigError, match="needs a group"):
+        language_pattern(r"\.txt$")
+    with pytest.raises(ConfigError, match="--language_pattern '\\('"):
+        language_pattern("(")

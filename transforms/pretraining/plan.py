@@ -5,7 +5,6 @@ options (``pipelines.pretrain_data.PretrainDataOptions``)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -62,14 +61,6 @@ def instance_params(o: Any) -> InstanceParams:
         raise ConfigError("--docs_per_bucket must be >= 2 and --max_document_sentences >= 1")
     return InstanceParams(o.max_seq_length, o.max_predictions_per_seq, o.masked_lm_prob, o.short_seq_prob,
                           o.dupe_factor, o.do_whole_word_mask, o.max_ngram_size or None, o.dynamic_masking)
-
-
-def language_pattern(value: str | None) -> re.Pattern[str] | None:
-    """``--language_pattern`` compiled (None when not given)."""
-    try:
-        return re.compile(value) if value else None
-    except re.error as e:
-        raise ConfigError(f"--language_pattern {value!r}: {e}") from None
 
 
 def input_format(paths: list[str], requested: str) -> str:
