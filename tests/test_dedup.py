@@ -248,6 +248,19 @@ def test_exact_dedup_rank_fn_decides_and_one_mode(tmp_path):
 
 
 @pytest.mark.slow
+def test_group_fn_dedups_each_group_apart_in_one_transform(tmp_path):
+    text = "Shifting gears on a long climb wears the chain faster than on the flat."
+    records = [("g1", text, 1), ("g1", text, 2), ("g2", text, 3), ("g2", "Something else entirely, about brakes.", 4)]
+    for name, make in (("exact", dedup.ExactDedup), ("near", dedup.NearDedup)):
+        grouped = run_stage(tmp_path / name, records, make(
+            lambda r: r[1], mode="one", rank_fn=lambda r: r[2], group_fn=lambda r: r[0]))
+        assert sorted(r[2] for r in grouped["out"]) == [2, 3, 4]  # the best of g1; g2's copy is not g1's
+        together = run_stage(tmp_path / f"{name}_all", records, make(lambda r: r[1], mode="one",
+                                                                     rank_fn=lambda r: r[2]))
+        assert sorted(r[2] for r in together["out"]) == [3, 4]
+
+
+@pytest.mark.slow
 def test_exact_dedup_on_real_tatoeba_english_sides(tmp_path, shared_data):
     """The LASER Tatoeba English sides repeat sentences across language pairs (PROVENANCE.md)."""
     files = sorted((shared_data / "translation" / "laser_tatoeba_v1").glob("tatoeba.*-eng.eng"))[:12]

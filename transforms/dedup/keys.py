@@ -1,7 +1,9 @@
 """What decides duplicates, per record: texts, graph nodes, ranks and fingerprints (plain Python, no Beam).
 
 A record's texts (``texts_fn``) become graph nodes: one per record for modes ``"pair"`` and ``"one"``,
-one per distinct text for ``"either"``; records sharing a node are one group. Of a group the record
+one per distinct text for ``"either"``; records sharing a node are one group. With a ``group_fn``
+the nodes (and near dedup's LSH band keys) are taken within the record's group (``in_group``), so
+records of two groups never meet: one transform dedups every group at once. Of a group the record
 ``better`` than all others is kept: greatest rank, then smallest fingerprint.
 """
 
@@ -25,6 +27,7 @@ BAD_TEXTS = "bad_texts"
 TextsFn = Callable[[Any], Any]
 RankFn = Callable[[Any], Any]
 ScopeFn = Callable[[Any], str]
+GroupFn = Callable[[Any], str]
 
 
 def record_texts(texts_fn: TextsFn, record: Any, mode: str) -> list[str]:
@@ -69,6 +72,11 @@ def near_nodes(texts: Sequence[str], mode: str) -> list[tuple[bytes, list[str]]]
         return [(stable_hash128("near", *normalized), normalized)]
     distinct = list(dict.fromkeys(n for n in normalized if n)) or [""]
     return [(stable_hash128("near-text", n), [n]) for n in distinct]
+
+
+def in_group(key: bytes, group: str | None) -> bytes:
+    """A graph node (16 bytes) or LSH band key taken within ``group``: the same bytes without one."""
+    return key if group is None else stable_hash128("group", group, key)
 
 
 class Member(NamedTuple):
