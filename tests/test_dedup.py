@@ -114,7 +114,12 @@ def test_better_prefers_rank_then_smaller_fingerprint():
     assert dedup.better(m(5, b"\xff", "s", None), m(4, b"\x00", "s", None))
     assert dedup.better(m(5, b"\x00", "s", None), m(5, b"\x01", "s", None))
     assert not dedup.better(m(5, b"\x01", "s", None), m(5, b"\x00", "s", None))
-    assert dedup.fingerprint({"a": 1}) == dedup.fingerprint({"a": 1}) != dedup.fingerprint({"a": 2})
+    assert dedup.fingerprint({"a": 1, "b": [2.5, None]}) == dedup.fingerprint({"b": [2.5, None], "a": 1})
+    assert dedup.fingerprint({"a": 1}) != dedup.fingerprint({"a": 2})
+    assert dedup.fingerprint(("1",)) != dedup.fingerprint((1,)) != dedup.fingerprint((True,))  # typed
+    assert dedup.fingerprint(("ab", "c")) != dedup.fingerprint(("a", "bc"))  # length-prefixed
+    with pytest.raises(TypeError, match="no content encoding"):
+        dedup.fingerprint(object())
     # Ranks that do not compare (None from a rank_fn) still give one answer, whichever is first.
     a, b = m(None, b"\x00", "s", None), m(3, b"\x01", "s", None)
     assert dedup.better(a, b) != dedup.better(b, a)

@@ -34,9 +34,9 @@ Arguments shared by all three:
   groups are connected components, so (a, b), (b, c), (c, d) form one group.
 - ``rank_fn(record)`` decides which record of a group is kept: the greatest rank wins (a score field,
   say); ties, and the default, go to the longest record (total characters of its texts), then to the
-  smallest 128-bit fingerprint of the record's bytes (``bytes``/``str`` as they are, anything else
-  pickled). The choice never depends on arrival order, bundling or runner. Records must therefore
-  pickle deterministically (no ``set`` fields); byte-identical records are interchangeable.
+  smallest 128-bit fingerprint of the record's content (``bytes``/``str`` as they are, anything else
+  by ``keys.content``: its values, not its class or its pickle). The choice never depends on arrival
+  order, bundling or runner; records with equal content are interchangeable.
 - ``scope_fn(record)`` names the scope (usually the input file) the record is counted under in the
   run summary; default ``"all"``. Grouping is global across scopes.
 - ``group_fn(record)`` (exact and near dedup) names a group within which duplicates are looked for:
@@ -44,8 +44,9 @@ Arguments shared by all three:
   once (the StackExchange job's pair types) instead of one copy of its graph per group.
 - ``stage``: the accounting stage name. Dropped records are counted as filtered with reason
   ``"exact_duplicate"``, ``"near_duplicate"`` or ``"eval_overlap"``; a record whose texts cannot be
-  read (``texts_fn`` or ``rank_fn`` raises, a text is neither str nor bytes) is dead-lettered with
-  reason ``"bad_texts"``, so ``in == out + filtered + dead_lettered`` holds per scope.
+  read (``texts_fn`` or ``rank_fn`` raises, a text is neither str nor bytes, a field has no
+  ``keys.content`` encoding) is dead-lettered with reason ``"bad_texts"``, so ``in == out + filtered +
+  dead_lettered`` holds per scope.
 
 ``DedupResult`` has ``out``, ``tally`` and ``dead_letter`` like ``Accounted`` and adds ``clusters``
 (with ``with_clusters=True``: every record that was not dead-lettered as a ``ClusterMember`` with its

@@ -51,6 +51,7 @@ class KeyRecords(AccountedDoFn):
             texts = keys.record_texts(self._texts_fn, record, self._mode)
             rank = self._rank_fn(record) if self._rank_fn is not None else sum(len(t) for t in texts)
             group = None if self._group_fn is None else str(self._group_fn(record))
+            fp = keys.fingerprint(record)
             if self._hasher is None:
                 nodes = tuple(keys.in_group(n, group) for n in keys.exact_nodes(texts, self._mode, self._case_fold))
                 signatures = []
@@ -69,7 +70,7 @@ class KeyRecords(AccountedDoFn):
             yield beam.pvalue.TaggedOutput("signatures", (node, payload))
             for key in self._hasher.band_keys(sig):
                 yield beam.pvalue.TaggedOutput("bands", (keys.in_group(key, group), node))
-        yield nodes, keys.Member(rank, keys.fingerprint(record), scope, record)
+        yield nodes, keys.Member(rank, fp, scope, record)
 
 
 class _KeepBest(AccountedDoFn):

@@ -19,13 +19,7 @@ READ_STAGE = "read"
 
 
 class JobRecord(NamedTuple):
-    """One input record of ``pipelines.dedup``: its bytes exactly as read, and what dedup needs.
-
-    Pickled, and so fingerprinted (``keys.fingerprint``, the last tie-break between duplicates), under
-    its public path ``transforms.dedup.JobRecord``: where in the package it is defined must not decide
-    which record is kept."""
-
-    __module__ = "transforms.dedup"
+    """One input record of ``pipelines.dedup``: its bytes exactly as read, and what dedup needs."""
 
     source: str  # the input file (the accounting scope)
     offset: int  # byte offset of a JSONL line; -1 for TFRecords (Beam's reader gives no position)
