@@ -30,6 +30,7 @@ from specs.vocabulary import Vocabulary
 from transforms import pretraining as pt
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
+from transforms.core.records import language_pattern
 from transforms.core.shards import WriteShards, shard_name
 from transforms.core.storage import match_files, read_bytes
 from transforms.pretraining.plan import FORMATS
@@ -86,9 +87,7 @@ class PretrainDataOptions(runtime.CommonOptions):
         parser.add_argument("--language_alpha", type=float, default=1.0,
                             help="Exponential smoothing of language shares: 1 keeps the corpus mix, 0 makes "
                                  "languages equal (XLM-R: 0.3).")
-        parser.add_argument("--language_pattern", default=None,
-                            help="Regex on the input path whose first group is the language (documents "
-                                 "without a language field).")
+        flags.add_language_pattern(parser, default=None, fallback="'und'")
         parser.add_argument("--text_field", default="text", help="JSONL field / TFRecord feature with the text.")
         parser.add_argument("--language_field", default="lang", help="JSONL field / TFRecord feature with the "
                                                                      "language code.")
@@ -126,7 +125,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     runtime.check_inputs_complete(tlm_patterns, "--tlm_input", options, ours=True)
     if not o.vocab_file:
         raise ConfigError("--vocab_file is required")
-    pattern = pt.language_pattern(o.language_pattern)
+    pattern = language_pattern(o.language_pattern)
     vocab = Vocabulary.load(o.vocab_file, o.do_lower_case, reader=read_bytes)
     info = pt.VocabInfo.from_vocabulary(vocab)
     tokenizer = BertTokenizer(vocab)

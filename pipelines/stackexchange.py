@@ -94,7 +94,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         [t for t in job.pair_types if t in se.THREAD_PAIR_TYPES],
         [t for t in job.pair_types if t in se.DUPLICATE_PAIR_TYPES], job.pair_options))
     kept = ledger.add(pairs | "DedupAndDecontaminate" >> se.DedupAndDecontaminate(
-        job.pair_types, o.dedup, o.dedup_key, flag_list(o.exclude), o.exclude_ngram))
+        o.dedup, o.dedup_key, flag_list(o.exclude), o.exclude_ngram))
     writer = se.WritePostPairs(common.output_dir, job.pair_types, job.formats, o.with_metadata, common.seed,
                                o.num_shards, o.records_per_shard, o.gzip_level)
     _ = kept | "WritePostPairs" >> writer

@@ -33,8 +33,7 @@ class VocabOptions(runtime.CommonOptions):
              help="text (sentence per line), jsonl, or auto: .jsonl/.json/.ndjson are JSONL.")
         parser.add_argument("--text_field", default="text", help="JSONL field holding the document text.")
         parser.add_argument("--language_field", default="", help="JSONL field holding the language code.")
-        parser.add_argument("--language_pattern", default="",
-             help="Regex on the file path whose group 1 is the language, e.g. '/(\\w+)\\.txt$'.")
+        flags.add_language_pattern(parser, default="", fallback="--default_language")
         parser.add_argument("--default_language", default="und", help="Language of records without one.")
         parser.add_argument("--vocab_size", type=int, default=None, help="Target number of tokens (lines).")
         parser.add_argument("--do_lower_case", action="store_true",

@@ -114,7 +114,12 @@ def test_better_prefers_rank_then_smaller_fingerprint():
     assert dedup.better(m(5, b"\xff", "s", None), m(4, b"\x00", "s", None))
     assert dedup.better(m(5, b"\x00", "s", None), m(5, b"\x01", "s", None))
     assert not dedup.better(m(5, b"\x01", "s", None), m(5, b"\x00", "s", None))
-    assert dedup.fingerprint({"a": 1}) == dedup.fingerprint({"a": 1}) != dedup.fingerprint({"a": 2})
+    assert dedup.fingerprint({"a": 1, "b": [2.5, None]}) == dedup.fingerprint({"b": [2.5, None], "a": 1})
+    assert dedup.fingerprint({"a": 1}) != dedup.fingerprint({"a": 2})
+    assert dedup.fingerprint(("1",)) != dedup.fingerprint((1,)) != dedup.fingerprint((True,))  # typed
+    assert dedup.fingerprint(("ab", "c")) != dedup.fingerprint(("a", "bc"))  # length-prefixed
+    with pytest.raises(TypeError, match="no content encoding"):
+        dedup.fingerprint(object())
     # Ranks that do not compare (None from a rank_fn) still give one answer, whichever is first.
     a, b = m(None, b"\x00", "s", None), m(3, b"\x01", "s", None)
     assert dedup.better(a, b) != dedup.better(b, a)
@@ -245,6 +250,19 @@ def test_exact_dedup_rank_fn_decides_and_one_mode(tmp_path):
     # Case is kept, so y is alone; x and z tie on length and the smaller fingerprint wins.
     tie = min(records[0], records[2], key=dedup.fingerprint)
     assert sorted(r[2] for r in got["out"]) == sorted(["w", "y", tie[2]])
+
+
+@pytest.mark.slow
+def test_group_fn_dedups_each_group_apart_in_one_transform(tmp_path):
+    text = "Shifting gears on a long climb wears the chain faster than on the flat."
+    records = [("g1", text, 1), ("g1", text, 2), ("g2", text, 3), ("g2", "Something else entirely, about brakes.", 4)]
+    for name, make in (("exact", dedup.ExactDedup), ("near", dedup.NearDedup)):
+        grouped = run_stage(tmp_path / name, records, make(
+            lambda r: r[1], mode="one", rank_fn=lambda r: r[2], group_fn=lambda r: r[0]))
+        assert sorted(r[2] for r in grouped["out"]) == [2, 3, 4]  # the best of g1; g2's copy is not g1's
+        together = run_stage(tmp_path / f"{name}_all", records, make(lambda r: r[1], mode="one",
+                                                                     rank_fn=lambda r: r[2]))
+        assert sorted(r[2] for r in together["out"]) == [3, 4]
 
 
 @pytest.mark.slow

@@ -315,6 +315,7 @@ def test_multilingual_jsonl_with_language_smoothing_and_tlm(shared_data, tmp_pat
     (["--masked_lm_prob=1.5"], "--masked_lm_prob must be in (0, 1]"),
     (["--max_seq_length=4"], "--max_seq_length must be at least 5"),
     (["--language_pattern=("], "--language_pattern"),
+    (["--language_pattern=abc"], "needs a group"),  # one meaning in every job: group 1 is the language
 ])
 def test_bad_configuration_fails_at_start_with_one_line(shared_data, tmp_path, capsys, flags, message):
     vocab = shared_data / "vocab" / "bert-base-uncased.vocab.txt"

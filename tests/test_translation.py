@@ -170,15 +170,6 @@ def test_sampling_rates_smooth_towards_small_pairs():
     assert tr.sampling_rates(counts, 1.0, cap=500)["deu-eng"] == (500, 0.05)
 
 
-def test_copies_realise_the_rate():
-    keys = [tr.pair_key(_pair(src=f"Satz {i}.")) for i in range(20000)]
-    for rate in (0.25, 1.0, 2.5):
-        got = [tr.copies(rate, 7, k) for k in keys]
-        assert got == [tr.copies(rate, 7, k) for k in keys]
-        assert abs(sum(got) / len(keys) - rate) < 0.02
-        assert set(got) <= {int(rate), int(rate) + 1}
-
-
 def test_batch_starts_and_blocks_index_lines_across_batches():
     from transforms.core.line_numbers import batch_starts
     from transforms.core.lines import LineBatch

@@ -48,6 +48,17 @@ def add_decontamination(parser: Any, *, exclude_help: str, ngram: int, ngram_hel
     parser.add_argument("--exclude_ngram", type=int, default=ngram, help=ngram_help)
 
 
+def add_language_pattern(parser: Any, *, default: str | None, fallback: str) -> None:
+    """``--language_pattern``, with the one meaning every job gives it (``records.language_pattern``
+    checks it, ``records.language_of_path`` applies it); ``fallback`` names the job's language of a
+    file the pattern does not name."""
+    parser.add_argument("--language_pattern", default=default,
+                        help="Regex searched in each input file's path; its group 1 is the file's language "
+                             "(a pattern without a group stops at start-up), e.g. '/(\\w+)\\.txt$'. A "
+                             f"record's language field wins; a path it does not match, or an empty group, "
+                             f"gets {fallback}.")
+
+
 def flag_list(values: Sequence[str] | str | None) -> list[str]:
     """Repeatable, comma-separated flag values as one list (a plain string too, in case another
     pipeline in the process defined the flag without ``action="append"``)."""

@@ -5,12 +5,12 @@ Three composite transforms, each taking a ``PCollection`` of records of any pick
 ``tally``, ``dead_letter``); the records themselves are never looked into except through the
 functions given:
 
-``ExactDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, case_fold=False, with_clusters=False,
+``ExactDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, group_fn=None, case_fold=False, with_clusters=False,
 cc_rounds=8, stage="exact_dedup") -> DedupResult``
     Records whose normalised texts (``textnorm.exact_key_text``: NFC, optional case fold,
     punctuation and whitespace folded) are equal form a group; one record per group is kept.
 
-``NearDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, num_perm=128, ngram=5, bands=None,
+``NearDedup(texts_fn, *, mode="pair", rank_fn=None, scope_fn=None, group_fn=None, num_perm=128, ngram=5, bands=None,
 rows=None, threshold=0.8, verify="signature", seed=1, cc_rounds=8, with_clusters=False,
 stage="near_dedup") -> DedupResult``
     MinHash signatures over unit n-grams of ``textnorm.near_key_text``, candidate pairs from LSH
@@ -34,15 +34,19 @@ Arguments shared by all three:
   groups are connected components, so (a, b), (b, c), (c, d) form one group.
 - ``rank_fn(record)`` decides which record of a group is kept: the greatest rank wins (a score field,
   say); ties, and the default, go to the longest record (total characters of its texts), then to the
-  smallest 128-bit fingerprint of the record's bytes (``bytes``/``str`` as they are, anything else
-  pickled). The choice never depends on arrival order, bundling or runner. Records must therefore
-  pickle deterministically (no ``set`` fields); byte-identical records are interchangeable.
+  smallest 128-bit fingerprint of the record's content (``bytes``/``str`` as they are, anything else
+  by ``keys.content``: its values, not its class or its pickle). The choice never depends on arrival
+  order, bundling or runner; records with equal content are interchangeable.
 - ``scope_fn(record)`` names the scope (usually the input file) the record is counted under in the
   run summary; default ``"all"``. Grouping is global across scopes.
+- ``group_fn(record)`` (exact and near dedup) names a group within which duplicates are looked for:
+  records of two groups are never duplicates of each other. One transform so dedups many groups at
+  once (the StackExchange job's pair types) instead of one copy of its graph per group.
 - ``stage``: the accounting stage name. Dropped records are counted as filtered with reason
   ``"exact_duplicate"``, ``"near_duplicate"`` or ``"eval_overlap"``; a record whose texts cannot be
-  read (``texts_fn`` or ``rank_fn`` raises, a text is neither str nor bytes) is dead-lettered with
-  reason ``"bad_texts"``, so ``in == out + filtered + dead_lettered`` holds per scope.
+  read (``texts_fn`` or ``rank_fn`` raises, a text is neither str nor bytes, a field has no
+  ``keys.content`` encoding) is dead-lettered with reason ``"bad_texts"``, so ``in == out + filtered +
+  dead_lettered`` holds per scope.
 
 ``DedupResult`` has ``out``, ``tally`` and ``dead_letter`` like ``Accounted`` and adds ``clusters``
 (with ``with_clusters=True``: every record that was not dead-lettered as a ``ClusterMember`` with its

@@ -10,6 +10,7 @@ import numpy as np
 
 from specs.errors import ConfigError
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.formats import JSONL, format_of
 from transforms.core.lines import ReadLineBatches
 from transforms.core.seeding import stable_hash64
 from transforms.core.storage import match_files
@@ -37,10 +38,11 @@ def overlap_fingerprints(text: str, ngram: int, min_sentence_chars: int) -> np.n
 
 
 def eval_texts(path: str, line: bytes) -> list[str]:
-    """Texts of one line of an evaluation file: the line itself, or for ``.jsonl`` files every string
-    value in the JSON object (a line that is not JSON counts as text)."""
+    """Texts of one line of an evaluation file: the line itself, or for JSONL files
+    (``formats.format_of``) every string value in the JSON object (a line that is not JSON counts as
+    text)."""
     text = line.decode("utf-8", errors="replace").strip()
-    if path.endswith((".jsonl", ".jsonl.gz", ".jsonl.bz2")) and text:
+    if text and format_of(path, (JSONL,)) == JSONL:
         import json
 
         try:

@@ -24,14 +24,16 @@ class KeyRecords(AccountedDoFn):
     node's ``(node, signature)`` on ``"signatures"`` and its ``(band key, node)`` on ``"bands"``
     (records with equal normalised texts repeat these; the consumers do not mind). Records without
     readable texts are dead-lettered here, under the same stage as the keep step, so that the
-    stage balances."""
+    stage balances. With ``group_fn`` nodes and band keys are taken within the record's group
+    (``keys.in_group``)."""
 
     def __init__(self, stage: str, texts_fn: keys.TextsFn, mode: str, rank_fn: keys.RankFn | None,
                  scope_fn: keys.ScopeFn | None, case_fold: bool = False, hasher: MinHasher | None = None,
-                 keep_shingles: bool = False) -> None:
+                 keep_shingles: bool = False, group_fn: keys.GroupFn | None = None) -> None:
         self.stage = stage
         self._texts_fn, self._mode, self._rank_fn, self._scope_fn = texts_fn, mode, rank_fn, scope_fn
         self._case_fold, self._hasher, self._keep_shingles = case_fold, hasher, keep_shingles
+        self._group_fn = group_fn
 
     def _signed(self, normalized: list[str]) -> tuple[np.ndarray, bytes]:
         """The signature, and the payload verification needs: the signature's bytes, followed by the
@@ -48,11 +50,14 @@ class KeyRecords(AccountedDoFn):
                 scope = str(self._scope_fn(record))
             texts = keys.record_texts(self._texts_fn, record, self._mode)
             rank = self._rank_fn(record) if self._rank_fn is not None else sum(len(t) for t in texts)
+            group = None if self._group_fn is None else str(self._group_fn(record))
+            fp = keys.fingerprint(record)
             if self._hasher is None:
-                nodes = keys.exact_nodes(texts, self._mode, self._case_fold)
+                nodes = tuple(keys.in_group(n, group) for n in keys.exact_nodes(texts, self._mode, self._case_fold))
                 signatures = []
             else:
-                signed = keys.near_nodes(texts, self._mode)
+                signed = [(keys.in_group(node, group), normalized)
+                          for node, normalized in keys.near_nodes(texts, self._mode)]
                 nodes = tuple(node for node, _ in signed)
                 signatures = [(node, *self._signed(normalized)) for node, normalized in signed]
         except Exception as e:  # bad data must not crash the job: dead-letter it with the reason
@@ -64,8 +69,8 @@ class KeyRecords(AccountedDoFn):
         for node, sig, payload in signatures:
             yield beam.pvalue.TaggedOutput("signatures", (node, payload))
             for key in self._hasher.band_keys(sig):
-                yield beam.pvalue.TaggedOutput("bands", (key, node))
-        yield nodes, keys.Member(rank, keys.fingerprint(record), scope, record)
+                yield beam.pvalue.TaggedOutput("bands", (keys.in_group(key, group), node))
+        yield nodes, keys.Member(rank, fp, scope, record)
 
 
 class _KeepBest(AccountedDoFn):

@@ -1,15 +1,20 @@
 """What decides duplicates, per record: texts, graph nodes, ranks and fingerprints (plain Python, no Beam).
 
 A record's texts (``texts_fn``) become graph nodes: one per record for modes ``"pair"`` and ``"one"``,
-one per distinct text for ``"either"``; records sharing a node are one group. Of a group the record
-``better`` than all others is kept: greatest rank, then smallest fingerprint.
+one per distinct text for ``"either"``; records sharing a node are one group. With a ``group_fn``
+the nodes (and near dedup's LSH band keys) are taken within the record's group (``in_group``), so
+records of two groups never meet: one transform dedups every group at once. Of a group the record
+``better`` than all others is kept: greatest rank, then smallest fingerprint of its content.
 """
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Callable, Sequence
+import dataclasses
+import struct
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from specs.errors import ConfigError
 from transforms.core.seeding import stable_hash128
@@ -25,6 +30,7 @@ BAD_TEXTS = "bad_texts"
 TextsFn = Callable[[Any], Any]
 RankFn = Callable[[Any], Any]
 ScopeFn = Callable[[Any], str]
+GroupFn = Callable[[Any], str]
 
 
 def record_texts(texts_fn: TextsFn, record: Any, mode: str) -> list[str]:
@@ -40,14 +46,46 @@ def record_texts(texts_fn: TextsFn, record: Any, mode: str) -> list[str]:
     return texts
 
 
+def content(value: Any) -> bytes:
+    """A record's content as bytes: its values, each typed and length-prefixed, in field order
+    (sequences, named tuples, dataclasses), key order (mappings) or sorted (sets). Never its class,
+    the module that defines it, or how pickle lays it out, so where a record type lives or how
+    Python pickles it cannot change which duplicate is kept; equal values give equal bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        tag, body = b"b", bytes(value)
+    elif isinstance(value, str):
+        tag, body = b"s", value.encode("utf-8")
+    elif value is None or isinstance(value, bool):
+        tag, body = b"n" if value is None else b"t", str(value).encode("ascii")
+    elif isinstance(value, (int, np.integer)):
+        tag, body = b"i", str(int(value)).encode("ascii")
+    elif isinstance(value, (float, np.floating)):
+        tag, body = b"f", float(value).hex().encode("ascii")
+    elif isinstance(value, np.ndarray):
+        tag, body = b"a", f"{value.dtype.str}{value.shape}".encode("ascii") + b"\0" + value.tobytes()
+    elif isinstance(value, Mapping):
+        tag, body = b"m", b"".join(sorted(content(k) + content(v) for k, v in value.items()))
+    elif isinstance(value, Set):
+        tag, body = b"u", b"".join(sorted(content(v) for v in value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        tag, body = b"l", b"".join(content(getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, (tuple, list)):
+        tag, body = b"l", b"".join(content(v) for v in value)
+    else:
+        raise TypeError(f"no content encoding for {type(value).__name__}; give dedup records of bytes, str, "
+                        "numbers, None, sequences, mappings, sets or dataclasses")
+    return tag + struct.pack("<Q", len(body)) + body
+
+
 def fingerprint(record: Any) -> bytes:
-    """128-bit fingerprint of a record's bytes: the final, content-only tie-break between records."""
+    """128-bit fingerprint of a record's content: the final tie-break between records (``bytes`` and
+    ``str`` records as they are, anything else by ``content``)."""
     if isinstance(record, (bytes, bytearray)):
         data = bytes(record)
     elif isinstance(record, str):
         data = record.encode("utf-8")
     else:
-        data = pickle.dumps(record, protocol=4)
+        data = content(record)
     return stable_hash128(data)
 
 
@@ -69,6 +107,11 @@ def near_nodes(texts: Sequence[str], mode: str) -> list[tuple[bytes, list[str]]]
         return [(stable_hash128("near", *normalized), normalized)]
     distinct = list(dict.fromkeys(n for n in normalized if n)) or [""]
     return [(stable_hash128("near-text", n), [n]) for n in distinct]
+
+
+def in_group(key: bytes, group: str | None) -> bytes:
+    """A graph node (16 bytes) or LSH band key taken within ``group``: the same bytes without one."""
+    return key if group is None else stable_hash128("group", group, key)
 
 
 class Member(NamedTuple):

@@ -14,7 +14,7 @@ from transforms.core.accounting import NAMESPACE
 from transforms.core.components import ConnectedComponents
 from transforms.core.join import StreamingJoin, Tagged
 from transforms.dedup import keep
-from transforms.dedup.keys import NEAR_DUPLICATE, VERIFY, RankFn, ScopeFn, TextsFn, check_mode
+from transforms.dedup.keys import NEAR_DUPLICATE, VERIFY, GroupFn, RankFn, ScopeFn, TextsFn, check_mode
 from transforms.dedup.minhash import MinHasher, estimated_jaccard, jaccard, lsh_params
 
 
@@ -81,7 +81,8 @@ class NearDedup(beam.PTransform):
     share a band with probability 0.5, at 0.9 with 0.994)."""
 
     def __init__(self, texts_fn: TextsFn, *, mode: str = "pair", rank_fn: RankFn | None = None,
-                 scope_fn: ScopeFn | None = None, num_perm: int = 128, ngram: int = 5, bands: int | None = None,
+                 scope_fn: ScopeFn | None = None, group_fn: GroupFn | None = None,
+                 num_perm: int = 128, ngram: int = 5, bands: int | None = None,
                  rows: int | None = None, threshold: float | None = 0.8, verify: str = "signature", seed: int = 1,
                  cc_rounds: int = 8, with_clusters: bool = False, stage: str = "near_dedup") -> None:
         super().__init__()
@@ -98,13 +99,14 @@ class NearDedup(beam.PTransform):
         except ValueError as e:
             raise ConfigError(f"near dedup: {e}") from None
         self._texts_fn, self._mode, self._rank_fn, self._scope_fn = texts_fn, mode, rank_fn, scope_fn
+        self._group_fn = group_fn
         self._threshold, self._cc_rounds = threshold, cc_rounds
         self._with_clusters, self._stage = with_clusters, stage
 
     def expand(self, records: beam.PCollection) -> keep.DedupResult:
         keyed = keep.key_records(records, keep.KeyRecords(
             self._stage, self._texts_fn, self._mode, self._rank_fn, self._scope_fn,
-            hasher=self._hasher, keep_shingles=self._verify == "shingles"))
+            hasher=self._hasher, keep_shingles=self._verify == "shingles", group_fn=self._group_fn))
         signatures = keyed.signatures
         candidates = (
             keyed.bands

@@ -11,21 +11,15 @@ from typing import Any, NamedTuple
 from specs import encode_example
 from specs.errors import ConfigError
 from transforms.core import input_checks
+from transforms.core.formats import JSONL, TFRECORD, format_of
 from transforms.core.records import BadRecordError
 from transforms.dedup.keys import ClusterMember, fingerprint
 
-JSONL, TFRECORD = "jsonl", "tfrecord"
 READ_STAGE = "read"
 
 
 class JobRecord(NamedTuple):
-    """One input record of ``pipelines.dedup``: its bytes exactly as read, and what dedup needs.
-
-    Pickled, and so fingerprinted (``keys.fingerprint``, the last tie-break between duplicates), under
-    its public path ``transforms.dedup.JobRecord``: where in the package it is defined must not decide
-    which record is kept."""
-
-    __module__ = "transforms.dedup"
+    """One input record of ``pipelines.dedup``: its bytes exactly as read, and what dedup needs."""
 
     source: str  # the input file (the accounting scope)
     offset: int  # byte offset of a JSONL line; -1 for TFRecords (Beam's reader gives no position)
@@ -35,20 +29,18 @@ class JobRecord(NamedTuple):
 
 
 def input_format(paths: Sequence[str], requested: str = "auto") -> str:
-    """The format of the input files: ``requested`` if given, else from the names (all alike)."""
+    """The format of the input files: ``requested`` if given, else from the names (``formats.format_of``;
+    all alike)."""
     if requested in (JSONL, TFRECORD):
         return requested
     if requested != "auto":
         raise ConfigError(f"--format must be auto, {JSONL} or {TFRECORD}, not {requested!r}")
     found = set()
     for p in paths:
-        name = p.rsplit("/", 1)[-1]
-        if ".tfrecord" in name or ".tfrec" in name:
-            found.add(TFRECORD)
-        elif ".jsonl" in name or ".json" in name:
-            found.add(JSONL)
-        else:
+        fmt = format_of(p, (JSONL, TFRECORD))
+        if fmt is None:
             raise ConfigError(f"--input: cannot tell the format of {p!r} from its name; pass --format")
+        found.add(fmt)
     if len(found) > 1:
         raise ConfigError("--input: mixes JSONL and TFRecord files; run them separately")
     return found.pop()

@@ -48,7 +48,6 @@ from transforms.pretraining.plan import (
     check_tokenization,
     input_format,
     instance_params,
-    language_pattern,
     output_files,
     recorded_params,
 )
@@ -63,6 +62,6 @@ __all__ = [
     "CreateTlmExamples", "Document", "InstanceBatch", "InstanceParams", "Pair", "Pool", "RawDocument",
     "ReadBertText", "ReadDocuments", "TokenizeDocuments", "VocabInfo", "WriteSidecars", "check_tokenization",
     "create_segment_pairs", "document_key", "input_format", "instance_params", "language_from_path",
-    "language_pass_rates", "language_pattern", "mask_batch", "mask_whole_words", "output_files", "passes_for",
+    "language_pass_rates", "mask_batch", "mask_whole_words", "output_files", "passes_for",
     "recorded_params", "token_mask_words", "truncate_pair",
 ]

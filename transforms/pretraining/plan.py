@@ -5,7 +5,6 @@ options (``pipelines.pretrain_data.PretrainDataOptions``)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -13,9 +12,10 @@ from apache_beam.io.filesystems import FileSystems
 from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
 from transforms.core.flags import flag_list
+from transforms.core.formats import JSONL, TEXT, TFRECORD, format_of
 from transforms.pretraining.params import InstanceParams
 
-FORMATS = ("auto", "text", "jsonl", "tfrecord")
+FORMATS = ("auto", TEXT, JSONL, TFRECORD)
 
 
 def output_files(value: str) -> list[str]:
@@ -63,28 +63,12 @@ def instance_params(o: Any) -> InstanceParams:
                           o.dupe_factor, o.do_whole_word_mask, o.max_ngram_size or None, o.dynamic_masking)
 
 
-def language_pattern(value: str | None) -> re.Pattern[str] | None:
-    """``--language_pattern`` compiled (None when not given)."""
-    try:
-        return re.compile(value) if value else None
-    except re.error as e:
-        raise ConfigError(f"--language_pattern {value!r}: {e}") from None
-
-
 def input_format(paths: list[str], requested: str) -> str:
-    """The one format of all inputs; fails when ``auto`` finds a mix."""
+    """The one format of all inputs (``formats.format_of``: JSONL or TFRecord by name, else text); fails
+    when ``auto`` finds a mix."""
     if requested != "auto":
         return requested
-
-    def guess(path: str) -> str:
-        name = path.lower().removesuffix(".gz").removesuffix(".bz2")
-        if name.endswith((".jsonl", ".json", ".ndjson")):
-            return "jsonl"
-        if ".tfrecord" in name or name.endswith(".tfrec"):
-            return "tfrecord"
-        return "text"
-
-    found = sorted({guess(p) for p in paths})
+    found = sorted({format_of(p, (JSONL, TFRECORD)) or TEXT for p in paths})
     if len(found) > 1:
         raise ConfigError(f"--input_patterns: inputs mix formats {found}; run one format per job or set --input_format")
     return found[0]

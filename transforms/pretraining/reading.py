@@ -12,6 +12,7 @@ import apache_beam as beam
 from transforms.core import accounting
 from transforms.core import input_checks as checks
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter
+from transforms.core.formats import JSONL, TEXT
 from transforms.core.lines import ReadLineBatches
 from transforms.core.parse_lines import ParseLines
 from transforms.core.seeding import stable_hash64
@@ -112,10 +113,10 @@ class ReadDocuments(beam.PTransform):
         self._pattern, self._text, self._lang = language_pattern, text_field, language_field
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Accounted:
-        if self._fmt == "text":
+        if self._fmt == TEXT:
             docs = pbegin | "ReadBertText" >> ReadBertText(self._paths, self._max, self._pattern)
             return accounting.apply_accounted(docs, "CountLines", _CountTextLines())
-        if self._fmt == "jsonl":
+        if self._fmt == JSONL:
             frames = pbegin | "ReadJsonLines" >> ReadLineBatches(self._paths)
             docs = accounting.apply_accounted(frames.out, "ParseJson", ParseLines(
                 "read_jsonl", JsonDocumentParser(self._text, self._lang, self._pattern)))

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from transforms.core.records import BadRecordError, RecordFiltered
+from transforms.core.records import BadRecordError, RecordFiltered, language_of_path
 from transforms.core.seeding import stable_hash128
 from transforms.text.sentences import split_sentences
 
@@ -45,10 +45,8 @@ def document_key(doc: RawDocument) -> bytes:
 
 
 def language_from_path(pattern: re.Pattern[str] | None, path: str) -> str:
-    if pattern is None:
-        return UNDETERMINED
-    m = pattern.search(path)
-    return m.group(1) if m and m.groups() else (m.group(0) if m else UNDETERMINED)
+    """A document's language by ``--language_pattern`` (``core.records.language_of_path``), else ``und``."""
+    return language_of_path(pattern, path, UNDETERMINED)
 
 
 @dataclasses.dataclass(frozen=True)

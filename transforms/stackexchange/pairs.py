@@ -41,13 +41,7 @@ class PairOptions:
 
 @dataclasses.dataclass(frozen=True)
 class PostPair:
-    """An output pair (or triplet) with the attribution CC BY-SA requires.
-
-    Pickled, and so fingerprinted by ``transforms.dedup`` (the last tie-break between duplicate
-    pairs), under its public path ``transforms.stackexchange.PostPair``: where in the package it is
-    defined must not decide which pair is kept."""
-
-    __module__ = "transforms.stackexchange"
+    """An output pair (or triplet) with the attribution CC BY-SA requires."""
 
     pair_type: str
     site: str

@@ -50,7 +50,6 @@ from transforms.translation.records import (
 )
 from transforms.translation.sampling import (
     LENGTH_BINS,
-    copies,
     lang_pair_of,
     length_bin,
     pair_key,
@@ -90,7 +89,7 @@ __all__ = [
     "TFRECORD_COMPRESSIONS", "TOO_LONG_CHARS", "TOO_LONG_TOKENS", "TSV", "AlignedFiles", "BadRecordError",
     "BalanceLanguagePairs", "CleanConfig", "CleanTranslationPairs", "InputPlan", "JsonFields", "Pair",
     "PairLineParser", "ReadAlignedFiles", "ReadTranslationPairs", "SplitPairs", "TranslationPair",
-    "WriteStatistics", "WriteTranslationPairs", "build_statistics", "copies", "count_tokens", "draw_statistics",
+    "WriteStatistics", "WriteTranslationPairs", "build_statistics", "count_tokens", "draw_statistics",
     "encode_pair", "filter_reason", "lang_pair_of", "length_bin", "length_keys", "letter_fraction", "nfc_single_spaced",
     "normalize_text", "pair_json", "pair_key", "parse_json_line", "parse_split_fractions", "parse_tsv_line",
     "plan_inputs", "sampling_rates", "split_of", "texts_in_language_order", "unordered_lang_pair",

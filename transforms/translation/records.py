@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from specs.errors import ConfigError
+from transforms.core.formats import JSONL, TSV, format_of
 from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
 
-TSV, ALIGNED, JSONL = "tsv", "aligned", "jsonl"
+ALIGNED = "aligned"
 FORMATS = (TSV, ALIGNED, JSONL)
 SPLITS = ("train", "validation", "test")
 READ_STAGE, CLEAN_STAGE, BALANCE_STAGE = "read_pairs", "clean_pairs", "balance"
@@ -47,8 +48,6 @@ _ALIGNED_NAME = re.compile(r"^(?P<stem>.*?)(?P<l1>[A-Za-z]{2,3}(?:_[A-Za-z]{4})?
                            r"(?P<l2>[A-Za-z]{2,3}(?:_[A-Za-z]{4})?)\.(?P<side>[A-Za-z_]+)(?P<comp>\.gz|\.bz2)?$")
 _LANGS_IN_NAME = re.compile(r"(?:^|[._])(?P<l1>[A-Za-z]{2,3}(?:_[A-Za-z]{4})?)-"
                             r"(?P<l2>[A-Za-z]{2,3}(?:_[A-Za-z]{4})?)\.[^/]*$")
-_TSV_NAME = re.compile(r"\.(?:tsv|tab)(?:\.gz|\.bz2)?$")
-_JSONL_NAME = re.compile(r"\.(?:jsonl|ndjson|json)(?:\.gz|\.bz2)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +78,10 @@ def plan_inputs(paths: Sequence[str], input_format: str = "auto", src_lang: str 
                 tgt_lang: str = "") -> InputPlan:
     """Decides each file's format and languages at start-up; one-line ConfigError otherwise.
 
-    ``auto``: ``*.tsv``/``*.tab`` are TSV, ``*.jsonl``/``*.ndjson``/``*.json`` are JSONL, and
-    ``NAME.L1-L2.Lx`` is one side of an aligned pair (both sides must be given). TSV/JSONL files
-    take default languages from a ``.L1-L2.`` part of their name, else from ``--src_lang/--tgt_lang``
-    (rows that carry languages override both).
+    ``auto``: TSV and JSONL by the file's name (``formats.format_of``: ``*.tsv``/``*.tab``,
+    ``*.jsonl``/``*.ndjson``/``*.json``, compressed or not), and ``NAME.L1-L2.Lx`` is one side of an
+    aligned pair (both sides must be given). TSV/JSONL files take default languages from a ``.L1-L2.``
+    part of their name, else from ``--src_lang/--tgt_lang`` (rows that carry languages override both).
     """
     if input_format not in ("auto", *FORMATS):
         raise ConfigError(f"--input_format: {input_format!r} is not one of auto, {', '.join(FORMATS)}")
@@ -94,13 +93,10 @@ def plan_inputs(paths: Sequence[str], input_format: str = "auto", src_lang: str 
         aligned = _ALIGNED_NAME.match(name)
         fmt = input_format
         if fmt == "auto":
-            if _TSV_NAME.search(name):
-                fmt = TSV
-            elif _JSONL_NAME.search(name):
-                fmt = JSONL
-            elif aligned and aligned["side"] in (aligned["l1"], aligned["l2"]):
+            fmt = format_of(name, (TSV, JSONL)) or ""
+            if not fmt and aligned and aligned["side"] in (aligned["l1"], aligned["l2"]):
                 fmt = ALIGNED
-            else:
+            elif not fmt:
                 raise ConfigError(f"--input: cannot tell the format of {path!r} (expected *.tsv, *.jsonl or "
                                   "NAME.L1-L2.L1 aligned files); set --input_format")
         if fmt == ALIGNED:

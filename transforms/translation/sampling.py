@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from specs.errors import ConfigError
+from transforms.core.sampling import smoothed_rates
 from transforms.core.seeding import stable_hash64, unit_interval
 from transforms.translation.records import SPLITS, TranslationPair
 
@@ -69,31 +69,20 @@ def sampling_rates(counts: Mapping[str, int], alpha: float, cap: int = 0, max_up
                    ) -> dict[str, tuple[int, float]]:
     """Exponentially smoothed sampling: per language pair ``(target, rate)``.
 
-    With ``N`` pairs in all and ``q_i = n_i^alpha / sum_j n_j^alpha`` (alpha < 1 flattens the
-    distribution towards low-resource pairs, as XLM-R/mT5/LaBSE do), pair ``i`` aims at
-    ``min(N q_i, max_upsample n_i, cap)`` examples; ``rate = target / n_i`` is the expected number of
-    copies of each of its pairs. With ``alpha = 1`` and no cap every rate is 1.
+    The translation policy over ``sampling.smoothed_rates`` (alpha < 1 flattens the distribution
+    towards low-resource pairs, as XLM-R/mT5/LaBSE do): pair ``i`` with ``n_i`` pairs and smoothed
+    share ``q_i`` of ``N`` aims at ``min(N q_i, max_upsample n_i, cap)`` examples; ``rate = target /
+    n_i`` is the expected number of copies of each of its pairs (``sampling.stochastic_round``).
+    With ``alpha = 1`` and no cap every rate is 1.
     """
-    # fsum: exactly rounded whatever the order the counts arrived in, so rates are bit-identical.
-    total = math.fsum(counts.values())
-    weights = {lp: n ** alpha for lp, n in counts.items() if n}
-    norm = math.fsum(weights.values())
     out = {}
-    for lp, n in sorted(counts.items()):
-        if not n:
-            continue
-        target = min(total * weights[lp] / norm, max_upsample * n)
+    for lp, rate in smoothed_rates(counts, alpha).items():
+        n = counts[lp]
+        target = n * min(rate, max_upsample)
         if cap:
             target = min(target, cap)
         out[lp] = (round(target), target / n)
     return out
-
-
-def copies(rate: float, seed: int, key: bytes) -> int:
-    """How many times a pair is written at a sampling ``rate``: ``floor(rate)`` plus one more with
-    probability ``frac(rate)``, decided by a hash of the pair (Bernoulli/Poisson-free, reproducible)."""
-    whole = math.floor(rate)
-    return whole + (1 if unit_interval(seed, b"balance", key) < rate - whole else 0)
 
 
 LENGTH_BINS = (0, 4, 8, 16, 32, 64, 128, 256, 512)

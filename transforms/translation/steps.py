@@ -13,12 +13,13 @@ from specs import TRANSLATION_PAIRS
 from specs.errors import ConfigError
 from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
+from transforms.core.sampling import stochastic_round
 from transforms.core.shards import WriteShards, sort_key
 from transforms.core.spec_files import WriteSpec
 from transforms.text import writing_systems as scripts
 from transforms.translation.cleaning import CleanConfig, filter_reason, nfc_single_spaced
 from transforms.translation.records import BALANCE_STAGE, CLEAN_STAGE, SPLITS, TranslationPair
-from transforms.translation.sampling import copies, pair_key, sampling_rates, split_of, unordered_lang_pair
+from transforms.translation.sampling import pair_key, sampling_rates, split_of, unordered_lang_pair
 
 # --- Beam: cleaning ----------------------------------------------------------------------------
 
@@ -71,8 +72,9 @@ class SplitPairs(beam.PTransform):
 
 
 class _Balance(AccountedDoFn):
-    """Keeps each pair ``copies(rate)`` times; a pair kept 0 times is filtered as ``downsampled``.
-    Extra copies are counted on the ``upsampled_copies`` counter (they are outputs without input)."""
+    """Keeps each pair ``stochastic_round(rate)`` times (seeded by the pair); a pair kept 0 times is
+    filtered as ``downsampled``. Extra copies are counted on the ``upsampled_copies`` counter (they
+    are outputs without input)."""
 
     stage = BALANCE_STAGE
 
@@ -83,7 +85,8 @@ class _Balance(AccountedDoFn):
                 ) -> Iterator[tuple[int, TranslationPair]]:
         scope = pair.lang_pair
         self.took_in(scope)
-        n = copies(rates[unordered_lang_pair(pair.src_lang, pair.tgt_lang)][1], self._seed, pair_key(pair))
+        rate = rates[unordered_lang_pair(pair.src_lang, pair.tgt_lang)][1]
+        n = stochastic_round(rate, self._seed, b"balance", pair_key(pair))
         if n == 0:
             self.filtered(scope, "downsampled")
             return

@@ -17,6 +17,7 @@ from typing import Any
 from specs import vocabulary as sv
 from specs.errors import ConfigError
 from specs.vocabulary import CLS, MASK, PAD, SEP, UNK
+from transforms.core.sampling import smoothed_rates
 from transforms.vocab.pretokenize import JOINER, is_isolated_char, wordpiece_split
 
 # --- configuration ------------------------------------------------------------------------------
@@ -70,14 +71,14 @@ def language_weights(sizes: Mapping[str, int], alpha: float) -> dict[str, float]
     where ``n_l`` is the language's size (characters, see ``language_totals``).
 
     Sampling a corpus with p_l ∝ n_l^alpha (mBERT and XLM use alpha 0.7 and 0.3-0.5) multiplies the
-    expected count of every word of language l by ``n_l^(alpha-1)`` up to a constant. Multiplying the
-    counts is that sampling without its variance and without dropping data. The constant makes the
-    largest language's weight 1, so counts stay in units of real occurrences and every weight is >= 1.
+    expected count of every word of language l by its smoothed rate (``sampling.smoothed_rates``).
+    Multiplying the counts is that sampling without its variance and without dropping data. The vocab
+    policy divides by the largest language's rate, so counts stay in units of real occurrences and
+    every weight is >= 1 (alpha <= 1); an empty language keeps weight 1.
     """
-    if not sizes:
-        return {}
-    top = max(sizes.values())
-    return {lang: (top / n) ** (1.0 - alpha) if n > 0 else 1.0 for lang, n in sorted(sizes.items())}
+    rates = smoothed_rates(sizes, alpha)
+    base = rates[max(rates, key=sizes.__getitem__)] if rates else 1.0
+    return {lang: rates[lang] / base if lang in rates else 1.0 for lang in sorted(sizes)}
 
 
 def weighted_count(count: int, weight: float) -> int:

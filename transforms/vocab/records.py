@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 
 from specs.errors import ConfigError
-from transforms.core.records import BadRecordError
-
-TEXT, JSONL = "text", "jsonl"
+from transforms.core import formats
+from transforms.core.formats import JSONL, TEXT
+from transforms.core.records import BadRecordError, language_of_path, language_pattern
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,28 +24,17 @@ class InputConfig:
     def validate(self) -> None:
         if self.fmt not in ("auto", TEXT, JSONL):
             raise ConfigError(f"--input_format must be auto, text or jsonl, not {self.fmt!r}")
-        if self.language_pattern:
-            try:
-                rx = re.compile(self.language_pattern)
-            except re.error as e:
-                raise ConfigError(f"--language_pattern {self.language_pattern!r}: {e}") from None
-            if rx.groups < 1:
-                raise ConfigError(f"--language_pattern {self.language_pattern!r} needs a group for the language")
+        language_pattern(self.language_pattern)
 
     def format_of(self, path: str) -> str:
+        """``--input_format``; with ``auto``, JSONL by the file's name (``formats.format_of``), else text."""
         if self.fmt != "auto":
             return self.fmt
-        name = path.rsplit("/", 1)[-1].lower()
-        for ext in (".gz", ".bz2", ".deflate", ".zst", ".lzma"):
-            name = name.removesuffix(ext)
-        return JSONL if name.endswith((".jsonl", ".json", ".ndjson")) else TEXT
+        return formats.format_of(path, (JSONL,)) or TEXT
 
     def language_of_path(self, path: str) -> str:
-        if self.language_pattern:
-            m = re.search(self.language_pattern, path)
-            if m and m.group(1):
-                return m.group(1)
-        return self.default_language
+        """The file's language by ``--language_pattern``, else ``--default_language``."""
+        return language_of_path(language_pattern(self.language_pattern), path, self.default_language)
 
 
 
