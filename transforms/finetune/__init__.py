@@ -12,6 +12,7 @@ A row of a task file (GLUE TSV, a user's TSV or JSONL, or a text pair of our own
   ``outputs``: the Beam transforms, the meta data and the reference's single-file outputs.
 """
 
+from transforms.core.formats import JSONL, TSV
 from transforms.core.records import BadRecordError
 from transforms.finetune.outputs import META_DATA_FILE, WriteMetaData, meta_data, place_reference_outputs
 from transforms.finetune.packing import pack, truncated_lengths
@@ -32,12 +33,10 @@ from transforms.finetune.plan import INPUT_FORMATS, REFERENCE_OUTPUTS, Plan, fir
 from transforms.finetune.reading import ReadTaskRows
 from transforms.finetune.records import (
     FEATURIZE_STAGE,
-    JSONL,
     PARSE_STAGE,
     SHARD_PREFIX,
     SHARD_SUFFIX,
     TRUNCATED,
-    TSV,
     InputFile,
     JsonFormat,
     Labels,

@@ -10,10 +10,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from specs.errors import ConfigError
 from transforms.core.flags import flag_list
+from transforms.core.formats import JSONL, TFRECORD, TSV, format_of
 from transforms.core.lines import lines_from
 from transforms.core.storage import match_files
 from transforms.finetune.pairs import NEGATIVE, PAIRS_JSONL, PAIRS_TFRECORD, POSITIVE
-from transforms.finetune.records import JSONL, TSV, InputFile, JsonFormat, Labels, is_header, split_tsv
+from transforms.finetune.records import InputFile, JsonFormat, Labels, is_header, split_tsv
 from transforms.finetune.tasks import SPLITS, TEST, TRAIN, RowFormat, glue_task
 
 INPUT_FORMATS = ("auto", "tsv", "jsonl", "tfrecord")
@@ -38,16 +39,14 @@ def reference_outputs(o: Any) -> dict[str, str]:
 
 
 def _kind(path: str, requested: str, from_pairs: bool) -> str:
-    name = path.lower().removesuffix(".gz").removesuffix(".bz2")
     fmt = requested
     if fmt == "auto":
-        fmt = ("jsonl" if name.endswith((".jsonl", ".json", ".ndjson"))
-               else "tfrecord" if ".tfrecord" in name or name.endswith(".tfrec") else "tsv")
+        fmt = format_of(path, (JSONL, TFRECORD)) or TSV
     if from_pairs:
-        if fmt == "tsv":
+        if fmt == TSV:
             raise ConfigError(f"--from_pairs reads JSONL or TFRecord pairs, not {path!r}")
-        return PAIRS_JSONL if fmt == "jsonl" else PAIRS_TFRECORD
-    if fmt == "tfrecord":
+        return PAIRS_JSONL if fmt == JSONL else PAIRS_TFRECORD
+    if fmt == TFRECORD:
         raise ConfigError(f"{path!r}: TFRecord inputs are read with --from_pairs only")
     return fmt
 

@@ -8,12 +8,12 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.core.accounting import Accounted, AccountedDoFn, DeadLetter, apply_accounted
+from transforms.core.formats import TSV
 from transforms.core.line_numbers import NumberLineBatches
 from transforms.core.lines import LineBatch, ReadLineBatches
 from transforms.core.records import BadRecordError
 from transforms.finetune.records import (
     PARSE_STAGE,
-    TSV,
     InputFile,
     Labels,
     Row,

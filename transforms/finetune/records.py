@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 from transforms.core.records import BadRecordError, decode_utf8, dotted_lookup
 from transforms.finetune.tasks import RowFormat
 
-TSV, JSONL = "tsv", "jsonl"
 SHARD_PREFIX = "finetune"
 SHARD_SUFFIX = ".tfrecord"
 TRUNCATED = "truncated"
