@@ -49,9 +49,11 @@ def test_every_line_read_exactly_once_whatever_the_split_points(tmp_path, cr_fil
                         strict=True):
         expected.append((pos, raw))
         pos += len(raw) + len(end)
+    # the file's UTF-8 byte-order mark is dropped once, from its first line (which still starts at 0)
+    expected[0] = (0, expected[0][1].removeprefix(b"\xef\xbb\xbf"))
     assert [raw for _, raw in expected][:5] == (
-        [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x"] if cr_file
-        else [b"\xef\xbb\xbfheader", b"line one", b"", b"line three", b"x\rmac\r\rline"])
+        [b"header", b"line one", b"", b"line three", b"x"] if cr_file
+        else [b"header", b"line one", b"", b"line three", b"x\rmac\r\rline"])
     for splits in ([], [1], [7, 8, 9], [14, 15, 16], list(range(1, len(text), 997)), [len(text) - 3]):
         assert _lines_via_splits(str(p), splits) == expected, splits
 

@@ -121,8 +121,6 @@ def test_vocabulary_fingerprint_and_checks(tmp_path):
 
 
 def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tmp_path, shared_data):
-    import types
-
     import specs
     from trainer import data
     from trainer.export_tfhub import export_vocabulary
@@ -134,9 +132,15 @@ def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tm
     (tmp_path / specs.SPEC_FILE).write_text(spec.to_json())
     (tmp_path / "pretrain-00000-of-00001.tfrecord").write_bytes(b"")
 
+    class Section(dict):
+        """A data section as the trainer reads it: keys as attributes too."""
+
+        __getattr__ = dict.__getitem__
+
     def cfg(**kw):
-        return types.SimpleNamespace(**{"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased,
-                                        "lower_case": None, **kw})
+        # a folder of our format made elsewhere (no run marker): read with allow_incomplete
+        return Section({"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased, "lower_case": None,
+                        "allow_incomplete": True, **kw})
 
     got = data.run_vocabulary(cfg(), "task.train_data")
     assert got.lower_case is True and got.fingerprint == vocab.fingerprint
