@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from specs.vocabulary import Vocabulary
-from trainer.tokenization import BertTokenization
+from trainer.text.tokenization import BertTokenization
 from transforms.text.bert_tokenization import BertTokenizer
 
 LINES_PER_FILE = 100
@@ -67,7 +67,7 @@ def test_beam_graph_and_export_equal_the_reference(name, lower, corpus, shared_d
         assert not _differing(want, got, corpus), implementation
 
     if name == "bert-base-uncased":
-        from trainer.export_tfhub import save_preprocessing
+        from trainer.export.preprocessing import save_preprocessing
 
         save_preprocessing(str(tmp_path / "preprocessing"), path, lower)
         exported = tf.saved_model.load(str(tmp_path / "preprocessing"))
@@ -124,8 +124,8 @@ def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tm
     import types
 
     import specs
-    from trainer import data
-    from trainer.export_tfhub import export_vocabulary
+    from trainer.core import data
+    from trainer.core.data import export_vocabulary
 
     uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
     vocab = Vocabulary.load(uncased, True)

@@ -14,17 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from specs.command_line import StrictParser
+from trainer.experiments import NAMES
+from trainer.export import EXPORT_TYPES, POOLERS
 
-EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing", "classifier", "text_classifier")
-POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 
 
 def _experiments() -> list[str]:
-    # the registry imports no TensorFlow; kept out of this module's imports so Beam workers never need it
-    from trainer.experiments import NAMES
-
-    return sorted(NAMES)
+    return sorted(NAMES)  # the registry imports no TensorFlow
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:

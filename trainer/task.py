@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 from specs.errors import ConfigError
 from trainer import cli
-from trainer.config import load_config
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,10 +31,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
-    cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
-    from trainer import experiments, train_lib
+    from trainer import experiments, plan  # TensorFlow only once the flags are read
+    from trainer.core import data
 
-    cfg, init_source = train_lib.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
+    cfg = plan.load_config(args.experiment, args.config_file, ",".join(args.params_override))
+    cfg, init_source = plan.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
 
     if args.mode == "predict" and not hasattr(experiments.module(args.experiment), "predict"):
         raise ConfigError(f"--mode=predict is not defined for --experiment={args.experiment}")
@@ -45,7 +45,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
         if args.mode == "train_and_eval" and cfg.task.validation_data.input_path:
             checker.dataset("validation_data", check_only=True)
 
-    trainer = train_lib.Trainer(cfg, args.model_dir, args.tpu, init_source=init_source)
+    trainer = plan.trainer(cfg, args.model_dir, args.tpu, init_source=init_source)
     if args.mode == "train":
         return trainer.train()
     if args.mode == "train_and_eval":
@@ -59,10 +59,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
         return {}
     # the vocabulary and casing the run trained with (as trainer.export_tfhub takes them), checked
     # against what the training data records
-    from trainer.export_tfhub import export_vocabulary, run_vocab_and_casing
-
-    vocab, lower = run_vocab_and_casing(trainer.dirs.model, cfg, "", "")
-    vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
+    vocab, lower = plan.run_vocab_and_casing(trainer.dirs.model, cfg, "", "")
+    vocab, lower = data.export_vocabulary(cfg.task.train_data, vocab, lower)
     experiments.module(args.experiment).export(trainer, trainer.dirs.export, vocab, lower)
     return {}
 

@@ -32,17 +32,10 @@ import specs
 from specs import run_folder
 from specs import vocabulary as sv
 from specs.errors import ConfigError
-from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab
+from trainer.text.vocabulary import data_vocabulary
 
 AUTOTUNE = tf.data.AUTOTUNE
 # For records whose spec predates recorded special ids, read without a vocab_file.
-DEFAULT_SPECIAL = SpecialTokens(vocab_size=0, padding_id=sv.BERT_SPECIAL_IDS["pad"],
-                                start_of_sequence_id=sv.BERT_SPECIAL_IDS["cls"],
-                                end_of_segment_id=sv.BERT_SPECIAL_IDS["sep"], mask_id=sv.BERT_SPECIAL_IDS["mask"],
-                                unknown_id=sv.BERT_SPECIAL_IDS["unk"])
-PAIR_TOKEN_FEATURES = tuple(f"{side}_{name}" for side in ("src", "tgt")
-                            for name in ("input_word_ids", "input_mask", "input_type_ids"))
-
 
 def expand_input_path(input_path: str, key: str) -> list[str]:
     """Files named by comma-separated paths or globs, sorted; none is a config error."""
@@ -224,122 +217,6 @@ def make_dataset(files: list[str], data_cfg: Any, input_context: tf.distribute.I
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-# --- bert/pretraining -------------------------------------------------------------------------
-
-def pretraining_expected_spec(data_cfg: Any, found: specs.FeatureSpec) -> tuple[specs.FeatureSpec, bool]:
-    """What the experiment needs of the records, and whether they were written unmasked."""
-    dynamic = "masked_lm_positions" not in found.names
-    expected = specs.pretraining_spec(data_cfg.seq_length, data_cfg.max_predictions_per_seq,
-                                      v2_names=data_cfg.use_v2_feature_names, dynamic_masking=dynamic)
-    if not data_cfg.use_next_sentence_label:
-        expected = specs.FeatureSpec(expected.name, tuple(f for f in expected.features
-                                                          if f.name != "next_sentence_labels"), expected.params)
-    return expected, dynamic
-
-
-def dynamic_mask(ids: tf.Tensor, seed: tf.Tensor, special: SpecialTokens, vocab_size: int,
-                 max_predictions: int, masked_lm_prob: float, random_token_prob: float,
-                 keep_token_prob: float) -> dict[str, tf.Tensor]:
-    """BERT's masking of one unmasked sequence, drawn from ``seed``: ``round(n * prob)`` (at least 1,
-    at most ``max_predictions``) of the tokens other than [CLS]/[SEP]/[PAD] are predicted; of those,
-    ``random_token_prob`` become a random id, ``keep_token_prob`` stay, the rest become [MASK]."""
-    ids = tf.cast(ids, tf.int32)
-    length = tf.shape(ids)[0]
-    real = tf.not_equal(ids, special.padding_id)
-    candidate = real & tf.not_equal(ids, special.start_of_sequence_id) & tf.not_equal(ids, special.end_of_segment_id)
-    n_real = tf.reduce_sum(tf.cast(real, tf.float32))
-    n_pred = tf.cast(tf.round(n_real * masked_lm_prob), tf.int32)
-    n_pred = tf.minimum(tf.minimum(tf.maximum(n_pred, 1), max_predictions),
-                        tf.reduce_sum(tf.cast(candidate, tf.int32)))
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    scores = tf.random.stateless_uniform([length], seeds[0])
-    scores = tf.where(candidate, scores, -1.0)
-    chosen = tf.sort(tf.math.top_k(scores, k=tf.minimum(max_predictions, length)).indices[:n_pred])
-    labels = tf.gather(ids, chosen)
-    action = tf.random.stateless_uniform([n_pred], seeds[1])
-    random_ids = tf.random.stateless_uniform([n_pred], seeds[2], minval=0, maxval=vocab_size, dtype=tf.int32)
-    replacement = tf.where(action < random_token_prob, random_ids,
-                           tf.where(action < random_token_prob + keep_token_prob, labels, special.mask_id))
-    masked = tf.tensor_scatter_nd_update(ids, chosen[:, tf.newaxis], replacement)
-    pad = max_predictions - n_pred
-    return {
-        "input_word_ids": masked,
-        "masked_lm_positions": tf.pad(chosen, [[0, pad]]),
-        "masked_lm_ids": tf.pad(labels, [[0, pad]]),
-        "masked_lm_weights": tf.pad(tf.ones([n_pred], tf.float32), [[0, pad]]),
-    }
-
-
-def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None,
-                        seed: int, check_only: bool = False) -> tf.data.Dataset | None:
-    """MLM(+NSP) batches with the model's feature names (int32; weights float32)."""
-    files, found, where = open_input(data_cfg, key)
-    expected, dynamic = pretraining_expected_spec(data_cfg, found)
-    found.require(expected, where=where)
-    special = special_tokens(data_cfg, found, where, key)
-    if check_only:
-        return None
-    ids_name = "input_word_ids" if data_cfg.use_v2_feature_names else "input_ids"
-    segs_name = "input_type_ids" if data_cfg.use_v2_feature_names else "segment_ids"
-    parsing = {k: v for k, v in expected.tf_parsing_spec().items()}
-    vocab_size = task_cfg.model.encoder.vocab_size
-
-    def rename(parsed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        out = {"input_word_ids": tf.cast(parsed[ids_name], tf.int32),
-               "input_type_ids": tf.cast(parsed[segs_name], tf.int32)}
-        for name in ("input_mask", "masked_lm_positions", "masked_lm_ids", "next_sentence_labels"):
-            if name in parsed:
-                out[name] = tf.cast(parsed[name], tf.int32)
-        if "masked_lm_weights" in parsed:
-            out["masked_lm_weights"] = parsed["masked_lm_weights"]
-        return out
-
-    if not dynamic:
-        return make_dataset(files, data_cfg, input_context, seed,
-                            parse_batch=lambda s: rename(tf.io.parse_example(s, parsing)))
-    m = task_cfg.masking
-
-    def parse_and_mask(serialized: tf.Tensor, element: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = rename(tf.io.parse_single_example(serialized, parsing))
-        out["input_mask"] = tf.cast(tf.not_equal(out["input_word_ids"], special.padding_id), tf.int32)
-        out.update(dynamic_mask(out["input_word_ids"], element, special, vocab_size, data_cfg.max_predictions_per_seq,
-                                m.masked_lm_prob, m.random_token_prob, m.keep_token_prob))
-        return out
-
-    return make_dataset(files, data_cfg, input_context, seed, parse_one=parse_and_mask)
-
-
-def special_tokens(data_cfg: Any, found: specs.FeatureSpec, where: str, key: str) -> SpecialTokens:
-    """The special ids of the records: from ``vocab_file`` (checked against the data's recorded
-    vocabulary and casing), else as the data's spec records them."""
-    vocab = data_vocabulary(data_cfg, found.params, where, key)
-    if vocab is not None:
-        return SpecialTokens.from_vocabulary(vocab)
-    ids = found.params.get("special_ids")
-    if not ids:
-        return DEFAULT_SPECIAL
-    return SpecialTokens(int(found.params.get("vocab_size", 0)), ids["pad"], ids["cls"], ids["sep"], ids["mask"],
-                         ids.get("unk", DEFAULT_SPECIAL.unknown_id))
-
-
-def data_vocabulary(data_cfg: Any, params: dict[str, Any], where: str, key: str, vocab_file: str = "",
-                    lower_case: bool | None = None) -> sv.Vocabulary | None:
-    """The vocabulary (with its casing) a run uses with the data at ``where``: ``vocab_file`` and
-    ``lower_case`` if given, else the data config's, the casing defaulting to what the data's spec
-    records (cased when it records none). A setting that contradicts the data stops with one line;
-    ``None`` when no vocabulary file is named."""
-    explicit = lower_case if lower_case is not None else data_cfg.lower_case
-    lower = sv.resolve_lower_case(explicit, params, f"{key}.lower_case", where)
-    path = vocab_file or data_cfg.vocab_file
-    if not path:
-        return None
-    if not tf.io.gfile.exists(path):
-        raise ConfigError(f"{key}.vocab_file {path} does not exist")
-    vocab = load_vocab(path, bool(lower))
-    vocab.check(params, where)
-    return vocab
-
-
 def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bool | None = None
                    ) -> sv.Vocabulary | None:
     """``data_vocabulary`` for the data ``data_cfg.input_path`` names (its spec, when it has one)."""
@@ -353,66 +230,12 @@ def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bo
         found, where = read_feature_spec(files, key)
         params = dict(found.params)
     return data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)
+def export_vocabulary(data_cfg: Any, vocab_file: str, lower_case: bool | None) -> tuple[str, bool]:
+    """The vocabulary file and casing to export with: the given ones, else the run's data config's,
+    the casing defaulting to what the training data's spec records; one line on a contradiction."""
+    vocab = run_vocabulary(data_cfg, "task.train_data", vocab_file, lower_case)
+    if vocab is None:
+        return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
+    return vocab.path, vocab.lower_case
 
 
-# --- labse/train ------------------------------------------------------------------------------
-
-def find_vocab(data_cfg: Any, files: list[str], key: str) -> str:
-    """The vocabulary to tokenise with: ``vocab_file``, else a ``vocab.txt`` next to the data."""
-    if data_cfg.vocab_file:
-        if not tf.io.gfile.exists(data_cfg.vocab_file):
-            raise ConfigError(f"{key}.vocab_file {data_cfg.vocab_file} does not exist")
-        return data_cfg.vocab_file
-    beside = os.path.join(os.path.dirname(files[0]), "vocab.txt")
-    if tf.io.gfile.exists(beside):
-        return beside
-    raise ConfigError(f"{key}.vocab_file is not set and there is no vocab.txt next to the data in "
-                      f"{os.path.dirname(files[0])}")
-
-
-def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None,
-                  seed: int, check_only: bool = False) -> tf.data.Dataset | None:
-    """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
-    here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
-    files, found, where = open_input(data_cfg, key)
-    L = data_cfg.seq_length
-    if data_cfg.transform_output_dir:
-        check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
-        import tensorflow_transform as tft
-
-        tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
-        parsing = tft_output.transformed_feature_spec()
-        for name in PAIR_TOKEN_FEATURES:
-            if name not in parsing:
-                raise specs.SpecError(f"feature {name!r} is missing in the transformed schema of "
-                                      f"{data_cfg.transform_output_dir} (found: {', '.join(sorted(parsing))})")
-            shape = list(getattr(parsing[name], "shape", []) or [])
-            if shape != [L]:
-                raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
-                                      f"expected [{L}] ({key}.seq_length)")
-        data_vocabulary(data_cfg, dict(found.params), where, key)
-        if check_only:
-            return None
-        parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
-        return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
-            k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
-    expected = specs.text_pair_spec(2)
-    found.require(expected, where=where)
-    vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))
-    tokenizer = BertTokenization(vocab, implementation=data_cfg.tokenizer)
-    if vocab.size > task_cfg.model.encoder.vocab_size:
-        raise ConfigError(f"{key}.vocab_file {vocab.path} has {vocab.size} tokens, more than "
-                          f"task.model.encoder.vocab_size {task_cfg.model.encoder.vocab_size}")
-    if check_only:
-        return None
-    parsing = expected.tf_parsing_spec()
-
-    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, parsing)
-        out = {}
-        for side in ("src", "tgt"):
-            for k, v in tokenizer(parsed[f"{side}_raw"], seq_length=L).items():
-                out[f"{side}_{k}"] = tf.ensure_shape(v, [None, L])
-        return out
-
-    return make_dataset(files, data_cfg, input_context, seed, parse_batch=parse)
