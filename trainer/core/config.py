@@ -135,6 +135,24 @@ RUNTIME = {
     "num_gpus": 0,
 }
 
+def experiment_defaults(model: dict[str, Any], train_data: dict[str, Any], validation_data: dict[str, Any],
+                        trainer: dict[str, Any] | None = None, **task: Any) -> dict[str, Any]:
+    """An experiment's ``DEFAULTS``: the sections every experiment has (where it starts from, its model,
+    its data, the trainer and runtime sections) and the ``task`` keys of its own."""
+    return {
+        "task": {
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
+            "model": model,
+            **task,
+            "train_data": train_data,
+            "validation_data": validation_data,
+        },
+        "trainer": copy.deepcopy(trainer if trainer is not None else TRAINER),
+        "runtime": dict(RUNTIME),
+    }
+
+
 def _typed(key: str, default: Any, value: Any, where: str) -> Any:
     """``value`` checked against the type of ``default`` (ints are accepted for floats)."""
     if default is None or value is None:

@@ -10,7 +10,6 @@ turns into metrics with ``metrics``.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import tensorflow as tf
@@ -18,7 +17,7 @@ import tf_keras
 
 import specs
 from trainer.checkpoints import layouts
-from trainer.core.config import ENCODER, RUNTIME, TRAINER, data_config
+from trainer.core.config import ENCODER, data_config, experiment_defaults
 from trainer.core.data import make_dataset, open_input
 from trainer.experiments.base import BaseTask, export_encoder, unchanged
 from trainer.modeling import encoder as modeling
@@ -112,19 +111,13 @@ def pretraining_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: t
 
 NAME = "bert/pretraining"
 
-DEFAULTS: dict[str, Any] = {
-    "task": {
-        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-        "model": {"encoder": dict(ENCODER), "num_classes": 2},
-        # dynamic masking (records hold only ids and segments) draws this share of tokens
-        "masking": {"masked_lm_prob": 0.15, "random_token_prob": 0.1, "keep_token_prob": 0.1},
-        "train_data": data_config(),
-        "validation_data": data_config(is_training=False, drop_remainder=False),
-    },
-    "trainer": copy.deepcopy(TRAINER),
-    "runtime": dict(RUNTIME),
-}
+DEFAULTS: dict[str, Any] = experiment_defaults(
+    model={"encoder": dict(ENCODER), "num_classes": 2},
+    train_data=data_config(),
+    validation_data=data_config(is_training=False, drop_remainder=False),
+    # dynamic masking (records hold only ids and segments) draws this share of tokens
+    masking={"masked_lm_prob": 0.15, "random_token_prob": 0.1, "keep_token_prob": 0.1},
+)
 
 
 # Nothing to take from the data; the product is the encoder.

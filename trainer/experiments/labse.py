@@ -5,7 +5,6 @@ softmax). Its config defaults, data, model, step, metrics and export live here; 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import tf_keras
 
 import specs
 from specs.errors import ConfigError
-from trainer.core.config import ENCODER, RUNTIME, TRAINER, data_config
+from trainer.core.config import ENCODER, data_config, experiment_defaults
 from trainer.core.data import check_complete, make_dataset, open_input
 from trainer.experiments.base import BaseTask, export_encoder, unchanged
 from trainer.modeling import encoder as modeling
@@ -76,22 +75,12 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
 
 NAME = "labse/train"
 
-DEFAULTS: dict[str, Any] = {
-    "task": {
-        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-        "model": {"encoder": dict(ENCODER, vocab_size=501153), "normalize": True},
-        "logit_scale": 100.0,
-        "logit_margin": 0.3,
-        "bidirectional": True,
-        "cross_replica_negatives": True,
-        "train_data": data_config(seq_length=64, lower_case=False),
-        "validation_data": data_config(seq_length=64, lower_case=False, is_training=False,
-                                        drop_remainder=False),
-    },
-    "trainer": copy.deepcopy(TRAINER),
-    "runtime": dict(RUNTIME),
-}
+DEFAULTS: dict[str, Any] = experiment_defaults(
+    model={"encoder": dict(ENCODER, vocab_size=501153), "normalize": True},
+    train_data=data_config(seq_length=64, lower_case=False),
+    validation_data=data_config(seq_length=64, lower_case=False, is_training=False, drop_remainder=False),
+    logit_scale=100.0, logit_margin=0.3, bidirectional=True, cross_replica_negatives=True,
+)
 
 
 # Nothing to take from the data; the product is the encoder.

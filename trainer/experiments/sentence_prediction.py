@@ -35,7 +35,7 @@ from specs import run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from trainer.core import data
-from trainer.core.config import ENCODER, RUNTIME, TRAINER, Params, data_config
+from trainer.core.config import ENCODER, TRAINER, Params, data_config, experiment_defaults
 from trainer.evaluation import metrics
 from trainer.experiments.base import BaseTask
 from trainer.export.classifier import save_classifier, save_text_classifier
@@ -53,28 +53,22 @@ _TRAINER_FT.update(train_steps=1000, validation_interval=200, checkpoint_interva
 _TRAINER_FT["optimizer_config"]["learning_rate"]["polynomial"].update(initial_learning_rate=3e-5, decay_steps=1000)
 _TRAINER_FT["optimizer_config"]["warmup"]["polynomial"]["warmup_steps"] = 100
 
-DEFAULTS: dict[str, Any] = {
-    "task": {
-        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-        "model": {
-            "encoder": dict(ENCODER),
-            "num_classes": 2,  # 1: regression; default: the data's meta_data.json
-            "dropout_rate": 0.1,  # before the logits
-            "use_encoder_pooler": True,  # false: a dense/tanh over [CLS] of the sequence output
-        },
-        # accuracy | f1 | matthews_corrcoef (classification), pearson | spearman | pearson_spearman_corr
-        # (regression): what evaluation summarises and the best checkpoint is chosen by
-        "metric_type": "accuracy",
-        "label_names": [],  # the label list in id order (default: meta_data.json's "labels")
-        "predict_output_path": "",  # --mode=predict's TSV (default <model_dir>/predictions.tsv)
-        "train_data": data_config(label_type="int", include_example_id=False),
-        "validation_data": data_config(is_training=False, drop_remainder=False, label_type="int",
-                                        include_example_id=True),
+DEFAULTS: dict[str, Any] = experiment_defaults(
+    model={
+        "encoder": dict(ENCODER),
+        "num_classes": 2,  # 1: regression; default: the data's meta_data.json
+        "dropout_rate": 0.1,  # before the logits
+        "use_encoder_pooler": True,  # false: a dense/tanh over [CLS] of the sequence output
     },
-    "trainer": _TRAINER_FT,
-    "runtime": dict(RUNTIME),
-}
+    train_data=data_config(label_type="int", include_example_id=False),
+    validation_data=data_config(is_training=False, drop_remainder=False, label_type="int", include_example_id=True),
+    trainer=_TRAINER_FT,
+    # accuracy | f1 | matthews_corrcoef (classification), pearson | spearman | pearson_spearman_corr
+    # (regression): what evaluation summarises and the best checkpoint is chosen by
+    metric_type="accuracy",
+    label_names=[],  # the label list in id order (default: meta_data.json's "labels")
+    predict_output_path="",  # --mode=predict's TSV (default <model_dir>/predictions.tsv)
+)
 
 
 def find_meta_data(files: list[str]) -> str:
