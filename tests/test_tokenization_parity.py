@@ -121,11 +121,9 @@ def test_vocabulary_fingerprint_and_checks(tmp_path):
 
 
 def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tmp_path, shared_data):
-    import types
-
     import specs
-    from trainer.core import data
-    from trainer.core.data import export_vocabulary
+    from specs.errors import ConfigError
+    from trainer import plan
 
     uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
     vocab = Vocabulary.load(uncased, True)
@@ -135,16 +133,19 @@ def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tm
     (tmp_path / "pretrain-00000-of-00001.tfrecord").write_bytes(b"")
 
     def cfg(**kw):
-        return types.SimpleNamespace(**{"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased,
-                                        "lower_case": None, **kw})
+        settings = {"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased, "allow_incomplete": "true",
+                    **kw}
+        return plan.load_config("bert/pretraining", params_override=",".join(
+            f"task.train_data.{k}={v}" for k, v in settings.items()))
 
-    got = data.run_vocabulary(cfg(), "task.train_data")
-    assert got.lower_case is True and got.fingerprint == vocab.fingerprint
-    assert export_vocabulary(cfg(), "", None) == (uncased, True)
+    # start-up decides the run's vocabulary and casing once and writes them into the config (params.yaml)
+    got = plan.resolve_vocabulary(cfg()).task.train_data
+    assert got.lower_case is True and got.vocab_file == uncased
+    assert plan.export_vocabulary("", cfg()) == (uncased, True)
     with pytest.raises(specs.SpecError, match=r"task\.train_data\.lower_case=false contradicts"):
-        data.run_vocabulary(cfg(lower_case=False), "task.train_data")
-    with pytest.raises(specs.SpecError, match="lower_case=false contradicts"):
-        export_vocabulary(cfg(), "", False)
+        plan.resolve_vocabulary(cfg(lower_case="false"))
+    with pytest.raises(ConfigError, match=r"do_lower_case=false but .* is an uncased vocabulary"):
+        plan.export_vocabulary("", cfg(), "", "false")
     cased = str(shared_data / "vocab" / "bert-base-cased.vocab.txt")
     with pytest.raises(specs.SpecError, match="vocab_fingerprint"):
-        data.run_vocabulary(cfg(vocab_file=cased), "task.train_data")
+        plan.resolve_vocabulary(cfg(vocab_file=cased))

@@ -33,6 +33,7 @@ from trainer.checkpoints.convert import convert
 from trainer.checkpoints.sources import open_checkpoint
 from trainer.cli import one_line_errors, parse_early
 from trainer.core.run import run_params
+from trainer.plan import with_run_vocabulary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_folder.check_writable_place(args.output_dir, "--output_dir")
         source = open_checkpoint(args.checkpoint_path or args.model_dir,
                                  "--checkpoint_path" if args.checkpoint_path else "--model_dir")
+        with_run_vocabulary(source)  # one of our runs: the vocabulary its params.yaml records
         convert(source, args.layout, args.output_dir, run_params(args.model_dir))
 
     return one_line_errors(body)

@@ -50,7 +50,6 @@ import tensorflow as tf
 from specs import run_folder
 from trainer import plan
 from trainer.cli import one_line_errors, parse_early
-from trainer.core.data import export_vocabulary
 from trainer.experiments.base import save_export
 from trainer.export.preprocessing import save_preprocessing
 
@@ -62,9 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         run_folder.check_writable_place(args.export_path, "--export_path")
         cfg = plan.load_config(args.experiment, args.config_file, ",".join(args.params_override))
-        vocab, lower = plan.run_vocab_and_casing(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
+        vocab, lower = plan.export_vocabulary(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
-            vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
                                cfg.task.train_data.transform_output_dir)
             return

@@ -1,26 +1,33 @@
 """Start-up, once, in one place: the experiment's defaults, then the config files, then the overrides
-(``load_config``); the experiment's ``prepare`` (defaults it takes from its data); the init source
-(``task.init_checkpoint`` or ``task.hub_module_url``) and the architecture it holds; the run's
-vocabulary and casing; and the check against the data's spec (``start``). Every command starts here;
-the floors below it (``trainer.core``, ``trainer.checkpoints``, ``trainer.export``, the experiments)
-are handed what it decided and never decide it again.
+(``load_config``); then ``resolve_init_source``: the experiment's ``prepare`` (defaults it takes from its
+data), the init source (``task.init_checkpoint`` or ``task.hub_module_url``) and the architecture it
+holds, and the run's vocabulary and casing (``resolve_vocabulary``), checked against the data's spec.
+What it decides is written into the config, so into the run's ``params.yaml``; the floors below it
+(``trainer.core``, ``trainer.checkpoints``, ``trainer.export``, the experiments) are handed it. An export
+takes the run's vocabulary and casing from its ``params.yaml`` once (``export_vocabulary``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
+import tensorflow as tf
+
+from specs import vocabulary as sv
 from specs.errors import ConfigError
 from trainer import experiments
+from trainer.checkpoints.layouts import POLYEMBED
 from trainer.checkpoints.restore import check_architecture
 from trainer.checkpoints.sources import Source, architecture, open_checkpoint, open_hub_module
 from trainer.core import config
 from trainer.core.config import Params, validate
+from trainer.core.data import check_complete, expand_input_path, read_feature_spec
 from trainer.core.loop import Trainer
-from trainer.core.run import run_params
-from trainer.text.vocabulary import same_file, uncased_vocabulary
+from trainer.core.run import PARAMS_FILE, run_params
+from trainer.text.vocabulary import data_vocabulary, same_file, uncased_vocabulary
 
 log = logging.getLogger("trainer")
 
@@ -33,21 +40,84 @@ def load_config(experiment: str, config_files: Sequence[str] = (), params_overri
 
 
 def resolve_init_source(cfg: Params) -> tuple[Params, Source | None]:
-    """``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked against ``task.model.encoder``
-    (one line and exit on a foreign layout or another shape), and ``cfg`` with the source's vocabulary and
-    casing as the data defaults, and the defaults the experiment takes from its data
-    (``experiments.prepare``). Called at start-up, before the data is checked."""
+    """Start-up after the config is loaded: the defaults the experiment takes from its data
+    (``experiments.prepare``); ``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked
+    against ``task.model.encoder`` (one line and exit on a foreign layout or another shape), its shape and
+    its vocabulary and casing as defaults; then the run's vocabulary and casing (``resolve_vocabulary``).
+    Called once, before the data is read."""
     cfg = experiments.prepare(cfg)
     task = cfg.task
+    source = None
     if task.init_checkpoint:
         source = open_checkpoint(task.init_checkpoint)
+        with_run_vocabulary(source)
     elif task.hub_module_url:
         source = open_hub_module(task.hub_module_url)
-    else:
-        return cfg, None
-    cfg = with_source_shape(cfg, source)
-    check_architecture(source, cfg.task.model.encoder)
-    return with_source_defaults(cfg, source), source
+    if source is not None:
+        cfg = with_source_shape(cfg, source)
+        check_architecture(source, cfg.task.model.encoder)
+        cfg = with_source_defaults(cfg, source)
+    return resolve_vocabulary(cfg), source
+
+
+def with_run_vocabulary(source: Source) -> None:
+    """A checkpoint of one of our runs (``<model_dir>/checkpoints/ckpt-N``) takes the vocabulary and casing
+    the run recorded in its ``params.yaml``."""
+    if source.layout is not POLYEMBED or not source.prefix:
+        return
+    folder = os.path.dirname(source.prefix)
+    for run in (folder, os.path.dirname(folder)):
+        if tf.io.gfile.exists(os.path.join(run, PARAMS_FILE)):
+            data = run_params(run).get("task", {}).get("train_data", {})
+            if data.get("vocab_file"):
+                source.vocab_file, source.lower_case = data["vocab_file"], bool(data.get("lower_case"))
+            return
+
+
+def _data_spec(data_cfg: Any, key: str) -> tuple[dict[str, Any], str, str] | None:
+    """The spec params of the data ``data_cfg.input_path`` names, where they were read and the folder of
+    its first file; None where the data is not reachable from here (an export elsewhere: the settings
+    alone decide)."""
+    try:
+        files = expand_input_path(data_cfg.input_path, f"{key}.input_path") if data_cfg.input_path else []
+    except ConfigError:
+        return None
+    if not files:
+        return None
+    check_complete(data_cfg, key)
+    if data_cfg.get("transform_output_dir"):  # the transform graph of a finished run only, checked first
+        check_complete(data_cfg, key, "transform_output_dir")
+    found, where = read_feature_spec(files, key)
+    return dict(found.params), where, os.path.dirname(files[0])
+
+
+def resolve_vocabulary(cfg: Params) -> Params:
+    """``cfg`` with each data section's vocabulary and casing decided, for the whole run: the settings
+    (config files, overrides, the init source, the experiment's ``prepare``), else the casing the
+    data's spec records; the vocabulary loaded and checked against the data (``Vocabulary.check``),
+    one line on a contradiction. An experiment that tokenises raw text (``Task.vocab_beside_data``) takes
+    a ``vocab.txt`` next to the data when none is set. A section whose data is not reachable keeps its
+    settings."""
+    data = cfg.as_dict()
+    beside_data = experiments.module(cfg.experiment).Task.vocab_beside_data
+    for section in ("train_data", "validation_data"):
+        data_cfg, key = cfg.task[section], f"task.{section}"
+        found = _data_spec(data_cfg, key)
+        if found is None:
+            continue
+        params, where, folder = found
+        vocab_file = data_cfg.vocab_file
+        if (not vocab_file and beside_data and not data_cfg.transform_output_dir
+                and tf.io.gfile.exists(os.path.join(folder, "vocab.txt"))):
+            vocab_file = os.path.join(folder, "vocab.txt")
+        vocab = data_vocabulary(data_cfg, params, where, key, vocab_file)
+        lower = vocab.lower_case if vocab is not None else sv.resolve_lower_case(
+            data_cfg.lower_case, params, f"{key}.lower_case", where)
+        if vocab is not None:
+            data["task"][section]["vocab_file"] = vocab.path
+        if lower is not None:
+            data["task"][section]["lower_case"] = bool(lower)
+    return Params(data, cfg.explicit)
 
 
 def with_source_defaults(cfg: Any, source: Source) -> Any:
@@ -94,7 +164,8 @@ def run_vocab_and_casing(model_dir: str, cfg: Any, vocab_flag: str, lower_flag: 
     ``params.yaml`` (else the config's). An uncased vocabulary (no upper-case tokens) means lower-casing
     unless told otherwise, and a flag that contradicts the run or the vocabulary stops with one line:
     a wrong casing turns ``Hello World`` into ``[UNK] [UNK]`` without any error. A casing still unknown
-    is None: ``export_vocabulary`` then takes the one the training data's spec records."""
+    is None: ``export_vocabulary`` then takes the one the training data's spec records (a run from
+    before the vocabulary was recorded in ``params.yaml``)."""
     run = run_params(model_dir).get("task", {}).get("train_data", {})
     vocab = vocab_flag or run.get("vocab_file", "") or cfg.task.train_data.vocab_file
     if vocab_flag and run.get("vocab_file") and not same_file(vocab_flag, run["vocab_file"]):
@@ -121,3 +192,16 @@ def trainer(cfg: Params, model_dir: str, tpu: str = "", strategy: Any = None,
     if init_source is None:
         cfg, init_source = resolve_init_source(cfg)
     return Trainer(cfg, experiments.make_task(cfg), model_dir, tpu, strategy, init_source)
+
+
+def export_vocabulary(model_dir: str, cfg: Params, vocab_flag: str = "", lower_flag: str = "") -> tuple[str, bool]:
+    """The vocabulary file and casing an export of the run in ``model_dir`` carries, decided once: the
+    flags, else the run's (``run_vocab_and_casing``); a casing still unknown is the one the training
+    data's spec records (cased when it records none); one line on a contradiction."""
+    vocab_file, lower_case = run_vocab_and_casing(model_dir, cfg, vocab_flag, lower_flag)
+    data_cfg, key = cfg.task.train_data, "task.train_data"
+    params, where, _ = _data_spec(data_cfg, key) or ({}, key, "")
+    vocab = data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)
+    if vocab is None:
+        return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
+    return vocab.path, vocab.lower_case

@@ -32,7 +32,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     from trainer import experiments, plan  # TensorFlow only once the flags are read
-    from trainer.core import data
 
     cfg = plan.load_config(args.experiment, args.config_file, ",".join(args.params_override))
     cfg, init_source = plan.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
@@ -59,8 +58,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, float]:
         return {}
     # the vocabulary and casing the run trained with (as trainer.export_tfhub takes them), checked
     # against what the training data records
-    vocab, lower = plan.run_vocab_and_casing(trainer.dirs.model, cfg, "", "")
-    vocab, lower = data.export_vocabulary(cfg.task.train_data, vocab, lower)
+    vocab, lower = plan.export_vocabulary(trainer.dirs.model, cfg)
     experiments.module(args.experiment).export(trainer, trainer.dirs.export, vocab, lower)
     return {}
 

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import yaml
 
 from specs.errors import ConfigError
-from trainer.checkpoints.layouts import LAYOUTS, POLYEMBED, Layout
+from trainer.checkpoints.layouts import LAYOUTS, Layout
 from trainer.text.vocabulary import uncased_vocabulary
 
 log = logging.getLogger("trainer")
@@ -44,6 +43,7 @@ class Source:
     config: dict[str, Any] = dataclasses.field(default_factory=dict)  # bert_config.json, when there is one
     vocab_file: str = ""
     lower_case: bool | None = None
+    prefix: str = ""  # the checkpoint's prefix, for a checkpoint file
 
     def find(self, role: str) -> str | None:
         """The name ``role`` is stored under here, or None."""
@@ -121,7 +121,7 @@ def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
         with reading(f"{where} {path}"):
             return reader.get_tensor(keys[name])
 
-    source = Source(f"{where} {path}", shapes, read)
+    source = Source(f"{where} {path}", shapes, read, prefix=prefix)
     _detect(source)
     folder = os.path.dirname(prefix)
     config_file = os.path.join(folder, "bert_config.json")
@@ -131,13 +131,6 @@ def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
     if tf.io.gfile.exists(os.path.join(folder, "vocab.txt")):
         source.vocab_file = os.path.join(folder, "vocab.txt")
         source.lower_case = uncased_vocabulary(source.vocab_file)
-    for run in (folder, os.path.dirname(folder)):  # one of our runs: <model_dir>/checkpoints/ckpt-N
-        if source.layout is POLYEMBED and tf.io.gfile.exists(os.path.join(run, "params.yaml")):
-            with tf.io.gfile.GFile(os.path.join(run, "params.yaml")) as f:
-                data = (yaml.safe_load(f.read()) or {}).get("task", {}).get("train_data", {})
-            if data.get("vocab_file"):
-                source.vocab_file, source.lower_case = data["vocab_file"], bool(data.get("lower_case"))
-            break
     return source
 
 

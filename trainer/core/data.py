@@ -30,9 +30,7 @@ import tensorflow as tf
 
 import specs
 from specs import run_folder
-from specs import vocabulary as sv
 from specs.errors import ConfigError
-from trainer.text.vocabulary import data_vocabulary
 
 AUTOTUNE = tf.data.AUTOTUNE
 # For records whose spec predates recorded special ids, read without a vocab_file.
@@ -215,27 +213,3 @@ def make_dataset(files: list[str], data_cfg: Any, input_context: tf.distribute.I
     options = tf.data.Options()
     options.deterministic = ordered
     return ds.with_options(options).prefetch(AUTOTUNE)
-
-
-def run_vocabulary(data_cfg: Any, key: str, vocab_file: str = "", lower_case: bool | None = None
-                   ) -> sv.Vocabulary | None:
-    """``data_vocabulary`` for the data ``data_cfg.input_path`` names (its spec, when it has one)."""
-    params, where = {}, key
-    try:
-        files = expand_input_path(data_cfg.input_path, f"{key}.input_path") if data_cfg.input_path else []
-    except ConfigError:  # data not reachable from here (an export elsewhere): the settings alone decide
-        files = []
-    if files:
-        check_complete(data_cfg, key)
-        found, where = read_feature_spec(files, key)
-        params = dict(found.params)
-    return data_vocabulary(data_cfg, params, where, key, vocab_file, lower_case)
-def export_vocabulary(data_cfg: Any, vocab_file: str, lower_case: bool | None) -> tuple[str, bool]:
-    """The vocabulary file and casing to export with: the given ones, else the run's data config's,
-    the casing defaulting to what the training data's spec records; one line on a contradiction."""
-    vocab = run_vocabulary(data_cfg, "task.train_data", vocab_file, lower_case)
-    if vocab is None:
-        return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
-    return vocab.path, vocab.lower_case
-
-

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from specs.errors import ConfigError
-from trainer.core.data import export_vocabulary, input_seed
+from trainer.core.data import input_seed
 from trainer.export import EXPORT_TYPES, POOLERS
 from trainer.export.encoder import build_export_model, save_encoder
 from trainer.export.preprocessing import save_preprocessing
@@ -36,6 +36,8 @@ class BaseTask:
     # refuse a config that gives them other values than the run's params.yaml (Trainer.check_run_params)
     run_keys: tuple[str, ...] = ()
     read_records: Any
+    # the reader tokenises raw text: a vocab.txt next to the data is the run's vocabulary when none is set
+    vocab_beside_data = False
     # the model an encoder export saves around the encoder (None: the bare encoder)
     export_model: Callable[[Any], Any] | None = None
     exports: ClassVar[dict[str, Callable[..., str]]] = {}
@@ -52,16 +54,17 @@ class BaseTask:
                                  input_seed(self.cfg.trainer.seed, start_step), check_only)
 
 
-def save_export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool | None,
+def save_export(trainer: Any, export_type: str, export_path: str, vocab_file: str, lower_case: bool,
                 pooler: str = "trained") -> str:
-    """Writes one export of ``trainer``'s current weights (restore first) to ``export_path``."""
+    """Writes one export of ``trainer``'s current weights (restore first) to ``export_path``, with the
+    run's vocabulary and casing as ``trainer.plan.export_vocabulary`` decided them."""
     if export_type not in EXPORT_TYPES:
         raise ConfigError(f"--export_type {export_type!r} is not one of {EXPORT_TYPES}")
     if pooler not in POOLERS:
         raise ConfigError(f"--pooler {pooler!r} is not one of {POOLERS}")
     data_cfg = trainer.cfg.task.train_data
     transform_dir = data_cfg.transform_output_dir
-    vocab_file, lower_case = export_vocabulary(data_cfg, vocab_file, lower_case)
+    lower_case = bool(lower_case)
     if export_type == "preprocessing":
         save_preprocessing(export_path, vocab_file, lower_case, data_cfg.tokenizer, transform_dir)
         return export_path

@@ -99,6 +99,7 @@ class Task(BaseTask):
 
     name = NAME
     read_records = staticmethod(pairs_dataset)
+    vocab_beside_data = True
     export_model = staticmethod(modeling.build_dual_encoder)  # the export keeps the normalised pooled output
 
     def build_model(self) -> tuple[tf_keras.Model, dict[str, Any]]:
