@@ -69,6 +69,7 @@ TRAINER_FLOORS = (
     ("export", ("trainer.export",)),
     ("experiments", ("trainer.experiments",)),
     ("plan", ("trainer.plan",)),
+    ("launch", ("trainer.launch",)),
     ("commands", tuple(f"trainer.{c}" for c in ("cli", "task", "export_tfhub", "convert_checkpoint", "evaluate",
                                                 "similarity", "submit"))),
 )

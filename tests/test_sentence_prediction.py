@@ -91,7 +91,7 @@ def test_registry_lists_the_three_experiments():
         m = experiments.module(name)
         assert m.NAME == name and m.Task.name == name and callable(m.export) and callable(m.prepare)
         assert plan.load_config(name).experiment == name
-    from trainer import submit
+    from trainer.launch import vertex as submit
     assert set(submit.EXPERIMENTS) == set(experiments.NAMES)
 
 

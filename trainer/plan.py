@@ -205,3 +205,39 @@ def export_vocabulary(model_dir: str, cfg: Params, vocab_flag: str = "", lower_f
     if vocab is None:
         return vocab_file, bool(lower_case if lower_case is not None else data_cfg.lower_case)
     return vocab.path, vocab.lower_case
+
+
+def check_data(cfg: Params, mode: str) -> None:
+    """The check against the data's spec, before any model is built: the sections ``mode`` reads."""
+    if mode == "export":
+        return
+    checker = experiments.make_task(cfg)
+    checker.dataset("validation_data" if mode in ("eval", "predict") else "train_data", check_only=True)
+    if mode == "train_and_eval" and cfg.task.validation_data.input_path:
+        checker.dataset("validation_data", check_only=True)
+
+
+def run_task(args: Any) -> dict[str, float]:
+    """``python -m trainer.task``: start-up once (config, prepare, init source, vocabulary, the data's
+    spec), then the mode."""
+    cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
+    cfg, init_source = resolve_init_source(cfg)
+    module = experiments.module(args.experiment)
+    if args.mode == "predict" and not hasattr(module, "predict"):
+        raise ConfigError(f"--mode=predict is not defined for --experiment={args.experiment}")
+    check_data(cfg, args.mode)
+    run = trainer(cfg, args.model_dir, args.tpu, init_source=init_source)
+    if args.mode == "train":
+        return run.train()
+    if args.mode == "train_and_eval":
+        run.train(evaluate_every=cfg.trainer.validation_interval)
+        return run.evaluate()
+    run.restore_trained(f"--mode={args.mode}")
+    if args.mode == "eval":
+        return run.evaluate()
+    if args.mode == "predict":
+        module.predict(run)
+        return {}
+    vocab, lower = export_vocabulary(run.dirs.model, cfg)  # as the run recorded them in params.yaml
+    module.export(run, run.dirs.export, vocab, lower)
+    return {}
