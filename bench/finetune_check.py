@@ -35,7 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
 from pipelines import finetune_data, pretrain_data, vocab
-from trainer import config, train_lib
+from trainer import plan
+from trainer.core import loop
 from transforms.core import runtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ TINY_SHAPES = ("task.model.encoder.hidden_size=64,task.model.encoder.num_layers=
                "task.model.encoder.max_position_embeddings=128")
 
 
-def train_for(trainer: train_lib.Trainer, seconds: float, max_steps: int | None = None,
+def train_for(trainer: loop.Trainer, seconds: float, max_steps: int | None = None,
               steps_per_call: int = 10) -> dict[str, float]:
     """Trains for ``seconds`` of wall clock after the first (tracing) step, or until ``max_steps``,
     whichever comes first, in whole calls of ``steps_per_call`` steps, then checkpoints; returns steps,
@@ -122,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pretraining records written in {time.time() - t:.0f} s", flush=True)
 
     # (b) MLM pretraining, time-boxed
-    cfg = config.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"], ",".join([
+    cfg = plan.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"], ",".join([
         shapes, f"task.train_data.input_path={work / 'pretrain'}/pretrain-*", f"task.train_data.seq_length={SEQ}",
         "task.train_data.max_predictions_per_seq=10", f"task.train_data.vocab_file={args.vocab_file}",
         f"task.train_data.global_batch_size={BATCH}", "trainer.train_steps=100000000", constant_lr(1e-3)]))
-    pre = train_lib.Trainer(cfg, str(work / "bert"))
+    pre = plan.trainer(cfg, str(work / "bert"))
     r = train_for(pre, args.pretrain_seconds)
     rows.append({"phase": "MLM pretraining", "init": "random", **r, "metric": "train MLM accuracy",
                  "value": r["last_call"]["masked_lm_accuracy"]})
@@ -153,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"trainer.train_steps={steps}", constant_lr(lr), "runtime.distribution_strategy=one_device"]
                 if init == "pretrained":
                     override.append(f"task.init_checkpoint={work / 'bert'}")
-                cfg = config.load_config("bert/sentence_prediction", [], ",".join(override))
+                cfg = plan.load_config("bert/sentence_prediction", [], ",".join(override))
                 run_dir = work / "runs" / f"{name}-{init}-lr{lr:g}"
                 shutil.rmtree(run_dir, ignore_errors=True)  # a fresh fine-tuning run, also in a reused workdir
-                ft = train_lib.Trainer(cfg, str(run_dir))
+                ft = plan.trainer(cfg, str(run_dir))
                 r = train_for(ft, args.phase_seconds, max_steps=steps)
                 result = ft.evaluate()
                 key = metric_of.get(name, "metric")

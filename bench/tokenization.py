@@ -1,4 +1,4 @@
-"""In-graph tokenizer throughput: lines/s of ``trainer.tokenization.BertTokenization`` (the trainer's
+"""In-graph tokenizer throughput: lines/s of ``trainer.text.tokenization.BertTokenization`` (the trainer's
 input pipeline, the tensorflow-transform materialisation and the Hub preprocessing model) against the
 tokenizer it replaced (``tensorflow_text.FastBertTokenizer`` with its own normaliser, which gave other
 ids than the reference on 7-10% of multilingual lines), and of the Beam engine
@@ -30,7 +30,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from specs import vocabulary
-from trainer.tokenization import BertTokenization, load_vocab
+from trainer.text.tokenization import BertTokenization, load_vocab
 from transforms.text.bert_tokenization import BertTokenizer
 
 SHARED = Path(os.environ.get("POLYEMBED_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / "data"

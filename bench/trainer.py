@@ -1,4 +1,4 @@
-"""Trainer throughput: training examples/s of the real train step (``trainer.train_lib``), the input
+"""Trainer throughput: training examples/s of the real train step (``trainer.core.loop``), the input
 pipeline's examples/s on records like the pipelines write, their ratio (above 1: input keeps up), peak
 memory and, on a GPU, model FLOP utilisation.
 
@@ -39,7 +39,8 @@ import tensorflow as tf
 
 import specs
 from specs import run_folder
-from trainer import config, train_lib
+from trainer import plan
+from trainer.core import config
 
 # Dense bf16 tensor-core peaks (FLOP/s) by substring of the device name.
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 125e12, "V100": 125e12,
@@ -116,11 +117,11 @@ def measure(experiment: str, yaml_file: str, args: argparse.Namespace, workdir: 
         override += f",task.train_data.global_batch_size={args.batch_size}"
     if experiment == "labse/train":
         override += ",task.model.encoder.vocab_size=119547"
-    cfg = config.load_config(experiment, [yaml_file], override)
+    cfg = plan.load_config(experiment, [yaml_file], override)
     data_dir = workdir / experiment.replace("/", "_")
     path = write_records(data_dir, experiment, cfg, args.records, vocab)
-    cfg = config.load_config(experiment, [yaml_file], override + f",task.train_data.input_path={path}")
-    trainer = train_lib.Trainer(cfg, str(workdir / ("run_" + experiment.replace("/", "_"))))
+    cfg = plan.load_config(experiment, [yaml_file], override + f",task.train_data.input_path={path}")
+    trainer = plan.trainer(cfg, str(workdir / ("run_" + experiment.replace("/", "_"))))
     batch = cfg.task.train_data.global_batch_size
 
     # Input pipeline alone (parse, tokenise, mask, batch) on this host.
@@ -284,9 +285,11 @@ def vs_model_garden(args: argparse.Namespace) -> None:
     from official.modeling import tf_utils
     from official.nlp.modeling import networks
 
-    from trainer import checkpoints, modeling
+    from trainer.checkpoints import restore as ckpt_restore
+    from trainer.checkpoints import sources as ckpt_sources
+    from trainer.modeling import encoder as modeling
 
-    cfg = config.load_config("labse/train", [f"trainer/configs/labse_{args.shapes}.yaml"])
+    cfg = plan.load_config("labse/train", [f"trainer/configs/labse_{args.shapes}.yaml"])
     enc = cfg.task.model.encoder
     batch, seq = args.batch_size or cfg.task.train_data.global_batch_size, args.seq_length
     theirs = networks.BertEncoder(vocab_size=enc.vocab_size, hidden_size=enc.hidden_size, num_layers=enc.num_layers,
@@ -303,7 +306,7 @@ def vs_model_garden(args: argparse.Namespace) -> None:
     theirs(inputs)
     with tempfile.TemporaryDirectory() as tmp:
         path = tf.train.Checkpoint(encoder=theirs).write(os.path.join(tmp, "ckpt"))
-        checkpoints.restore(checkpoints.open_checkpoint(path, "--vs_model_garden"), ours.variables, enc)
+        ckpt_restore.restore(ckpt_sources.open_checkpoint(path, "--vs_model_garden"), ours.variables, enc)
     diff = float(np.max(np.abs(theirs(inputs)["pooled_output"] - ours(inputs)["pooled_output"])))
     result = {"shapes": args.shapes, "batch": batch, "seq_length": seq, "layers": enc.num_layers,
               "hidden": enc.hidden_size, "max_abs_diff_pooled_output": diff, "load_average_at_start": os.getloadavg()}

@@ -150,7 +150,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)
     outputs["statistics"] = FileSystems.join(out_dir, tr.STATS_JSON)
     if o.materialize_tokens:
-        from trainer.tokenization import BertTokenization
+        from trainer.text.tokenization import BertTokenization
         from transforms.translation import tft
 
         tokens_dir = FileSystems.join(out_dir, "tokens")

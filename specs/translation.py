@@ -1,7 +1,7 @@
 """The tokenised translation pairs that ``--materialize_tokens`` writes beside the raw ones.
 
 Each side is packed as one BERT input (``[CLS] text [SEP]``, padded to ``seq_length``) by the
-trainer's own tokenisation (``trainer.tokenization``) inside a tensorflow-transform graph, so the
+trainer's own tokenisation (``trainer.text.tokenization``) inside a tensorflow-transform graph, so the
 names are the TF Hub/Model Garden encoder inputs with a ``src_``/``tgt_`` prefix.
 """
 

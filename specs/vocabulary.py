@@ -10,7 +10,7 @@ The character rules of the reference tokenizer (``official/nlp/tools/tokenizatio
 ``BasicTokenizer``) are defined here too, from Python's ``unicodedata`` (the tables the reference
 itself uses), as a per-code-point table (``char_table``) and, for uncased vocabularies, the mapping
 ``lower -> NFD -> drop Mn`` per code point (``lower_case_map``). The Beam engine
-(``transforms.text.bert_tokenization``) and the in-graph engine (``trainer.tokenization``) are both
+(``transforms.text.bert_tokenization``) and the in-graph engine (``trainer.text.tokenization``) are both
 built from these tables, so they cannot drift apart by Unicode version.
 
 No TensorFlow and no Beam at import: the trainer distribution ships ``specs/``.

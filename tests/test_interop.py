@@ -13,7 +13,14 @@ import pytest
 import tensorflow as tf
 
 from specs.errors import ConfigError
-from trainer import checkpoint_layouts, checkpoints, config, modeling
+from trainer import plan
+from trainer.checkpoints import convert as ckpt_convert
+from trainer.checkpoints import layouts as checkpoint_layouts
+from trainer.checkpoints import restore as ckpt_restore
+from trainer.checkpoints import sources as ckpt_sources
+from trainer.core import config
+from trainer.modeling import encoder as modeling
+from trainer.text import vocabulary
 
 V, H, LAYERS, HEADS, INNER, POSITIONS = 120, 32, 2, 2, 64, 16
 TOL = 1e-5
@@ -24,7 +31,7 @@ def _cfg(experiment: str = "bert/pretraining", **encoder: int) -> config.Params:
                  max_position_embeddings=POSITIONS, dropout_rate=0.0, attention_dropout_rate=0.0)
     shape.update(encoder)
     override = ",".join(f"task.model.encoder.{k}={v}" for k, v in shape.items())
-    return config.load_config(experiment, [], override + ",task.train_data.seq_length=16,"
+    return plan.load_config(experiment, [], override + ",task.train_data.seq_length=16,"
                               "task.validation_data.seq_length=16")
 
 
@@ -97,9 +104,9 @@ def _assert_same_pretrainer(model, reference) -> None:
 
 def _restore(path: str, experiment: str = "bert/pretraining", hub: bool = False):
     cfg, model, parts = _ours(experiment)
-    source = checkpoints.open_hub_module(path) if hub else checkpoints.open_checkpoint(path)
+    source = ckpt_sources.open_hub_module(path) if hub else ckpt_sources.open_checkpoint(path)
     heads = checkpoint_layouts.MLM_ROLES + checkpoint_layouts.NSP_ROLES if experiment == "bert/pretraining" else ()
-    kept = checkpoints.restore(source, model.variables, cfg.task.model.encoder, heads)
+    kept = ckpt_restore.restore(source, model.variables, cfg.task.model.encoder, heads)
     return source, model, parts, kept
 
 
@@ -213,26 +220,26 @@ def test_tf1_checkpoint_was_silently_ignored_and_now_is_read(mg, tmp_path):
     tf.train.Checkpoint(encoder=parts["encoder"]).read(os.path.join(folder, "bert_model.ckpt")).expect_partial()
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, parts["encoder"].variables, strict=True))
 
-    checkpoints.restore(checkpoints.open_checkpoint(folder), parts["encoder"].variables, _cfg().task.model.encoder)
+    ckpt_restore.restore(ckpt_sources.open_checkpoint(folder), parts["encoder"].variables, _cfg().task.model.encoder)
     _assert_same_encoder(parts, mg)
 
 
 @pytest.mark.slow
 def test_trainer_init_checkpoint_and_start_up_errors(mg, tmp_path):
-    from trainer import train_lib
+    from trainer import plan
 
     folder = _write_tf1(mg, str(tmp_path / "tf1"))
-    cfg = config.load_config("labse/train", [], _override(init_checkpoint=folder))
-    trainer = train_lib.Trainer(cfg, str(tmp_path / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    cfg = plan.load_config("labse/train", [], _override(init_checkpoint=folder))
+    trainer = plan.trainer(cfg, str(tmp_path / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
     trainer.restore()
     _assert_same_encoder(trainer.parts, mg)
 
     with pytest.raises(ConfigError, match=r"^task.init_checkpoint .*bert/embeddings/word_embeddings has shape "
                                           r"\[120, 32\] but task.model.encoder gives \[30522, 32\]$"):
-        train_lib.Trainer(config.load_config("labse/train", [], _override(init_checkpoint=folder, vocab_size=30522)),
+        plan.trainer(plan.load_config("labse/train", [], _override(init_checkpoint=folder, vocab_size=30522)),
                           str(tmp_path / "run2"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
     # shape keys no config file or override set come from the source (labse/train's defaults are LaBSE-base)
-    cfg, _ = train_lib.resolve_init_source(config.load_config("labse/train", [], f"task.init_checkpoint={folder},"
+    cfg, _ = plan.resolve_init_source(plan.load_config("labse/train", [], f"task.init_checkpoint={folder},"
                                                               "task.train_data.seq_length=16,"
                                                               "task.validation_data.seq_length=16"))
     assert {k: cfg.task.model.encoder[k] for k in ("vocab_size", "hidden_size", "num_layers", "num_attention_heads",
@@ -240,7 +247,7 @@ def test_trainer_init_checkpoint_and_start_up_errors(mg, tmp_path):
         vocab_size=V, hidden_size=H, num_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=INNER,
         max_position_embeddings=POSITIONS)
     with pytest.raises(ConfigError, match=r"has 2 layers .* but task.model.encoder.num_layers is 3$"):
-        train_lib.Trainer(config.load_config("labse/train", [], _override(init_checkpoint=folder, num_layers=3)),
+        plan.trainer(plan.load_config("labse/train", [], _override(init_checkpoint=folder, num_layers=3)),
                           str(tmp_path / "run3"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
@@ -283,7 +290,7 @@ def test_partial_and_foreign_checkpoints_stop_with_one_line(mg, tmp_path, capsys
             foreign = tf.compat.v1.train.Saver().save(session, str(tmp_path / "foreign" / "model.ckpt"))
     with pytest.raises(ConfigError, match=r"^task.init_checkpoint .* is not a BERT encoder checkpoint this trainer "
                                           r"knows .*resnet/conv1/kernel\)$"):
-        checkpoints.open_checkpoint(foreign)
+        ckpt_sources.open_checkpoint(foreign)
 
 
 @pytest.mark.slow
@@ -301,10 +308,10 @@ def test_own_checkpoint_round_trip_and_partial(tmp_path):
     _, _, dual_parts, _ = _restore(path, "labse/train")
     _assert_same_encoder(dual_parts, reference)
 
-    partial = {r: v for r, v in checkpoints.read_roles(source, checkpoint_layouts.encoder_roles(LAYERS)).items()
+    partial = {r: v for r, v in ckpt_restore.read_roles(source, checkpoint_layouts.encoder_roles(LAYERS)).items()
                if r != "pooler/bias"}
     with pytest.raises(ConfigError, match="has no pooler/bias"):
-        written = checkpoints.write(checkpoint_layouts.POLYEMBED, partial, LAYERS, str(tmp_path / "partial" / "c"))
+        written = ckpt_convert.write(checkpoint_layouts.POLYEMBED, partial, LAYERS, str(tmp_path / "partial" / "c"))
         _restore(written)
 
 
@@ -327,10 +334,10 @@ def test_hub_module_exported_by_model_garden(mg, tmp_path):
     assert source.lower_case is True and source.vocab_file.endswith("vocab.txt")
     _assert_same_encoder(parts, mg)
 
-    from trainer import train_lib  # the Trainer: task.hub_module_url, its vocabulary and casing as defaults
+    from trainer import plan  # the Trainer: task.hub_module_url, its vocabulary and casing as defaults
 
-    cfg = config.load_config("labse/train", [], _override(hub_module_url=export))
-    trainer = train_lib.Trainer(cfg, str(tmp_path / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    cfg = plan.load_config("labse/train", [], _override(hub_module_url=export))
+    trainer = plan.trainer(cfg, str(tmp_path / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
     assert trainer.cfg.task.train_data.lower_case is True
     assert trainer.cfg.task.train_data.vocab_file == source.vocab_file
     trainer.restore()
@@ -339,13 +346,14 @@ def test_hub_module_exported_by_model_garden(mg, tmp_path):
 
 @pytest.mark.slow
 def test_hub_module_exported_by_us(tmp_path):
-    from trainer import export_tfhub
+    from trainer.export import encoder as export_encoder
+    from trainer.modeling import encoder as modeling
 
     cfg, model, parts = _ours("labse/train")
     _randomise(model.variables, seed=5)
     reference = {k: v.numpy() for k, v in parts["encoder"](_inputs()).items() if k != "encoder_outputs"}
-    export_model = export_tfhub.build_export_model("labse/train", cfg.task, parts, "model", "trained")
-    export_tfhub.save_encoder(export_model, str(tmp_path / "hub"), "", False)
+    export_model = export_encoder.build_export_model(cfg.task, parts, "model", "trained", modeling.build_dual_encoder)
+    export_encoder.save_encoder(export_model, str(tmp_path / "hub"), "", False)
     source, _, parts2, _ = _restore(str(tmp_path / "hub"), "labse/train", hub=True)
     assert source.layout.name == "hub_polyembed"
     _assert_same_encoder(parts2, reference)
@@ -355,11 +363,11 @@ def test_hub_module_exported_by_us(tmp_path):
 def run_dir(tmp_path_factory):
     """A bert/pretraining run's model_dir as the trainer leaves it (checkpoints/ckpt-N, params.yaml), random
     weights; returns the folder and our model's outputs."""
-    from trainer import train_lib
+    from trainer import plan
 
     folder = tmp_path_factory.mktemp("run")
-    cfg = config.load_config("bert/pretraining", [], _override())
-    trainer = train_lib.Trainer(cfg, str(folder), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    cfg = plan.load_config("bert/pretraining", [], _override())
+    trainer = plan.trainer(cfg, str(folder), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
     _randomise(trainer.model.variables, seed=11)
     trainer.manager.save(checkpoint_number=1)
     (folder / "params.yaml").write_text(config.to_yaml(cfg))
@@ -435,37 +443,37 @@ def test_converted_back_to_tf1_is_read_by_model_gardens_tf1_converter(model_gard
 
 @pytest.mark.slow
 def test_vocabulary_and_casing_travel_with_the_checkpoint(mg, tmp_path, shared_data):
-    from trainer import train_lib
+    from trainer import plan
 
     folder = _write_tf1(mg, str(tmp_path / "multi_uncased"))
     (tmp_path / "multi_uncased" / "vocab.txt").write_text("[PAD]\n[UNK]\n" + "".join(f"w{i}\n" for i in range(V - 2)))
-    cfg = config.load_config("labse/train", [], _override(init_checkpoint=folder))
-    cfg, source = train_lib.resolve_init_source(cfg)
+    cfg = plan.load_config("labse/train", [], _override(init_checkpoint=folder))
+    cfg, source = plan.resolve_init_source(cfg)
     assert cfg.task.train_data.vocab_file == source.vocab_file == os.path.join(folder, "vocab.txt")
     assert cfg.task.train_data.lower_case is True and cfg.task.validation_data.lower_case is True
     assert "lower_case: true" in config.to_yaml(cfg)  # what a run records in its params.yaml
-    explicit = config.load_config("labse/train", [], _override(init_checkpoint=folder) +
+    explicit = plan.load_config("labse/train", [], _override(init_checkpoint=folder) +
                                   ",task.train_data.lower_case=false")
     with pytest.raises(ConfigError, match=r"^task.train_data.lower_case=false contradicts task.init_checkpoint .*"
                                           r"\(do_lower_case=true\)$"):
-        train_lib.resolve_init_source(explicit)
+        plan.resolve_init_source(explicit)
 
     vocab = shared_data / "vocab"
-    assert checkpoints.uncased_vocabulary(str(vocab / "bert-base-uncased.vocab.txt"))
-    assert not checkpoints.uncased_vocabulary(str(vocab / "bert-base-multilingual-cased.vocab.txt"))
+    assert vocabulary.uncased_vocabulary(str(vocab / "bert-base-uncased.vocab.txt"))
+    assert not vocabulary.uncased_vocabulary(str(vocab / "bert-base-multilingual-cased.vocab.txt"))
 
 
 def test_export_takes_vocabulary_and_casing_from_the_run(tmp_path, shared_data):
-    from trainer import export_tfhub
+    from trainer import plan
 
     uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
     cased = str(shared_data / "vocab" / "bert-base-cased.vocab.txt")
-    cfg = config.load_config("bert/pretraining", [], f"task.train_data.vocab_file={uncased}")
+    cfg = plan.load_config("bert/pretraining", [], f"task.train_data.vocab_file={uncased}")
     (tmp_path / "params.yaml").write_text(config.to_yaml(cfg))
     # before: no --do_lower_case meant cased, and `Hello World` became [UNK] [UNK]
-    assert export_tfhub.run_vocab_and_casing(str(tmp_path), config.load_config("bert/pretraining"), "", "") == (
+    assert plan.run_vocab_and_casing(str(tmp_path), plan.load_config("bert/pretraining"), "", "") == (
         uncased, True)
     with pytest.raises(ConfigError, match=r"^--do_lower_case=false but .* is an uncased vocabulary"):
-        export_tfhub.run_vocab_and_casing(str(tmp_path), cfg, "", "false")
+        plan.run_vocab_and_casing(str(tmp_path), cfg, "", "false")
     with pytest.raises(ConfigError, match=r"^--vocab_file .* is not the vocabulary the run in"):
-        export_tfhub.run_vocab_and_casing(str(tmp_path), cfg, cased, "")
+        plan.run_vocab_and_casing(str(tmp_path), cfg, cased, "")

@@ -11,7 +11,9 @@ import pytest
 
 import specs
 from specs import describe
-from trainer import config, data
+from trainer import plan
+from trainer.core import config
+from trainer.experiments import bert_pretraining
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def mg_records(model_garden, shared_data, tmp_path_factory):
 
 
 def _cfg(folder) -> config.Params:
-    return config.load_config("bert/pretraining", [], f"task.train_data.input_path={folder}/train.tfrecord,"
+    return plan.load_config("bert/pretraining", [], f"task.train_data.input_path={folder}/train.tfrecord,"
                               "task.train_data.seq_length=64,task.train_data.max_predictions_per_seq=10,"
                               "task.train_data.global_batch_size=4,"
                               # foreign records: no polyembed run folder, so no completion marker
@@ -39,7 +41,7 @@ def _cfg(folder) -> config.Params:
 def test_model_garden_records_are_described_then_read(mg_records):
     cfg = _cfg(mg_records)
     with pytest.raises(specs.SpecError, match=r"python -m specs.describe --pretraining --max_seq_length N "):
-        data.pretraining_dataset(cfg.task, cfg.task.train_data, "task.train_data", None, 0, check_only=True)
+        bert_pretraining.pretraining_dataset(cfg.task, cfg.task.train_data, "task.train_data", None, 0, check_only=True)
 
     wrong = specs.pretraining_spec(64, 20)
     with pytest.raises(specs.SpecError, match=r"feature 'masked_lm_positions' is int64\[10\] in the first record"):
@@ -47,7 +49,7 @@ def test_model_garden_records_are_described_then_read(mg_records):
 
     assert describe.main(["--pretraining", "--max_seq_length", "64", "--max_predictions_per_seq", "10",
                           str(mg_records)]) == 0
-    batch = next(iter(data.pretraining_dataset(cfg.task, cfg.task.train_data, "task.train_data", None, 0)))
+    batch = next(iter(bert_pretraining.pretraining_dataset(cfg.task, cfg.task.train_data, "task.train_data", None, 0)))
     assert batch["input_word_ids"].shape == (4, 64) and batch["masked_lm_ids"].shape == (4, 10)
     assert describe.main(["--pretraining", "--max_seq_length", "128", str(mg_records)]) == 2  # never overwritten
 

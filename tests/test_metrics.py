@@ -1,4 +1,4 @@
-"""GLUE metrics (trainer/metrics.py) against values computed by hand."""
+"""GLUE metrics (trainer/evaluation/metrics.py) against values computed by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer import metrics
+from trainer.evaluation import metrics
 
 
 def test_accuracy_and_f1():

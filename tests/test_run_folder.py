@@ -119,13 +119,14 @@ def test_inspect_refuses_an_unfinished_run(interrupted, capsys):
 
 
 def test_trainer_refuses_an_unfinished_run(interrupted):
-    from trainer import config, data
+    from trainer import plan
+    from trainer.core import config, data
 
-    cfg = config.load_config("labse/train", [], f"task.train_data.input_path={interrupted}/train/pairs-*")
+    cfg = plan.load_config("labse/train", [], f"task.train_data.input_path={interrupted}/train/pairs-*")
     with pytest.raises(config.ConfigError, match=r"task.train_data.input_path .* did not finish .*"
                                                  r"task.train_data.allow_incomplete=true"):
         data.check_complete(cfg.task.train_data, "task.train_data")
-    cfg = config.load_config("labse/train", [], f"task.train_data.input_path={interrupted}/train/pairs-*,"
+    cfg = plan.load_config("labse/train", [], f"task.train_data.input_path={interrupted}/train/pairs-*,"
                                                 "task.train_data.allow_incomplete=true")
     data.check_complete(cfg.task.train_data, "task.train_data")
 

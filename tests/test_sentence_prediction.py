@@ -1,6 +1,6 @@
 """``bert/sentence_prediction`` end to end on CPU: a tiny BERT fine-tuned a few steps on records that
 ``pipelines.finetune_data`` writes from real GLUE subsets (SST-2 classification, STS-B regression);
-evaluation sees every dev example exactly once and its metrics are ``trainer.metrics`` on the gathered
+evaluation sees every dev example exactly once and its metrics are ``trainer.evaluation.metrics`` on the gathered
 predictions; predict writes one TSV row per test example; init from a checkpoint; the exports give the
 model's outputs; config defaults and contradictions from ``meta_data.json``; the experiment registry."""
 
@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 
 from pipelines import finetune_data
-from trainer import config, experiments, metrics, task, train_lib
+from trainer import experiments, plan, task
+from trainer.core import config, loop
+from trainer.evaluation import metrics
 from trainer.experiments import sentence_prediction as sp
 from transforms.core import runtime
 
@@ -68,9 +70,9 @@ def _override(out: pathlib.Path, steps: int = 8, **extra: str) -> str:
     return ",".join(f"{k}={v}" for k, v in items.items())
 
 
-def _trainer(out: pathlib.Path, model_dir: pathlib.Path, **extra: str) -> train_lib.Trainer:
-    cfg = config.load_config(sp.NAME, [TINY], _override(out, **extra))
-    return train_lib.Trainer(cfg, str(model_dir))
+def _trainer(out: pathlib.Path, model_dir: pathlib.Path, **extra: str) -> loop.Trainer:
+    cfg = plan.load_config(sp.NAME, [TINY], _override(out, **extra))
+    return plan.trainer(cfg, str(model_dir))
 
 
 @pytest.fixture(scope="module")
@@ -88,24 +90,24 @@ def test_registry_lists_the_three_experiments():
     for name in experiments.NAMES:
         m = experiments.module(name)
         assert m.NAME == name and m.Task.name == name and callable(m.export) and callable(m.prepare)
-        assert config.load_config(name).experiment == name
-    from trainer import submit
+        assert plan.load_config(name).experiment == name
+    from trainer.launch import vertex as submit
     assert set(submit.EXPERIMENTS) == set(experiments.NAMES)
 
 
 def test_defaults_from_meta_data_and_contradictions(glue):
-    cfg, _ = train_lib.resolve_init_source(config.load_config(sp.NAME, [TINY], _override(glue["sst"])))
+    cfg, _ = plan.resolve_init_source(plan.load_config(sp.NAME, [TINY], _override(glue["sst"])))
     assert cfg.task.model.num_classes == 2 and cfg.task.train_data.seq_length == SEQ
     assert cfg.task.label_names == ["0", "1"] and cfg.task.validation_data.label_type == "int"
     assert cfg.task.train_data.vocab_file.endswith("bert-base-uncased.vocab.txt") and cfg.task.train_data.lower_case
-    reg, _ = train_lib.resolve_init_source(config.load_config(sp.NAME, [TINY], _override(glue["sts"])))
+    reg, _ = plan.resolve_init_source(plan.load_config(sp.NAME, [TINY], _override(glue["sts"])))
     assert reg.task.model.num_classes == 1 and reg.task.train_data.label_type == "float"
     assert reg.task.metric_type == "pearson_spearman_corr"
     for bad, what in (("task.model.num_classes=3", "num_classes=3 contradicts"),
                       ("task.train_data.seq_length=64", "seq_length=64 contradicts"),
                       ("task.metric_type=pearson", "metric_type 'pearson' is not one of")):
         with pytest.raises(config.ConfigError, match=what):
-            train_lib.resolve_init_source(config.load_config(sp.NAME, [TINY], _override(glue["sst"]) + "," + bad))
+            plan.resolve_init_source(plan.load_config(sp.NAME, [TINY], _override(glue["sst"]) + "," + bad))
 
 
 def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, sst_run, tmp_path):
@@ -164,7 +166,7 @@ def test_classification_trains_evaluates_every_dev_example_and_predicts(glue, ss
         encoding="utf-8").splitlines()[1:5]]
     from_text = text(tf.constant(sentences))["logits"].numpy()
     np.testing.assert_allclose(from_text, want[:4], atol=1e-5)
-    from trainer.tokenization import BertTokenization
+    from trainer.text.tokenization import BertTokenization
 
     packed = BertTokenization(trainer.cfg.task.train_data.vocab_file, True)(
         tf.constant(sentences[:2]), tf.constant(sentences[2:]), seq_length=SEQ)

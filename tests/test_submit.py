@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from specs import pins
-from trainer import submit
+from trainer.launch import vertex as submit
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

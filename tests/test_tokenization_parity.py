@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from specs.vocabulary import Vocabulary
-from trainer.tokenization import BertTokenization
+from trainer.text.tokenization import BertTokenization
 from transforms.text.bert_tokenization import BertTokenizer
 
 LINES_PER_FILE = 100
@@ -67,7 +67,7 @@ def test_beam_graph_and_export_equal_the_reference(name, lower, corpus, shared_d
         assert not _differing(want, got, corpus), implementation
 
     if name == "bert-base-uncased":
-        from trainer.export_tfhub import save_preprocessing
+        from trainer.export.preprocessing import save_preprocessing
 
         save_preprocessing(str(tmp_path / "preprocessing"), path, lower)
         exported = tf.saved_model.load(str(tmp_path / "preprocessing"))
@@ -122,8 +122,8 @@ def test_vocabulary_fingerprint_and_checks(tmp_path):
 
 def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tmp_path, shared_data):
     import specs
-    from trainer import data
-    from trainer.export_tfhub import export_vocabulary
+    from specs.errors import ConfigError
+    from trainer import plan
 
     uncased = str(shared_data / "vocab" / "bert-base-uncased.vocab.txt")
     vocab = Vocabulary.load(uncased, True)
@@ -132,23 +132,20 @@ def test_trainer_and_export_take_the_datas_casing_and_stop_on_a_contradiction(tm
     (tmp_path / specs.SPEC_FILE).write_text(spec.to_json())
     (tmp_path / "pretrain-00000-of-00001.tfrecord").write_bytes(b"")
 
-    class Section(dict):
-        """A data section as the trainer reads it: keys as attributes too."""
-
-        __getattr__ = dict.__getitem__
-
     def cfg(**kw):
-        # a folder of our format made elsewhere (no run marker): read with allow_incomplete
-        return Section({"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased, "lower_case": None,
-                        "allow_incomplete": True, **kw})
+        settings = {"input_path": str(tmp_path / "*.tfrecord"), "vocab_file": uncased, "allow_incomplete": "true",
+                    **kw}
+        return plan.load_config("bert/pretraining", params_override=",".join(
+            f"task.train_data.{k}={v}" for k, v in settings.items()))
 
-    got = data.run_vocabulary(cfg(), "task.train_data")
-    assert got.lower_case is True and got.fingerprint == vocab.fingerprint
-    assert export_vocabulary(cfg(), "", None) == (uncased, True)
+    # start-up decides the run's vocabulary and casing once and writes them into the config (params.yaml)
+    got = plan.resolve_vocabulary(cfg()).task.train_data
+    assert got.lower_case is True and got.vocab_file == uncased
+    assert plan.export_vocabulary("", cfg()) == (uncased, True)
     with pytest.raises(specs.SpecError, match=r"task\.train_data\.lower_case=false contradicts"):
-        data.run_vocabulary(cfg(lower_case=False), "task.train_data")
-    with pytest.raises(specs.SpecError, match="lower_case=false contradicts"):
-        export_vocabulary(cfg(), "", False)
+        plan.resolve_vocabulary(cfg(lower_case="false"))
+    with pytest.raises(ConfigError, match=r"do_lower_case=false but .* is an uncased vocabulary"):
+        plan.export_vocabulary("", cfg(), "", "false")
     cased = str(shared_data / "vocab" / "bert-base-cased.vocab.txt")
     with pytest.raises(specs.SpecError, match="vocab_fingerprint"):
-        data.run_vocabulary(cfg(vocab_file=cased), "task.train_data")
+        plan.resolve_vocabulary(cfg(vocab_file=cased))

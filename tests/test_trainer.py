@@ -17,8 +17,12 @@ import tensorflow as tf
 
 import specs
 from specs import run_folder
-from trainer import config, data, losses, modeling, task, train_lib
-from trainer.tokenization import BertTokenization, SpecialTokens
+from trainer import plan, task
+from trainer.core import config, data
+from trainer.experiments import bert_pretraining
+from trainer.modeling import encoder as modeling
+from trainer.modeling import losses
+from trainer.text.tokenization import BertTokenization, SpecialTokens
 
 LANGS = ("deu", "fra", "spa", "ita")
 EVAL_LINES = 64
@@ -124,7 +128,7 @@ def labse_config(corpus, **extra) -> config.Params:
                 "trainer.optimizer_config.learning_rate.polynomial.decay_steps=40,"
                 "trainer.optimizer_config.warmup.polynomial.warmup_steps=5")
     override += "".join(f",{k}={v}" for k, v in extra.items())
-    return config.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"], override)
+    return plan.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"], override)
 
 
 def bert_config(corpus, data_dir: str, **extra) -> config.Params:
@@ -137,7 +141,7 @@ def bert_config(corpus, data_dir: str, **extra) -> config.Params:
                 "trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate=0.005,"
                 "trainer.optimizer_config.learning_rate.polynomial.decay_steps=30")
     override += "".join(f",{k}={v}" for k, v in extra.items())
-    return config.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"], override)
+    return plan.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"], override)
 
 
 def first_loss(model_dir) -> float:
@@ -155,9 +159,9 @@ def first_loss(model_dir) -> float:
 def test_config_layers_overrides_and_one_line_errors(tmp_path):
     for name, exp in (("bert_tiny", "bert/pretraining"), ("bert_base", "bert/pretraining"),
                       ("labse_tiny", "labse/train"), ("labse_base", "labse/train")):
-        cfg = config.load_config(exp, [f"trainer/configs/{name}.yaml"])
+        cfg = plan.load_config(exp, [f"trainer/configs/{name}.yaml"])
         assert cfg.experiment == exp
-    cfg = config.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"],
+    cfg = plan.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"],
                              "task.logit_margin=0.1,trainer.optimizer_config.optimizer.adamw."
                              "exclude_from_weight_decay=[bias, LayerNorm],task.train_data.input_path=a,b")
     assert cfg.task.logit_margin == 0.1 and cfg.task.model.encoder.num_layers == 2
@@ -165,24 +169,24 @@ def test_config_layers_overrides_and_one_line_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task:\n  train_data:\n    global_batch_sise: 8\n")
     with pytest.raises(config.ConfigError, match=r"^unknown config key 'task.train_data.global_batch_sise' in .*bad"):
-        config.load_config("labse/train", [str(bad)])
+        plan.load_config("labse/train", [str(bad)])
     with pytest.raises(config.ConfigError, match=r"'trainer.train_steps' from --params_override is 'x'"):
-        config.load_config("labse/train", [], "trainer.train_steps=x")
+        plan.load_config("labse/train", [], "trainer.train_steps=x")
     with pytest.raises(config.ConfigError, match=r"unknown config key 'task\.logit_scale'"):
-        config.load_config("bert/pretraining", ["trainer/configs/labse_tiny.yaml"])
+        plan.load_config("bert/pretraining", ["trainer/configs/labse_tiny.yaml"])
     with pytest.raises(config.ConfigError, match="not a multiple of num_attention_heads"):
-        config.load_config("labse/train", [], "task.model.encoder.hidden_size=100")
+        plan.load_config("labse/train", [], "task.model.encoder.hidden_size=100")
     dumped = tmp_path / "params.yaml"
     dumped.write_text(config.to_yaml(cfg))
-    assert config.load_config("labse/train", [str(dumped)]).as_dict() == cfg.as_dict()
+    assert plan.load_config("labse/train", [str(dumped)]).as_dict() == cfg.as_dict()
 
 
 def test_dynamic_mask_is_seeded_per_element_and_follows_bert():
     special = SpecialTokens(1000, 0, 101, 102, 103, 100)
     ids = tf.constant([101] + list(range(200, 240)) + [102] + list(range(300, 318)) + [102] + [0] * 4)
-    a = data.dynamic_mask(ids, tf.constant([5, 1], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
-    b = data.dynamic_mask(ids, tf.constant([5, 1], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
-    c = data.dynamic_mask(ids, tf.constant([5, 2], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
+    a = bert_pretraining.dynamic_mask(ids, tf.constant([5, 1], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
+    b = bert_pretraining.dynamic_mask(ids, tf.constant([5, 1], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
+    c = bert_pretraining.dynamic_mask(ids, tf.constant([5, 2], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["masked_lm_positions"], c["masked_lm_positions"])
     n = int(a["masked_lm_weights"].numpy().sum())
@@ -193,7 +197,7 @@ def test_dynamic_mask_is_seeded_per_element_and_follows_bert():
     changed = a["input_word_ids"].numpy() != ids.numpy()
     assert set(np.flatnonzero(changed)) <= set(pos)
     # Over many draws about 80% of predictions are [MASK] (BERT's recipe).
-    masks = [data.dynamic_mask(ids, tf.constant([s, 0], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
+    masks = [bert_pretraining.dynamic_mask(ids, tf.constant([s, 0], tf.int64), special, 1000, 20, 0.15, 0.1, 0.1)
              for s in range(60)]
     share = np.mean([(m["input_word_ids"].numpy()[m["masked_lm_positions"].numpy()[:n]] == 103).mean()
                      for m in masks])
@@ -245,12 +249,14 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     import tensorflow_hub as hub
     import tf_keras
 
-    from trainer import evaluate, export_tfhub
+    from trainer import plan
+    from trainer.evaluation import embedder, retrieval
+    from trainer.experiments import base
 
     # 80 steps: at 40 the in-batch accuracy sometimes stayed near chance (0.05 seen) on a loaded machine.
     cfg = labse_config(corpus, **{"trainer.train_steps": 80,
                                   "trainer.optimizer_config.learning_rate.polynomial.decay_steps": 80})
-    trainer = train_lib.Trainer(cfg, str(tmp_path))
+    trainer = plan.trainer(cfg, str(tmp_path))
     metrics = trainer.train()
     assert trainer.step == 80
     # The additive margin keeps the loss high (chance is about ln(32) + scale * margin); what must
@@ -262,8 +268,8 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     assert ev["validation_pairs"] == n
 
     enc_dir, pre_dir = str(tmp_path / "enc"), str(tmp_path / "pre")
-    export_tfhub.export(trainer, "model", enc_dir, corpus["vocab"], False)
-    export_tfhub.export(trainer, "preprocessing", pre_dir, corpus["vocab"], False)
+    base.save_export(trainer, "model", enc_dir, corpus["vocab"], False)
+    base.save_export(trainer, "preprocessing", pre_dir, corpus["vocab"], False)
     sentences = tf.constant([corpus["held"][0]["src_raw"], corpus["held"][1]["tgt_raw"], "Tom."])
     tok = BertTokenization(corpus["vocab"], lower_case=False)
     inputs = tok(sentences, seq_length=SEQ)
@@ -289,16 +295,16 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
     assert len(layer.trainable_weights) == len(trainer.parts["encoder"].trainable_weights)
 
     # trainer.evaluate scores the export on the same held-out pairs exactly as validation did.
-    embed = evaluate.Embedder(enc_dir, seq_length=SEQ)
+    embed = embedder.Embedder(enc_dir, seq_length=SEQ)
     held = corpus["held"]
-    scores = evaluate.score_pairs(embed, [r["src_raw"] for r in held], [r["tgt_raw"] for r in held])
+    scores = retrieval.score_pairs(embed, [r["src_raw"] for r in held], [r["tgt_raw"] for r in held])
     assert scores["pairs"] == n and scores["chance"] == 1 / n
     assert scores["precision_at_1_src_to_tgt"] == pytest.approx(ev["retrieval_precision_at_1_src_to_tgt"], abs=2 / n)
     assert scores["precision_at_1_tgt_to_src"] == pytest.approx(ev["retrieval_precision_at_1_tgt_to_src"], abs=2 / n)
 
     # task.init_checkpoint takes the encoder from a checkpoint of the other experiment.
     cfg2 = bert_config(corpus, corpus["mlm_static"], **{"task.init_checkpoint": str(tmp_path)})  # a model_dir
-    bert = train_lib.Trainer(cfg2, str(tmp_path / "bert_from_labse"))
+    bert = plan.trainer(cfg2, str(tmp_path / "bert_from_labse"))
     bert.restore()
     for a, b in zip(bert.parts["encoder"].weights, trainer.parts["encoder"].weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -308,9 +314,10 @@ def test_labse_trains_exports_and_reloads(corpus, tmp_path):
 def test_bert_pretraining_static_and_dynamic_masking_and_mlm_export(corpus, tmp_path):
     import tensorflow_hub as hub
 
-    from trainer import export_tfhub
+    from trainer import plan
+    from trainer.experiments import base
 
-    trainer = train_lib.Trainer(bert_config(corpus, corpus["mlm_static"]), str(tmp_path / "static"))
+    trainer = plan.trainer(bert_config(corpus, corpus["mlm_static"]), str(tmp_path / "static"))
     metrics = trainer.train()
     assert metrics["loss"] < 0.85 * first_loss(tmp_path / "static")
     assert {"masked_lm_accuracy", "next_sentence_accuracy"} <= set(metrics)
@@ -318,7 +325,7 @@ def test_bert_pretraining_static_and_dynamic_masking_and_mlm_export(corpus, tmp_
     assert 0.0 <= ev["masked_lm_accuracy"] <= 1.0 and "next_sentence_accuracy" in ev
 
     out_dir = str(tmp_path / "mlm_export")
-    export_tfhub.export(trainer, "model_with_mlm", out_dir, corpus["vocab"], False, pooler="copy_from_nsp")
+    base.save_export(trainer, "model_with_mlm", out_dir, corpus["vocab"], False, pooler="copy_from_nsp")
     batch = next(iter(trainer.task.dataset("validation_data")))
     inputs = {k: batch[k] for k in (*modeling.INPUT_NAMES, "masked_lm_positions")}
     want = trainer.model(inputs, training=False)["mlm_logits"].numpy()
@@ -330,11 +337,11 @@ def test_bert_pretraining_static_and_dynamic_masking_and_mlm_export(corpus, tmp_
     nsp_dense = trainer.parts["nsp"].dense
     np.testing.assert_allclose(enc_out["pooled_output"], nsp_dense(cls).numpy(), atol=1e-5)
 
-    export_tfhub.export(trainer, "model", str(tmp_path / "identity"), corpus["vocab"], False, pooler="identity")
+    base.save_export(trainer, "model", str(tmp_path / "identity"), corpus["vocab"], False, pooler="identity")
     ident = hub.KerasLayer(str(tmp_path / "identity"))({k: inputs[k] for k in modeling.INPUT_NAMES})
     np.testing.assert_allclose(ident["pooled_output"], np.tanh(cls), atol=1e-5)
 
-    dyn = train_lib.Trainer(bert_config(corpus, corpus["mlm_dynamic"], **{"trainer.train_steps": 20}),
+    dyn = plan.trainer(bert_config(corpus, corpus["mlm_dynamic"], **{"trainer.train_steps": 20}),
                             str(tmp_path / "dynamic"))
     dyn_metrics = dyn.train()
     assert "next_sentence_accuracy" not in dyn_metrics
@@ -370,9 +377,9 @@ def test_kill_and_resume_continues_from_the_saved_step_with_its_optimizer_state(
     assert saved_step >= 10 and saved_step % 5 == 0
     reader = tf.train.load_checkpoint(latest)
 
-    cfg = config.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"],
+    cfg = plan.load_config("bert/pretraining", ["trainer/configs/bert_tiny.yaml"],
                              override.replace("trainer.train_steps=100000", f"trainer.train_steps={saved_step + 5}"))
-    resumed = train_lib.Trainer(cfg, str(model_dir))
+    resumed = plan.trainer(cfg, str(model_dir))
     resumed.restore()
     assert resumed.step == saved_step
     # Every optimizer variable (Adam's two moments per weight, the step) is the one in the checkpoint.
@@ -407,7 +414,7 @@ def test_a_resumed_run_reads_a_fresh_seeded_order_instead_of_replaying_the_first
 
 
 def test_lazy_adamw_updates_only_touched_rows_and_equals_adamw_on_them():
-    from trainer.optimization import LazyAdamW
+    from trainer.core.optimization import LazyAdamW
 
     def run(cls, batches):
         table = tf.Variable(np.arange(40, dtype=np.float32).reshape(10, 4) / 10)

@@ -24,7 +24,8 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from trainer import config
+    from trainer import plan
+    from trainer.core import config
     from trainer.experiments import labse
 
     def run(cross_replica):
@@ -33,7 +34,7 @@ SCRIPT = textwrap.dedent("""
                     "task.model.encoder.intermediate_size=32,task.model.encoder.max_position_embeddings=64,"
                     "task.model.encoder.dropout_rate=0.0,task.model.encoder.attention_dropout_rate=0.0,"
                     f"task.cross_replica_negatives={str(cross_replica).lower()},task.logit_scale=10.0")
-        cfg = config.load_config("labse/train", [], override)
+        cfg = plan.load_config("labse/train", [], override)
         task = labse.Task(cfg)
         rng = np.random.default_rng(0)
         B, L = 8, 6

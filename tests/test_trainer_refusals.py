@@ -14,7 +14,7 @@ from test_sentence_prediction import TINY, _finetune_data, _override
 
 from pipelines import finetune_data
 from specs import run_folder
-from trainer import config, convert_checkpoint, task, train_lib
+from trainer import convert_checkpoint, plan, task
 from trainer.experiments import sentence_prediction as sp
 
 pytestmark = pytest.mark.slow  # every test reads the module fixture's three finetune_data runs (~7 s) or trains
@@ -147,7 +147,7 @@ def test_labse_refuses_the_transform_graph_of_an_unfinished_run(glue, tmp_path, 
 def test_regression_trains_without_validation_data(glue):
     """STS-B with no validation data; before: refused for task.validation_data.label_type=int."""
     override = f"task.train_data.input_path={glue['STS-B']}/train/*"
-    cfg, _ = train_lib.resolve_init_source(config.load_config(sp.NAME, [TINY], override))
+    cfg, _ = plan.resolve_init_source(plan.load_config(sp.NAME, [TINY], override))
     assert cfg.task.model.num_classes == 1 and cfg.task.validation_data.label_type == "float"
 
 
@@ -211,9 +211,9 @@ def test_two_runs_with_one_seed_have_identical_weights_and_eval_loss(glue, tmp_p
     """Before: the classifier head was not seeded (eval loss 0.69339 vs 0.69394 with trainer.seed 42)."""
     results = []
     for name in ("a", "b"):
-        cfg = config.load_config(sp.NAME, [TINY], _override(glue["SST-2"], steps=4,
+        cfg = plan.load_config(sp.NAME, [TINY], _override(glue["SST-2"], steps=4,
                                                              **{"task.train_data.deterministic": "true"}))
-        trainer = train_lib.Trainer(cfg, str(tmp_path / name))
+        trainer = plan.trainer(cfg, str(tmp_path / name))
         initial = [w.copy() for w in trainer.model.get_weights()]
         trainer.train()
         results.append((initial, trainer.model.get_weights(), trainer.evaluate()["loss"]))

@@ -14,7 +14,10 @@ from test_trainer import first_loss, small_vocab
 import specs
 from pipelines import translation_pairs
 from specs.translation import tokenized_pairs_spec
-from trainer import config, export_tfhub, modeling, train_lib
+from trainer import export_tfhub, plan
+from trainer.core import config
+from trainer.export import preprocessing
+from trainer.modeling import encoder as modeling
 from transforms.core import runtime
 
 # Each test here takes over ~30 s (a whole job or a training run): not in the fast lane.
@@ -58,11 +61,11 @@ def materialized(tmp_path_factory, shared_data):
 
 
 def test_materialized_tokens_are_the_trainers_tokenisation_in_the_raw_order(materialized):
-    """Every split's token records are ``trainer.tokenization`` of its raw records, record for record
+    """Every split's token records are ``trainer.text.tokenization`` of its raw records, record for record
     in the raw shards' order, and the job's transform graph (as a Keras layer) gives the same ids."""
     import tensorflow_transform as tft
 
-    from trainer.tokenization import BertTokenization
+    from trainer.text.tokenization import BertTokenization
 
     tokens = materialized["tokens"]
     spec = tokenized_pairs_spec(SEQ)
@@ -85,7 +88,7 @@ def test_materialized_tokens_are_the_trainers_tokenisation_in_the_raw_order(mate
 def test_labse_trains_on_materialized_tokens_and_exports_the_transform_graph(materialized, tmp_path):
     import tensorflow_hub as hub
 
-    from trainer import evaluate
+    from trainer.evaluation import embedder
 
     tokens = materialized["tokens"]
     override = ",".join([
@@ -103,9 +106,9 @@ def test_labse_trains_on_materialized_tokens_and_exports_the_transform_graph(mat
         "trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate=0.005",
         f"trainer.optimizer_config.learning_rate.polynomial.decay_steps={STEPS}",
         "trainer.optimizer_config.warmup.polynomial.warmup_steps=5"])
-    cfg = config.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"], override)
+    cfg = plan.load_config("labse/train", ["trainer/configs/labse_tiny.yaml"], override)
     model_dir = tmp_path / "run"
-    trainer = train_lib.Trainer(cfg, str(model_dir))
+    trainer = plan.trainer(cfg, str(model_dir))
     metrics = trainer.train()
     assert trainer.step == STEPS
     assert metrics["loss"] < first_loss(model_dir) - 0.1
@@ -145,7 +148,7 @@ def test_labse_trains_on_materialized_tokens_and_exports_the_transform_graph(mat
     np.testing.assert_allclose(layer(pre(sentences))["default"].numpy(), trained, atol=1e-5)
 
     # trainer.evaluate tokenises through the encoder's transform graph when it has one.
-    embed = evaluate.Embedder(enc_dir, seq_length=128)
+    embed = embedder.Embedder(enc_dir, seq_length=128)
     np.testing.assert_allclose(embed([s.decode() for s in raw["src_raw"][:16]]), trained, atol=1e-5)
 
     # A vocabulary that tokenises otherwise than the transform graph stops the export with one line.
@@ -153,4 +156,4 @@ def test_labse_trains_on_materialized_tokens_and_exports_the_transform_graph(mat
     lines = open(materialized["vocab"], encoding="utf-8").read().splitlines()
     open(bert_vocab, "w", encoding="utf-8").write("\n".join(lines[:5] + lines[40:]) + "\n")
     with pytest.raises(config.ConfigError, match=r"does not tokenise as the transform graph in .*tokens"):
-        export_tfhub.save_preprocessing(str(tmp_path / "bad"), bert_vocab, False, "fast", str(tokens))
+        preprocessing.save_preprocessing(str(tmp_path / "bad"), bert_vocab, False, "fast", str(tokens))

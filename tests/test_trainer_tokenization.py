@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import specs
 from specs.vocabulary import Vocabulary
-from trainer.tokenization import BertTokenization, SpecialTokens, load_vocab, pack_inputs
+from trainer.text.tokenization import BertTokenization, SpecialTokens, load_vocab, pack_inputs
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Command lines of the trainer's commands, answerable before TensorFlow is imported.
+"""Command lines of the trainer's commands (every one of them: task, export_tfhub, evaluate, similarity,
+convert_checkpoint and submit), answerable before TensorFlow is imported.
 
 ``python -m trainer.X --help`` (or a mistyped flag) should answer at once, not after the seconds that
 importing TensorFlow takes, so the parsers live here, in a module that imports neither TensorFlow nor
@@ -13,18 +14,16 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from specs.command_line import StrictParser
+from specs.command_line import HelpFormatter, StrictParser
+from trainer.experiments import NAMES
+from trainer.export import EXPORT_TYPES, POOLERS
+from trainer.launch import vertex
 
-EXPORT_TYPES = ("model", "model_with_mlm", "preprocessing", "classifier", "text_classifier")
-POOLERS = ("trained", "untrained", "copy_from_nsp", "identity")
 MODES = ("train", "eval", "train_and_eval", "export", "predict")
 
 
 def _experiments() -> list[str]:
-    # the registry imports no TensorFlow; kept out of this module's imports so Beam workers never need it
-    from trainer.experiments import NAMES
-
-    return sorted(NAMES)
+    return sorted(NAMES)  # the registry imports no TensorFlow
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -113,6 +112,44 @@ def convert_parser() -> StrictParser:
     p.add_argument("--layout", required=True, choices=("model_garden", "tf1"),
                    help="model_garden (tf.train.Checkpoint(encoder=BertEncoder)) or tf1 (bert_model.ckpt).")
     return p
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """The module docstring as written, and every flag's default."""
+
+
+def parse_submit(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``python -m trainer.submit``'s flags, and the arguments after ``--`` (for ``trainer.task``)."""
+    argv = list(argv)
+    passthrough: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, passthrough = argv[:i], argv[i + 1:]
+    p = StrictParser(prog="python -m trainer.submit", description=vertex.__doc__, formatter_class=_Formatter,
+                     epilog="Arguments after -- go to trainer.task unchanged (e.g. --params_override=...).")
+    p.add_argument("--project", required=True, help="Google Cloud project of the Vertex AI job.")
+    p.add_argument("--region", required=True, help="Vertex AI region, e.g. us-central1.")
+    p.add_argument("--staging_bucket", required=True, help="gs://BUCKET[/prefix] for the sdist and outputs")
+    p.add_argument("--experiment", required=True, choices=vertex.EXPERIMENTS, help="The experiment trainer.task runs.")
+    accel = p.add_mutually_exclusive_group()
+    accel.add_argument("--tpu_type", choices=sorted(vertex.TPU_TYPES), help="A TPU slice (else --gpu_type, else CPU).")
+    accel.add_argument("--gpu_type", help="e.g. NVIDIA_TESLA_V100, NVIDIA_L4, NVIDIA_A100_80GB")
+    p.add_argument("--gpu_count", type=int, default=1, help="GPUs per machine with --gpu_type.")
+    p.add_argument("--machine_type", default=None, help="Vertex machine type (default: one that fits the accelerator).")
+    p.add_argument("--container_uri", default=None, help="a custom training container (see Dockerfile)")
+    p.add_argument("--executor_image_uri", default=None,
+                   help="Vertex AI prebuilt TensorFlow image for the Python package spec; it must run the lock's "
+                        "TensorFlow and Python (default: tf-cpu, tf-gpu or tf-tpu of those)")
+    p.add_argument("--display_name", default=None, help="Job name (default: polyembed-EXPERIMENT-TIME).")
+    p.add_argument("--base_output_dir", default=None,
+                   help="The job's output folder (default: STAGING_BUCKET/polyembed/NAME).")
+    p.add_argument("--service_account", default=None, help="Service account the job runs as.")
+    p.add_argument("--tensorboard", default=None, help="a Vertex TensorBoard resource name")
+    p.add_argument("--dry_run", action="store_true", help="print the job spec as JSON; upload and submit nothing")
+    args = p.parse_args(argv)
+    if not args.staging_bucket.startswith("gs://"):
+        p.error("--staging_bucket must be a gs:// path")
+    return args, passthrough
 
 
 PARSERS = {"task": task_parser, "export_tfhub": export_parser, "evaluate": evaluate_parser,

@@ -14,63 +14,22 @@ the process at start-up with one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from specs.errors import ConfigError
 from trainer import cli
-from trainer.config import load_config
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The flags (``trainer.cli.task_parser``); ``--help`` and a bad flag answer and exit here."""
-    return cli.parse_early("task", argv)
-
-
-def run(argv: Sequence[str] | None = None) -> dict[str, float]:
-    args = parse_args(argv)
-    cfg = load_config(args.experiment, args.config_file, ",".join(args.params_override))
-    from trainer import experiments, train_lib
-
-    cfg, init_source = train_lib.resolve_init_source(cfg)  # the vocabulary may come with the checkpoint
-
-    if args.mode == "predict" and not hasattr(experiments.module(args.experiment), "predict"):
-        raise ConfigError(f"--mode=predict is not defined for --experiment={args.experiment}")
-    if args.mode != "export":  # the data and its spec are checked before any model is built
-        checker = experiments.make_task(cfg)
-        checker.dataset("validation_data" if args.mode in ("eval", "predict") else "train_data", check_only=True)
-        if args.mode == "train_and_eval" and cfg.task.validation_data.input_path:
-            checker.dataset("validation_data", check_only=True)
-
-    trainer = train_lib.Trainer(cfg, args.model_dir, args.tpu, init_source=init_source)
-    if args.mode == "train":
-        return trainer.train()
-    if args.mode == "train_and_eval":
-        trainer.train(evaluate_every=cfg.trainer.validation_interval)
-        return trainer.evaluate()
-    trainer.restore_trained(f"--mode={args.mode}")
-    if args.mode == "eval":
-        return trainer.evaluate()
-    if args.mode == "predict":
-        experiments.module(args.experiment).predict(trainer)
-        return {}
-    # the vocabulary and casing the run trained with (as trainer.export_tfhub takes them), checked
-    # against what the training data records
-    from trainer.export_tfhub import export_vocabulary, run_vocab_and_casing
-
-    vocab, lower = run_vocab_and_casing(trainer.dirs.model, cfg, "", "")
-    vocab, lower = export_vocabulary(cfg.task.train_data, vocab, lower)
-    experiments.module(args.experiment).export(trainer, trainer.dirs.export, vocab, lower)
-    return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return cli.one_line_errors(lambda: run(argv))
+    args = cli.parse_early("task", argv)  # --help and a bad flag answer here, before TensorFlow's import
+
+    from trainer import plan
+
+    return cli.one_line_errors(lambda: plan.run_task(args))
 
 
 if __name__ == "__main__":

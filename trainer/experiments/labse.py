@@ -1,39 +1,86 @@
 """``labse/train``: the LaBSE dual encoder (shared weights, additive-margin bidirectional in-batch
 softmax). Its config defaults, data, model, step, metrics and export live here; the loop is
-``trainer.train_lib`` (see ``trainer.experiments.bert_pretraining`` for the step contract).
+``trainer.core.loop`` (see ``trainer.experiments.bert_pretraining`` for the step contract).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from trainer import data, losses, modeling
-from trainer.config import _ENCODER, _RUNTIME, _TRAINER, _data_config
-from trainer.experiments import BaseTask, export_encoder, unchanged
+import specs
+from specs.errors import ConfigError
+from trainer.core.config import ENCODER, data_config, experiment_defaults
+from trainer.core.data import check_complete, make_dataset, open_input
+from trainer.experiments.base import BaseTask, export_encoder, unchanged
+from trainer.modeling import encoder as modeling
+from trainer.modeling import losses
+from trainer.text.tokenization import BertTokenization
+from trainer.text.vocabulary import data_vocabulary, find_vocab
+
+PAIR_TOKEN_FEATURES = tuple(f"{side}_{name}" for side in ("src", "tgt")
+                            for name in modeling.INPUT_NAMES)
+
+
+def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None,
+                  seed: int, check_only: bool = False) -> tf.data.Dataset | None:
+    """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
+    here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
+    files, found, where = open_input(data_cfg, key)
+    L = data_cfg.seq_length
+    if data_cfg.transform_output_dir:
+        check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
+        import tensorflow_transform as tft
+
+        tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
+        parsing = tft_output.transformed_feature_spec()
+        for name in PAIR_TOKEN_FEATURES:
+            if name not in parsing:
+                raise specs.SpecError(f"feature {name!r} is missing in the transformed schema of "
+                                      f"{data_cfg.transform_output_dir} (found: {', '.join(sorted(parsing))})")
+            shape = list(getattr(parsing[name], "shape", []) or [])
+            if shape != [L]:
+                raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
+                                      f"expected [{L}] ({key}.seq_length)")
+        data_vocabulary(data_cfg, dict(found.params), where, key)
+        if check_only:
+            return None
+        parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
+        return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
+            k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
+    expected = specs.text_pair_spec(2)
+    found.require(expected, where=where)
+    vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))
+    tokenizer = BertTokenization(vocab, implementation=data_cfg.tokenizer)
+    if vocab.size > task_cfg.model.encoder.vocab_size:
+        raise ConfigError(f"{key}.vocab_file {vocab.path} has {vocab.size} tokens, more than "
+                          f"task.model.encoder.vocab_size {task_cfg.model.encoder.vocab_size}")
+    if check_only:
+        return None
+    parsing = expected.tf_parsing_spec()
+
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, parsing)
+        out = {}
+        for side in ("src", "tgt"):
+            for k, v in tokenizer(parsed[f"{side}_raw"], seq_length=L).items():
+                out[f"{side}_{k}"] = tf.ensure_shape(v, [None, L])
+        return out
+
+    return make_dataset(files, data_cfg, input_context, seed, parse_batch=parse)
+
 
 NAME = "labse/train"
 
-DEFAULTS: dict[str, Any] = {
-    "task": {
-        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-        "model": {"encoder": dict(_ENCODER, vocab_size=501153), "normalize": True},
-        "logit_scale": 100.0,
-        "logit_margin": 0.3,
-        "bidirectional": True,
-        "cross_replica_negatives": True,
-        "train_data": _data_config(seq_length=64, lower_case=False),
-        "validation_data": _data_config(seq_length=64, lower_case=False, is_training=False,
-                                        drop_remainder=False),
-    },
-    "trainer": copy.deepcopy(_TRAINER),
-    "runtime": dict(_RUNTIME),
-}
+DEFAULTS: dict[str, Any] = experiment_defaults(
+    model={"encoder": dict(ENCODER, vocab_size=501153), "normalize": True},
+    train_data=data_config(seq_length=64, lower_case=False),
+    validation_data=data_config(seq_length=64, lower_case=False, is_training=False, drop_remainder=False),
+    logit_scale=100.0, logit_margin=0.3, bidirectional=True, cross_replica_negatives=True,
+)
 
 
 # Nothing to take from the data; the product is the encoder.
@@ -51,7 +98,9 @@ class Task(BaseTask):
     the whole global batch."""
 
     name = NAME
-    read_records = staticmethod(data.pairs_dataset)
+    read_records = staticmethod(pairs_dataset)
+    vocab_beside_data = True
+    export_model = staticmethod(modeling.build_dual_encoder)  # the export keeps the normalised pooled output
 
     def build_model(self) -> tuple[tf_keras.Model, dict[str, Any]]:
         return modeling.build_dual_encoder(self.task)

@@ -3,7 +3,7 @@ regression on the records ``pipelines.finetune_data`` writes (Model Garden's sen
 records), as Model Garden's ``sentence_prediction`` task does.
 
 - Model: the encoder (initialised from ``task.init_checkpoint`` or ``task.hub_module_url`` by
-  ``trainer.train_lib`` like every experiment) and a head: dropout over the encoder's pooled output
+  ``trainer.core.loop`` like every experiment) and a head: dropout over the encoder's pooled output
   (``task.model.use_encoder_pooler: true``, Model Garden's default) or a dense/tanh over [CLS], then
   ``task.model.num_classes`` logits; ``num_classes: 1`` is regression (mean squared error).
 - Defaults from the data (``prepare``): ``num_classes``, ``seq_length``, ``label_type``, the label
@@ -11,12 +11,12 @@ records), as Model Garden's ``sentence_prediction`` task does.
   an explicit setting that contradicts them stops at start-up with one line.
 - Evaluation: every validation record once, in batches of one static size (the last one zero-padded,
   its padding rows ``is_real_example = 0`` and excluded, so a TPU evaluates the whole dev set),
-  predictions gathered on the host and scored with ``trainer.metrics``: accuracy, F1 (two classes) and
+  predictions gathered on the host and scored with ``trainer.evaluation.metrics``: accuracy, F1 (two classes) and
   Matthews correlation, or Pearson, Spearman and their mean. ``task.metric_type`` names the one the
   loop keeps the best checkpoint by.
 - ``predict``: a GLUE submission TSV (``index<TAB>prediction``, label names for classification).
 - ``export``: the classifier as a SavedModel over the TF Hub encoder inputs, and one over raw strings
-  with the run's tokenisation inside (``trainer.tokenization``, the preprocessing ``export_tfhub`` uses).
+  with the run's tokenisation inside (``trainer.text.tokenization``, as the preprocessing export).
 """
 
 from __future__ import annotations
@@ -34,9 +34,12 @@ import tf_keras
 from specs import run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
-from trainer import data, metrics, modeling
-from trainer.config import _ENCODER, _RUNTIME, _TRAINER, Params, _data_config
-from trainer.experiments import BaseTask
+from trainer.core import data
+from trainer.core.config import ENCODER, TRAINER, Params, data_config, experiment_defaults
+from trainer.evaluation import metrics
+from trainer.experiments.base import BaseTask
+from trainer.export.classifier import save_classifier, save_text_classifier
+from trainer.modeling import encoder as modeling
 
 log = logging.getLogger("trainer")
 
@@ -45,33 +48,27 @@ META_DATA_FILE = "meta_data.json"
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews_corrcoef")
 REGRESSION_METRICS = ("pearson", "spearman", "pearson_spearman_corr")
 
-_TRAINER_FT = copy.deepcopy(_TRAINER)
+_TRAINER_FT = copy.deepcopy(TRAINER)
 _TRAINER_FT.update(train_steps=1000, validation_interval=200, checkpoint_interval=200)
 _TRAINER_FT["optimizer_config"]["learning_rate"]["polynomial"].update(initial_learning_rate=3e-5, decay_steps=1000)
 _TRAINER_FT["optimizer_config"]["warmup"]["polynomial"]["warmup_steps"] = 100
 
-DEFAULTS: dict[str, Any] = {
-    "task": {
-        "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
-        "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
-        "model": {
-            "encoder": dict(_ENCODER),
-            "num_classes": 2,  # 1: regression; default: the data's meta_data.json
-            "dropout_rate": 0.1,  # before the logits
-            "use_encoder_pooler": True,  # false: a dense/tanh over [CLS] of the sequence output
-        },
-        # accuracy | f1 | matthews_corrcoef (classification), pearson | spearman | pearson_spearman_corr
-        # (regression): what evaluation summarises and the best checkpoint is chosen by
-        "metric_type": "accuracy",
-        "label_names": [],  # the label list in id order (default: meta_data.json's "labels")
-        "predict_output_path": "",  # --mode=predict's TSV (default <model_dir>/predictions.tsv)
-        "train_data": _data_config(label_type="int", include_example_id=False),
-        "validation_data": _data_config(is_training=False, drop_remainder=False, label_type="int",
-                                        include_example_id=True),
+DEFAULTS: dict[str, Any] = experiment_defaults(
+    model={
+        "encoder": dict(ENCODER),
+        "num_classes": 2,  # 1: regression; default: the data's meta_data.json
+        "dropout_rate": 0.1,  # before the logits
+        "use_encoder_pooler": True,  # false: a dense/tanh over [CLS] of the sequence output
     },
-    "trainer": _TRAINER_FT,
-    "runtime": dict(_RUNTIME),
-}
+    train_data=data_config(label_type="int", include_example_id=False),
+    validation_data=data_config(is_training=False, drop_remainder=False, label_type="int", include_example_id=True),
+    trainer=_TRAINER_FT,
+    # accuracy | f1 | matthews_corrcoef (classification), pearson | spearman | pearson_spearman_corr
+    # (regression): what evaluation summarises and the best checkpoint is chosen by
+    metric_type="accuracy",
+    label_names=[],  # the label list in id order (default: meta_data.json's "labels")
+    predict_output_path="",  # --mode=predict's TSV (default <model_dir>/predictions.tsv)
+)
 
 
 def find_meta_data(files: list[str]) -> str:
@@ -166,7 +163,7 @@ def prepare(cfg: Params) -> Params:
 
 
 def scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Every metric of the task type (``trainer.metrics``); the mean of Pearson and Spearman is Model
+    """Every metric of the task type (``trainer.evaluation.metrics``); the mean of Pearson and Spearman is Model
     Garden's ``pearson_spearman_corr``."""
     if num_classes == 1:
         p, s = metrics.pearson(labels, predictions), metrics.spearman(labels, predictions)
@@ -219,6 +216,11 @@ class Task(BaseTask):
     name = NAME
     run_keys = ("task.model.num_classes", "task.label_names")  # another task's records are not this run's
     best_metric_key = "metric"  # the loop keeps the checkpoint with the highest ``metric`` (task.metric_type)
+
+    @property
+    def exports(self) -> dict[str, Any]:
+        """The exports this experiment offers beside the encoder's (``--export_type``)."""
+        return {"classifier": classifier_export, "text_classifier": text_classifier_export}
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -354,31 +356,6 @@ def predict(trainer: Any) -> str:
     return path
 
 
-class TextClassifier(tf.Module):
-    """The classifier over raw strings: one text (``__call__``) or a pair (``classify_pairs``) tokenised
-    and packed with the run's vocabulary and casing to ``seq_length`` (TF Hub's packing: a pair too long
-    is trimmed round-robin, where ``finetune_data`` trims the longer side first; equal when it fits)."""
-
-    def __init__(self, classifier: tf_keras.Model, vocab_file: str, lower_case: bool, seq_length: int,
-                 implementation: str = "fast") -> None:
-        from trainer.tokenization import BertTokenization
-
-        super().__init__(name="text_classifier")
-        self.classifier = classifier
-        self.tokenization = BertTokenization(vocab_file, lower_case, implementation)
-        self.vocab_file = tf.saved_model.Asset(vocab_file)
-        self.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
-        self.seq_length = seq_length
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def __call__(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self.classifier(self.tokenization(texts, seq_length=self.seq_length), training=False)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
-    def classify_pairs(self, texts_a: tf.Tensor, texts_b: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self.classifier(self.tokenization(texts_a, texts_b, seq_length=self.seq_length), training=False)
-
-
 def _float32_classifier(trainer: Any) -> tf_keras.Model:
     """A float32 copy of the trained classifier (whatever precision it trained in)."""
     previous = tf_keras.mixed_precision.global_policy()
@@ -391,41 +368,26 @@ def _float32_classifier(trainer: Any) -> tf_keras.Model:
     return model
 
 
-def save_classifier(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
-    """The classifier over TF Hub's encoder inputs (``input_word_ids``, ``input_mask``,
-    ``input_type_ids`` int32 ``[batch, seq]`` -> ``logits``), ``vocab_file`` and ``do_lower_case``
-    attached as on a Hub encoder."""
-    model = _float32_classifier(trainer)
-    spec = {n: tf.TensorSpec([None, None], tf.int32, n) for n in modeling.INPUT_NAMES}
-    serve = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(spec)
-    if vocab_file:
-        model.vocab_file = tf.saved_model.Asset(vocab_file)
-    model.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve})
-    return path
+def classifier_export(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
+    """``--export_type=classifier``: the trained classifier over TF Hub's encoder inputs."""
+    return save_classifier(_float32_classifier(trainer), path, vocab_file, lower_case)
 
 
-def save_text_classifier(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
-    """The classifier over raw strings (one text, or ``classify_pairs``) with the run's tokenisation
-    inside, at the run's ``seq_length``."""
-    if not vocab_file:
-        raise ConfigError("a text classifier needs the run's vocabulary (--vocab_file or task.train_data.vocab_file)")
-    text_model = TextClassifier(_float32_classifier(trainer), vocab_file, lower_case,
-                                trainer.cfg.task.train_data.seq_length, trainer.cfg.task.train_data.tokenizer)
-    tf.saved_model.save(text_model, path, signatures={
-        "serving_default": text_model.__call__.get_concrete_function(),
-        "classify_pairs": text_model.classify_pairs.get_concrete_function()})
-    return path
+def text_classifier_export(trainer: Any, path: str, vocab_file: str, lower_case: bool) -> str:
+    """``--export_type=text_classifier``: the trained classifier over raw strings."""
+    data_cfg = trainer.cfg.task.train_data
+    return save_text_classifier(_float32_classifier(trainer), path, vocab_file, lower_case, data_cfg.seq_length,
+                                data_cfg.tokenizer)
 
 
 def export_classifier(trainer: Any, export_dir: str, vocab_file: str, lower_case: bool) -> list[str]:
-    """``classifier/`` (``save_classifier``) and, when the run's vocabulary is known,
-    ``text_classifier/`` (``save_text_classifier``); loadable with ``tf.saved_model.load`` /
+    """``classifier/`` (``classifier_export``) and, when the run's vocabulary is known,
+    ``text_classifier/`` (``text_classifier_export``); loadable with ``tf.saved_model.load`` /
     ``hub.load``. Returns the paths written."""
-    written = [save_classifier(trainer, os.path.join(export_dir, "classifier"), vocab_file, lower_case)]
+    written = [classifier_export(trainer, os.path.join(export_dir, "classifier"), vocab_file, lower_case)]
     if vocab_file:
-        written.append(save_text_classifier(trainer, os.path.join(export_dir, "text_classifier"), vocab_file,
-                                            lower_case))
+        written.append(text_classifier_export(trainer, os.path.join(export_dir, "text_classifier"), vocab_file,
+                                              lower_case))
     else:
         log.info("no vocabulary known for the run (task.train_data.vocab_file): text_classifier not exported")
     return written

@@ -21,7 +21,7 @@ deletes them. So the work is split:
 
 The vocabulary (``specs.vocabulary.Vocabulary``: tokens, casing, word limit, special ids) and the
 character classes come from ``specs.vocabulary``, which the in-graph engine
-(``trainer.tokenization``) is built from too. Measured agreement and speed are in
+(``trainer.text.tokenization``) is built from too. Measured agreement and speed are in
 docs/pretraining.md; tests/test_bert_tokenization.py checks the ids against an independent
 implementation of the reference algorithm on real text, tests/test_tokenization_parity.py against
 Model Garden's ``FullTokenizer`` and the in-graph engine.

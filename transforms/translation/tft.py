@@ -4,7 +4,7 @@ The ``preprocessing_fn`` packs each side with the trainer's own in-graph tokenis
 tensorflow_text inside), so TPU hosts read ids instead of tokenising, and the trainer's export can
 embed the very same ``transform_fn`` (``tft.TFTransformOutput(DIR).transform_features_layer()``).
 The tokenisation is handed in by the pipeline (``pipelines.translation_pairs`` passes
-``trainer.tokenization.BertTokenization``): transforms/ never imports the trainer.
+``trainer.text.tokenization.BertTokenization``): transforms/ never imports the trainer.
 
 How the records are made: tensorflow-transform traces the ``preprocessing_fn`` and writes
 ``transform_fn/`` and ``transformed_metadata/`` (``AnalyzeDataset`` + ``WriteTransformFn``; the
@@ -37,7 +37,7 @@ RAW_FEATURES = ("src_raw", "tgt_raw")
 
 
 # Makes the in-graph tokenisation of a vocabulary: called as ``tokenization(texts, seq_length=...,
-# out_dtype=...)`` it returns ``{input_word_ids, input_mask, input_type_ids}`` (``trainer.tokenization``).
+# out_dtype=...)`` it returns ``{input_word_ids, input_mask, input_type_ids}`` (``trainer.text.tokenization``).
 MakeTokenization = Callable[[Vocabulary], Any]
 
 

@@ -3,7 +3,7 @@
 A *role* names one weight of BERT independently of any layout (``word_embeddings``,
 ``layer_0/query/kernel``, ``mlm/output_bias``, ...). Each layout is a table from roles to the names
 that layout stores them under, so reading a checkpoint, a TF Hub module or writing one
-(``trainer.checkpoints``) is the same lookup in a different table:
+(``trainer.checkpoints.sources``) is the same lookup in a different table:
 
 - ``polyembed``: this trainer's checkpoints (``tf.train.Checkpoint(encoder=..., mlm=..., nsp=...)``).
 - ``model_garden``: ``tf.train.Checkpoint(encoder=BertEncoder)`` and ``BertPretrainerV2.checkpoint_items``

@@ -1,17 +1,13 @@
-"""The training loop shared by both experiments: distribution strategy, precision policy, optimizer,
-checkpoints (with optimizer state, resumable after a kill), TensorBoard summaries and evaluation.
+"""The training loop every experiment shares: distribution strategy, precision policy, optimizer,
+checkpoints (with optimizer state, resumable after a kill), TensorBoard summaries and evaluation. It is
+handed the experiment's task and the init source (``trainer.plan`` makes both) and knows no experiment.
 
-Where things go (Vertex AI sets the ``AIP_*`` variables for custom training jobs):
-- checkpoints: ``$AIP_CHECKPOINT_DIR`` if set, else ``<model_dir>/checkpoints``;
-- summaries: ``$AIP_TENSORBOARD_LOG_DIR`` if set, else ``<model_dir>/summaries`` (``train/``, ``eval/``);
-- exports: ``$AIP_MODEL_DIR`` if set, else ``<model_dir>/export``.
-The global step is the optimizer's iteration counter, so a restored checkpoint resumes at its step
-with the optimizer's moments as they were.
+Where the run's files go: ``trainer.core.run``. The global step is the optimizer's iteration counter,
+so a restored checkpoint resumes at its step with the optimizer's moments as they were.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -20,13 +16,13 @@ from typing import Any
 
 import tensorflow as tf
 import tf_keras
-import yaml
 
-from specs import run_folder
 from specs.errors import ConfigError
-from trainer import checkpoints, experiments
-from trainer.config import Params, to_yaml
-from trainer.optimization import make_optimizer
+from trainer.checkpoints.restore import restore
+from trainer.checkpoints.sources import Source, reading
+from trainer.core.config import Params
+from trainer.core.optimization import make_optimizer
+from trainer.core.run import PARAMS_FILE, Dirs, dotted, run_params, write_params
 
 log = logging.getLogger("trainer")
 
@@ -42,32 +38,6 @@ def write_scalars(writer: tf.summary.SummaryWriter, step: int, values: dict[str,
         for k, v in values.items():
             tf.summary.write(k, tf.constant(v, tf.float32), metadata=metadata)
     writer.flush()
-
-
-def dotted(tree: Any, key: str) -> Any:
-    """``tree``'s value at the dotted ``key``, or None where a level is missing."""
-    for name in key.split("."):
-        tree = tree.get(name) if isinstance(tree, dict) else None
-    return tree
-
-
-@dataclasses.dataclass(frozen=True)
-class Dirs:
-    model: str
-    checkpoints: str
-    summaries: str
-    export: str
-
-    @classmethod
-    def from_env(cls, model_dir: str) -> Dirs:
-        model_dir = model_dir or os.environ.get("AIP_MODEL_DIR", "")
-        if not model_dir:
-            raise ConfigError("--model_dir is not set (nor AIP_MODEL_DIR)")
-        run_folder.check_writable_place(model_dir, "--model_dir")  # one line, not a traceback at the first write
-        return cls(model_dir,
-                   os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
-                   os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "summaries"),
-                   os.environ.get("AIP_MODEL_DIR") or os.path.join(model_dir, "export"))
 
 
 def make_strategy(runtime: Params, tpu_flag: str = "") -> tf.distribute.Strategy:
@@ -98,37 +68,17 @@ def set_precision(runtime: Params) -> None:
     tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
 
 
-def resolve_init_source(cfg: Params) -> tuple[Params, checkpoints.Source | None]:
-    """``task.init_checkpoint`` or ``task.hub_module_url`` opened and checked against ``task.model.encoder``
-    (one line and exit on a foreign layout or another shape), and ``cfg`` with the source's vocabulary and
-    casing as the data defaults, and the defaults the experiment takes from its data
-    (``experiments.prepare``). Called at start-up, before the data is checked."""
-    cfg = experiments.prepare(cfg)
-    task = cfg.task
-    if task.init_checkpoint:
-        source = checkpoints.open_checkpoint(task.init_checkpoint)
-    elif task.hub_module_url:
-        source = checkpoints.open_hub_module(task.hub_module_url)
-    else:
-        return cfg, None
-    cfg = checkpoints.with_source_shape(cfg, source)
-    checkpoints.check_architecture(source, cfg.task.model.encoder)
-    return checkpoints.with_source_defaults(cfg, source), source
-
-
 class Trainer:
     """Builds everything for one experiment and runs train / eval / train_and_eval."""
 
-    def __init__(self, cfg: Params, model_dir: str, tpu: str = "",
-                 strategy: tf.distribute.Strategy | None = None,
-                 init_source: checkpoints.Source | None = None) -> None:
-        """``init_source``: ``resolve_init_source``'s, when the caller already opened it."""
+    def __init__(self, cfg: Params, task: Any, model_dir: str, tpu: str = "",
+                 strategy: tf.distribute.Strategy | None = None, init_source: Source | None = None) -> None:
+        """``task``: the experiment's ``Task`` for ``cfg``; ``init_source``: the checkpoint or TF Hub
+        module ``cfg`` starts from (``trainer.plan.resolve_init_source``), or None."""
         self.dirs = Dirs.from_env(model_dir)
-        if init_source is None:
-            cfg, init_source = resolve_init_source(cfg)
         self.cfg = cfg
         self.init_source = init_source
-        self.task = experiments.make_task(cfg)
+        self.task = task
         set_precision(cfg.runtime)
         self.strategy = strategy or make_strategy(cfg.runtime, tpu)
         # Every initialiser and dropout layer without a seed of its own (the encoder's, every head's)
@@ -158,13 +108,13 @@ class Trainer:
     def restore(self) -> None:
         """The latest checkpoint of this run, else ``task.init_checkpoint`` / ``task.hub_module_url``
         (every encoder weight, and the task's heads where the source has them; see
-        ``trainer.checkpoints``), else fresh weights."""
+        ``trainer.checkpoints.restore``), else fresh weights."""
         latest = self.manager.latest_checkpoint
         if latest:
             self.read_checkpoint(latest)
             log.info("restored %s at step %d", latest, self.step)
         elif self.init_source is not None:
-            checkpoints.restore(self.init_source, self.model.variables, self.cfg.task.model.encoder,
+            restore(self.init_source, self.model.variables, self.cfg.task.model.encoder,
                                 self.task.head_roles)
 
     def restore_trained(self, what: str) -> None:
@@ -182,19 +132,18 @@ class Trainer:
         agree with the run's ``params.yaml`` on the task's ``run_keys``, and a checkpoint that cannot be
         read stops with one line (``checkpoints.reading``)."""
         self.check_run_params()
-        with checkpoints.reading(f"{flag} {path}" if flag else f"checkpoint {path}"):
+        with reading(f"{flag} {path}" if flag else f"checkpoint {path}"):
             (self.checkpoint.read if flag else self.checkpoint.restore)(path).assert_existing_objects_matched()
 
     def check_run_params(self) -> None:
         """Refuses a config that contradicts the run it reads on a key the task names in ``run_keys``
         (``bert/sentence_prediction``: the label names and class count): another task's records would
         be scored, or predicted with this run's labels."""
-        path = os.path.join(self.dirs.model, "params.yaml")
+        path = os.path.join(self.dirs.model, PARAMS_FILE)
         keys = self.task.run_keys
-        if not keys or not tf.io.gfile.exists(path):
+        run = run_params(self.dirs.model) if keys else {}
+        if not run:
             return
-        with tf.io.gfile.GFile(path) as f:
-            run = yaml.safe_load(f.read()) or {}
         ours = self.cfg.as_dict()
         for key in keys:
             node, theirs = dotted(ours, key), dotted(run, key)
@@ -249,9 +198,7 @@ class Trainer:
             lambda ctx: self.task.dataset("train_data", ctx, start_step=start_step))
         iterator = iter(dataset)
         train_steps = self.make_train_steps()
-        tf.io.gfile.makedirs(self.dirs.model)
-        with tf.io.gfile.GFile(os.path.join(self.dirs.model, "params.yaml"), "w") as f:
-            f.write(to_yaml(self.cfg))
+        write_params(self.dirs.model, self.cfg)
         metrics: dict[str, float] = {}
         batch = self.cfg.task.train_data.global_batch_size
         while self.step < tc.train_steps:

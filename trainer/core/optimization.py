@@ -17,7 +17,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from trainer.config import Params
+from trainer.core.config import Params
 
 
 class LazyAdamW(tf_keras.optimizers.AdamW):

@@ -50,7 +50,7 @@ class Params(Mapping):
         return f"Params({self._data!r})"
 
 
-def _data_config(**overrides: Any) -> dict[str, Any]:
+def data_config(**overrides: Any) -> dict[str, Any]:
     d = {
         "input_path": "",  # comma-separated files or globs of (GZIP or plain) TFRecords
         "global_batch_size": 32,
@@ -83,7 +83,7 @@ def _data_config(**overrides: Any) -> dict[str, Any]:
     return d
 
 
-_ENCODER = {
+ENCODER = {
     "vocab_size": 30522,
     "hidden_size": 768,
     "num_layers": 12,
@@ -97,7 +97,7 @@ _ENCODER = {
     "initializer_range": 0.02,
 }
 
-_TRAINER = {
+TRAINER = {
     "train_steps": 1000000,
     "validation_steps": -1,  # -1: the whole validation set
     "validation_interval": 1000,
@@ -115,7 +115,7 @@ _TRAINER = {
                 "epsilon": 1e-6,
                 "global_clipnorm": 1.0,
                 "exclude_from_weight_decay": ["LayerNorm", "layer_norm", "bias"],
-                "lazy_sparse_updates": False,  # see trainer.optimization.LazyAdamW
+                "lazy_sparse_updates": False,  # see trainer.core.optimization.LazyAdamW
             },
         },
         "learning_rate": {
@@ -128,12 +128,30 @@ _TRAINER = {
     },
 }
 
-_RUNTIME = {
+RUNTIME = {
     "distribution_strategy": "mirrored",  # tpu | mirrored | one_device
     "tpu": "",  # TPU name, or "local" on a Vertex TPU VM
     "mixed_precision_dtype": "float32",  # float32 | bfloat16 (TPU) | float16 (GPU, with loss scaling)
     "num_gpus": 0,
 }
+
+def experiment_defaults(model: dict[str, Any], train_data: dict[str, Any], validation_data: dict[str, Any],
+                        trainer: dict[str, Any] | None = None, **task: Any) -> dict[str, Any]:
+    """An experiment's ``DEFAULTS``: the sections every experiment has (where it starts from, its model,
+    its data, the trainer and runtime sections) and the ``task`` keys of its own."""
+    return {
+        "task": {
+            "init_checkpoint": "",  # any layout trainer.checkpoints reads (ours, Model Garden, Google BERT)
+            "hub_module_url": "",  # or a TF Hub BERT encoder SavedModel (local or gs://) to start from
+            "model": model,
+            **task,
+            "train_data": train_data,
+            "validation_data": validation_data,
+        },
+        "trainer": copy.deepcopy(trainer if trainer is not None else TRAINER),
+        "runtime": dict(RUNTIME),
+    }
+
 
 def _typed(key: str, default: Any, value: Any, where: str) -> Any:
     """``value`` checked against the type of ``default`` (ints are accepted for floats)."""
@@ -209,19 +227,17 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return out
 
 
-def load_config(experiment: str, config_files: Sequence[str] = (), params_override: str = "") -> Params:
-    """The experiment's defaults, then each YAML file in order, then the overrides."""
-    from trainer import experiments  # the experiment modules build their defaults from this module's
-
-    if experiment not in experiments.NAMES:
-        raise ConfigError(f"--experiment {experiment!r} is not one of {', '.join(experiments.NAMES)}")
-    cfg = experiments.defaults(experiment)
+def layered(defaults: dict[str, Any], experiment: str, config_files: Sequence[str] = (),
+            params_override: str = "") -> Params:
+    """``defaults`` (the experiment's), then each YAML file in order, then the overrides; the names
+    and types of ``defaults`` are the only keys accepted."""
+    cfg = copy.deepcopy(defaults)
     cfg["experiment"] = experiment  # so a run's params.yaml can be passed back as --config_file
     explicit: set[str] = set()
     for path in config_files:
         import tensorflow as tf  # only for gfile, so gs:// config files work
 
-        shipped = os.path.join(os.path.dirname(__file__), "configs", path)
+        shipped = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", path)
         if not tf.io.gfile.exists(path) and "/" not in path and os.path.exists(shipped):
             path = shipped  # a bare name is one of the configs shipped in the package (e.g. on Vertex AI)
         if not tf.io.gfile.exists(path):
