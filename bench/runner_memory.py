@@ -35,7 +35,7 @@ def _child(subject: str, mb: int, record_bytes: int, per_shard: int, out: str) -
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from transforms.core.runtime import local_runner
+    from transforms.core.runners import local_runner
     from transforms.core.seeding import stable_hash64
     from transforms.core.shards import WriteShards
 

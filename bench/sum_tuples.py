@@ -28,7 +28,7 @@ from apache_beam.transforms import cy_combiners
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from transforms.core.runtime import local_runner  # noqa: E402
+from transforms.core.runners import local_runner  # noqa: E402
 from transforms.vocab import SumTuples  # noqa: E402
 
 BUNDLES = 100

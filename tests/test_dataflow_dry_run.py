@@ -17,7 +17,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from specs import pins
 from specs.errors import ConfigError
-from transforms.core.runtime import make_pipeline, pin_workers
+from transforms.core.runners import make_pipeline, pin_workers
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

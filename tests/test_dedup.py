@@ -18,7 +18,7 @@ import pytest
 from specs.errors import ConfigError
 from transforms import dedup
 from transforms.core import accounting
-from transforms.core.runtime import local_runner
+from transforms.core.runners import local_runner
 from transforms.text import textnorm
 
 # --- helpers shared with test_dedup_near.py ------------------------------------------------------

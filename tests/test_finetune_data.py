@@ -16,7 +16,7 @@ from specs import SCHEMA_FILE, SPEC_FILE, read_spec_text, run_folder
 from specs.errors import ConfigError
 from specs.finetune import sentence_prediction_spec
 from transforms import finetune as ft
-from transforms.core import runtime
+from transforms.core import runners, runtime
 from transforms.finetune import RowFormat, glue_task
 
 UNCASED = "bert-base-uncased.vocab.txt"
@@ -143,7 +143,7 @@ def test_configuration_errors(shared_data, tmp_path):
         from apache_beam.options.pipeline_options import PipelineOptions
 
         options = PipelineOptions([vocab, f"--output_dir={tmp_path}", *argv])
-        finetune_data.build(runtime.make_pipeline(options), options)
+        finetune_data.build(runners.make_pipeline(options), options)
 
     with pytest.raises(ConfigError, match="unknown task 'SQuAD'"):
         build("--task=SQuAD", f"--input_data_dir={glue / 'MRPC'}")
@@ -580,7 +580,7 @@ def test_dataflow_job_graph_builds_offline(shared_data):
         "--region=us-central1", "--temp_location=gs://polyembed-test-bucket/tmp", "--dry_run=True",
         f"--setup_file={pathlib.Path(__file__).resolve().parent.parent / 'setup.py'}",
         "--experiments=use_runner_v2"])
-    pipeline = runtime.make_pipeline(options)
+    pipeline = runners.make_pipeline(options)
     finetune_data.build(pipeline, options)
     labels = [t.unique_name for t in pipeline.run().job.proto_pipeline.components.transforms.values()]
     assert any("Featurize" in label for label in labels)

@@ -17,7 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.core import accounting, runtime, seeding
 from transforms.core.lines import _LineBatchSource
-from transforms.core.runtime import local_runner
+from transforms.core.runners import local_runner
 from transforms.core.shards import WriteShards
 from transforms.core.tfrecords import ReadTFRecords, TFRecordError, tfrecord_frame, tfrecord_records
 

@@ -227,7 +227,7 @@ def test_aligned_files_split_into_many_ranges_are_joined_by_line_index(shared_da
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.core.runtime import local_runner
+    from transforms.core.runners import local_runner
 
     tatoeba = shared_data / "translation" / "laser_tatoeba_v1"
     deu = (tatoeba / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()

@@ -11,7 +11,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.core import placement, shards, spill
-from transforms.core.runtime import local_runner
+from transforms.core.runners import local_runner
 from transforms.core.seeding import stable_hash64
 
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]

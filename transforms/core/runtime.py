@@ -22,7 +22,7 @@ way for every job, in this order:
 On a remote runner (Dataflow) the workers are pinned to the launcher's versions before the job is
 built: without ``--requirements_file`` or ``--sdk_container_image`` they install
 ``requirements/dataflow.txt`` (the lock's pins, see ``specs.pins``), and a launcher whose own versions
-differ from the staged pins stops at start-up with one line (``pin_workers``).
+differ from the staged pins stops at start-up with one line (``runners.pin_workers``).
 """
 
 from __future__ import annotations
@@ -36,18 +36,12 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (
-    PipelineOptions,
-    SetupOptions,
-    StandardOptions,
-    TestOptions,
-    WorkerOptions,
-)
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
-from specs import SpecError, pins, run_folder
+from specs import SpecError, run_folder
 from specs.command_line import HelpFormatter, flag_names, unknown_flag_message
 from specs.errors import ConfigError
-from transforms.core import flags
+from transforms.core import flags, runners
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.core.dead_letters import WriteDeadLetters
 
@@ -251,65 +245,6 @@ class Ledger:
                      empty_outputs, finish)
 
 
-def local_runner() -> Any:
-    """The runner used when the DirectRunner is asked for.
-
-    Beam's DirectRunner first tries the Prism runner, which downloads a Go binary at run time (not
-    possible offline) and ignores ``--direct_running_mode``/``--direct_num_workers``; batch pipelines
-    then fall back to the FnApiRunner anyway. We go to the FnApiRunner directly: same semantics, no
-    download, and the multi-process mode the determinism tests need.
-    """
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-
-    return fn_runner.FnApiRunner()
-
-
-LOCAL_RUNNERS = (None, "DirectRunner", "direct", "FnApiRunner")
-
-
-def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
-    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
-        return beam.Pipeline(runner=local_runner(), options=options)
-    return beam.Pipeline(options=options)
-
-
-def pin_workers(options: PipelineOptions, dry_run: bool) -> str | None:
-    """Makes a remote runner's workers install the versions this launcher runs; returns the
-    requirements file they install (None: local runner, or a custom container that brings its own).
-
-    Without ``--requirements_file`` the workers get ``requirements/dataflow.txt``, the lock's pins for
-    the pipeline's packages, installed from PyPI at worker start-up (``--requirements_cache=skip``
-    unless given; a cache folder stages them instead, for workers without internet access). Whatever
-    file is staged, the packages in ``specs.pins.WORKER_CRITICAL`` it pins must be the versions
-    installed here (Dataflow picks its worker image by the launcher's Beam and Python), else a
-    ConfigError names them. A dry run never downloads: it skips the cache too.
-    """
-    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
-        return None
-    setup = options.view_as(SetupOptions)
-    if setup.requirements_file is None:
-        if options.view_as(WorkerOptions).sdk_container_image:
-            return None
-        if not pins.DATAFLOW.is_file():
-            raise ConfigError(f"{pins.DATAFLOW} not found: give --requirements_file (the workers' pinned "
-                              "packages) or --sdk_container_image")
-        setup.requirements_file = str(pins.DATAFLOW)
-        if setup.requirements_cache is None:
-            setup.requirements_cache = "skip"
-    if dry_run and setup.requirements_cache is None:
-        setup.requirements_cache = "skip"
-    try:
-        staged = pins.read_pins(setup.requirements_file)
-    except OSError as e:
-        raise ConfigError(f"--requirements_file={setup.requirements_file}: {e.strerror}") from None
-    mismatches = pins.launcher_mismatches(staged)
-    if mismatches:
-        raise ConfigError(f"--requirements_file={setup.requirements_file} would give workers other versions "
-                          f"than this launcher runs ({'; '.join(mismatches)}): install the lock (`make install`) "
-                          "or pin the launcher's versions")
-    return setup.requirements_file
-
-
 class BeamFileSystem:
     """``specs.run_folder``'s file-system interface over Beam's FileSystems (gs://, s3://, local)."""
 
@@ -392,7 +327,7 @@ def _run(name: str, argv: Sequence[str] | None,
         options = PipelineOptions([*args, f"--output_dir={folder}"])
     common = options.view_as(CommonOptions)
     dry_run = _truthy(options.view_as(TestOptions).dry_run)
-    worker_pins = pin_workers(options, dry_run)  # before the folder is claimed: a mismatch touches nothing
+    worker_pins = runners.pin_workers(options, dry_run)  # before the folder is claimed: a mismatch touches nothing
     if dry_run:
         if "://" not in folder:  # Beam's dry run stays offline; so does ours
             _claim(name, folder, owned, args, dry_run=True)  # only checks
@@ -401,7 +336,7 @@ def _run(name: str, argv: Sequence[str] | None,
         # temp dir), and those must not be taken for someone else's files or removed as the old run's.
         _claim(name, folder, owned, args, dry_run=False)
     summary_path = FileSystems.join(folder, SUMMARY_FILE)
-    pipeline = make_pipeline(options)
+    pipeline = runners.make_pipeline(options)
     built = build(pipeline, options)
     tallies = tuple(built.tallies) | "AllTallies" >> beam.Flatten(pipeline=pipeline)
     _ = tallies | "WriteRunSummary" >> WriteRunSummary(summary_path)
@@ -410,7 +345,7 @@ def _run(name: str, argv: Sequence[str] | None,
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     outputs = {**built.outputs, **{f"file {i}": p for i, p in enumerate(built.final_names.values())}}
     if dry_run:
-        if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
+        if options.view_as(StandardOptions).runner not in runners.LOCAL_RUNNERS:
             pipeline.run()  # Beam's dry run: the job request is built offline, nothing is submitted
         print(f"{name}: dry run on {runner}: {len(pipeline.to_runner_api().components.transforms)} steps; "
               f"run folder {folder}; nothing was run or written")
