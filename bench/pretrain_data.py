@@ -36,12 +36,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import NamedTuple
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
+
+from process_stats import measure, own_peak  # noqa: E402  (bench/, the script's folder, is on sys.path)
 
 from transforms.text.sentences import split_sentences  # noqa: E402
 
@@ -87,71 +88,6 @@ class Run(NamedTuple):
     peak_mib: float
     instances: int
     worker_peak_mib: float = 0.0
-
-
-def _children(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _hwm_mib(pid: int) -> float:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-REPEAT = 1
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, float]:
-    """Wall seconds, CPU seconds (user+sys, with the descendants it waited for) and peak RSS (MiB) of
-    a child process, and its descendants' peak RSS; with --repeat, the run with the least CPU time
-    (start-up cost varies by seconds on a busy machine)."""
-    return min((_measure_once(cmd, env) for _ in range(REPEAT)), key=lambda r: r[1])
-
-
-def _measure_once(cmd: list[str], env: dict[str, str] | None) -> tuple[float, float, float, float]:
-    """Also samples the peak RSS of the process's descendants (Beam worker processes) twice a second."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
-    worker_peak = 0.0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        worker_peak = max([worker_peak, *(_hwm_mib(c) for c in _children(proc.pid))])
-        time.sleep(0.5)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, worker_peak
-
-
-def _own_peak(cpu_file: str, fallback: float) -> float:
-    """The subject's peak RSS (MiB) as it read it from its own /proc/self/status (VmHWM) at the end.
-    ``ru_maxrss`` of a child is not used when this exists: subprocess starts children with vfork,
-    and Linux carries the parent's high-water mark into the child's at exec, so once this bench
-    has compared two large outputs every later subject would report the bench's own peak."""
-    path = pathlib.Path(cpu_file + ".hwm")
-    return int(path.read_text()) / 1024 if path.exists() else fallback
 
 
 def _same_outputs(a: pathlib.Path, b: pathlib.Path) -> bool:
@@ -227,9 +163,9 @@ open({cpu_file!r} + ".hwm", "w").write(next(x.split()[1] for x in open("/proc/se
 def run_tokenizer(corpus: pathlib.Path, vocab: pathlib.Path, a: argparse.Namespace) -> Run:
     cpu_file = str(corpus) + ".cpu"
     code = TOKENIZE_ONLY.format(repo=str(REPO), vocab=str(vocab), corpus=str(corpus), cpu_file=cpu_file)
-    wall, cpu, peak, _ = measure([sys.executable, "-c", code])
+    wall, cpu, peak, _ = measure([sys.executable, "-c", code], repeat=a.repeat)
     return Run(wall, float(pathlib.Path(cpu_file).read_text()) if a.exclude_imports else cpu,
-               _own_peak(cpu_file, peak), 0)
+               own_peak(cpu_file, peak), 0)
 
 
 def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a: argparse.Namespace,
@@ -243,10 +179,10 @@ def run_pipeline(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a
            f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1", "--random_seed=12345",
            f"--docs_per_bucket={a.docs_per_bucket}", f"--records_per_shard={a.records_per_shard}", *mode]
     code = PIPELINE.format(repo=str(REPO), argv=argv, cpu_file=str(out) + ".cpu")
-    wall, cpu, peak, worker_peak = measure([sys.executable, "-c", code])
+    wall, cpu, peak, worker_peak = measure([sys.executable, "-c", code], repeat=a.repeat)
     if a.exclude_imports and not workers:  # the controller's own CPU is not the work when workers run
         cpu = float(pathlib.Path(str(out) + ".cpu").read_text())
-    return Run(wall, cpu, _own_peak(str(out) + ".cpu", peak), count_records(str(out / "pretrain-*")), worker_peak)
+    return Run(wall, cpu, own_peak(str(out) + ".cpu", peak), count_records(str(out / "pretrain-*")), worker_peak)
 
 
 def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, a: argparse.Namespace,
@@ -259,9 +195,9 @@ def run_reference(corpus: pathlib.Path, vocab: pathlib.Path, out: pathlib.Path, 
            "--masked_lm_prob=0.15", f"--dupe_factor={a.dupe_factor}", "--short_seq_prob=0.1",
            "--random_seed=12345"]
     code = REFERENCE.format(argv=argv, cpu_file=str(out / "cpu"))
-    wall, cpu, peak, _ = measure([sys.executable, "-c", code], env)
+    wall, cpu, peak, _ = measure([sys.executable, "-c", code], env, repeat=a.repeat)
     cpu = float((out / "cpu").read_text()) if a.exclude_imports else cpu
-    return Run(wall, cpu, _own_peak(str(out / "cpu"), peak), count_records(str(out / "ref.tfrecord")))
+    return Run(wall, cpu, own_peak(str(out / "cpu"), peak), count_records(str(out / "ref.tfrecord")))
 
 
 STAGES = """
@@ -379,8 +315,6 @@ def main() -> None:
     a = p.parse_args()
     if len(a.sizes) < 2 or (a.reference and len(a.reference_sizes) < 2):
         p.error("--sizes and --reference_sizes need at least two sizes each (throughput is marginal)")
-    global REPEAT
-    REPEAT = max(1, a.repeat)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     vocab = SHARED / "vocab" / "bert-base-uncased.vocab.txt"
     work = pathlib.Path(a.workdir or tempfile.mkdtemp(prefix="bench_pretrain_"))
