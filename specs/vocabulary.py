@@ -125,7 +125,7 @@ def class_pattern(cls: int) -> str:
     """The body of an RE2 character class (``\\x{...}`` ranges) matching exactly the code points
     of class ``cls`` in ``char_table()``."""
     table = char_table()
-    return _ranges_pattern(cp for cp, flags in enumerate(table)
+    return ranges_pattern(cp for cp, flags in enumerate(table)
                            if flags & CLASS_MASK == cls and not 0xD800 <= cp <= 0xDFFF)
 
 
@@ -134,10 +134,12 @@ def unassigned_pattern() -> str:
     """An RE2 character class body of the code points Python's Unicode tables leave unassigned
     (outside the CJK blocks): a newer Unicode version (ICU's, inside TensorFlow ops) may give them
     other properties, so text holding one is tokenised by the exact path."""
-    return _ranges_pattern(cp for cp, cat in enumerate(categories()) if cat == "Cn" and not is_cjk(cp))
+    return ranges_pattern(cp for cp, cat in enumerate(categories()) if cat == "Cn" and not is_cjk(cp))
 
 
-def _ranges_pattern(cps: Iterable[int]) -> str:
+def ranges_pattern(cps: Iterable[int]) -> str:
+    """The body of an RE2 character class matching exactly ``cps`` (ascending code points), as
+    ``\\x{...}`` ranges: how the in-graph tokenisers name a set of code points measured here."""
     ranges: list[list[int]] = []
     for cp in cps:
         if ranges and ranges[-1][1] == cp - 1:

@@ -126,7 +126,7 @@ def _lower_case_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 @functools.cache
 def _mn_pattern() -> str:
     """Python's non-spacing marks (what the reference's accent stripping drops), as an RE2 class body."""
-    return sv._ranges_pattern(cp for cp, cat in enumerate(sv.categories()) if cat == "Mn")
+    return sv.ranges_pattern(cp for cp, cat in enumerate(sv.categories()) if cat == "Mn")
 
 
 @functools.cache
@@ -146,7 +146,7 @@ def _icu_skew_pattern() -> str:
     # Control characters: deleted only after lower-casing on the fast path, they would end a sigma's
     # context (and ICU's lower() stops at NUL).
     controls = [cp for cp, cat in enumerate(cats) if cat == "Cc" and chr(cp) not in "\t\n\r"]
-    return sv._ranges_pattern(sorted(skew + controls))
+    return sv.ranges_pattern(sorted(skew + controls))
 
 
 def _measure_icu_skew(cps: list[int], chars: list[str], table: bytes, lower_map: dict[int, str]) -> list[int]:
