@@ -41,14 +41,18 @@ PYTHON_MODULE = "trainer.task"
 EXPERIMENTS = tuple(NAMES)
 
 
+def lock_tensorflow_and_python() -> tuple[str, str]:
+    """The TensorFlow minor version (``2.21``) and Python (``3.11``) the lock pins: what a prebuilt
+    image must run."""
+    return ".".join(pins.read_pins(pins.TRAINER)["tensorflow"].split(".")[:2]), pins.lock_python()
+
 
 def default_image(kind: str) -> str:
     """Vertex AI's prebuilt training image of the lock's TensorFlow minor version and Python, for
     ``kind`` cpu, gpu or tpu."""
-    major, minor = pins.read_pins(pins.TRAINER)["tensorflow"].split(".")[:2]
-    python = pins.lock_python().replace(".", "")
-    return f"us-docker.pkg.dev/vertex-ai/training/tf-{kind}.{major}-{minor}.py{python}:latest"
-
+    tf_minor, python = lock_tensorflow_and_python()
+    return (f"us-docker.pkg.dev/vertex-ai/training/tf-{kind}.{tf_minor.replace('.', '-')}."
+            f"py{python.replace('.', '')}:latest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,17 +175,16 @@ def companion_requirements(executor_image_uri: str) -> list[str]:
     """The lock's pins for the trainer (``requirements/trainer.txt``) but TensorFlow, which the prebuilt
     image brings: after checking that the image (``.../tf-gpu.2-21.py311:latest``) runs the lock's
     TensorFlow minor version and Python."""
-    trainer_pins = pins.read_pins(pins.TRAINER)
     m = re.search(r"tf-(?:cpu|gpu|tpu)\.(\d+)-(\d+)\.py3(\d+)", executor_image_uri)
     if not m:
         raise SubmitError(f"--executor_image_uri={executor_image_uri}: cannot tell its TensorFlow and Python "
                           "versions (expected a Vertex AI prebuilt image name such as tf-cpu.2-21.py311); "
                           "use --container_uri (see Dockerfile)")
-    image_tf, image_python = f"{m.group(1)}.{m.group(2)}", f"3.{m.group(3)}"
-    lock_tf = ".".join(trainer_pins["tensorflow"].split(".")[:2])
-    if (image_tf, image_python) != (lock_tf, pins.lock_python()):
-        raise SubmitError(f"--executor_image_uri={executor_image_uri} runs TensorFlow {image_tf} on Python "
-                          f"{image_python}; the lock pins TensorFlow {trainer_pins['tensorflow']} on Python "
+    image = f"{m.group(1)}.{m.group(2)}", f"3.{m.group(3)}"
+    trainer_pins = pins.read_pins(pins.TRAINER)
+    if image != lock_tensorflow_and_python():
+        raise SubmitError(f"--executor_image_uri={executor_image_uri} runs TensorFlow {image[0]} on Python "
+                          f"{image[1]}; the lock pins TensorFlow {trainer_pins['tensorflow']} on Python "
                           f"{pins.lock_python()}: give an image of those or use --container_uri (see Dockerfile)")
     return [f"{name}=={version}" for name, version in sorted(trainer_pins.items()) if name != "tensorflow"]
 

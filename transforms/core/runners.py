@@ -53,6 +53,7 @@ def pin_workers(options: PipelineOptions, dry_run: bool) -> str | None:
     if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
         return None
     setup = options.view_as(SetupOptions)
+    skip_cache = dry_run  # nothing is downloaded for a dry run
     if setup.requirements_file is None:
         if options.view_as(WorkerOptions).sdk_container_image:
             return None
@@ -60,9 +61,8 @@ def pin_workers(options: PipelineOptions, dry_run: bool) -> str | None:
             raise ConfigError(f"{pins.DATAFLOW} not found: give --requirements_file (the workers' pinned "
                               "packages) or --sdk_container_image")
         setup.requirements_file = str(pins.DATAFLOW)
-        if setup.requirements_cache is None:
-            setup.requirements_cache = "skip"
-    if dry_run and setup.requirements_cache is None:
+        skip_cache = True  # the workers install our pins from PyPI at start-up
+    if skip_cache and setup.requirements_cache is None:
         setup.requirements_cache = "skip"
     try:
         staged = pins.read_pins(setup.requirements_file)
