@@ -30,8 +30,18 @@ def main(argv: list[str]) -> int:
         return 2
     resolved = pathlib.Path(argv[0])
     lock = pathlib.Path(argv[1]) if len(argv) == 2 else LOCK
-    changes = drift(read_pins(lock), read_pins(resolved))
-    print(f"{resolved}: {len(read_pins(resolved))} packages, {len(changes)} differ from {lock}"
+    found: dict[pathlib.Path, dict[str, str]] = {}
+    for path in (resolved, lock):
+        try:
+            found[path] = read_pins(path)
+        except OSError as e:
+            print(f"lock_diff: error: {path}: {e.strerror}", file=sys.stderr)
+            return 2
+        if not found[path]:
+            print(f"lock_diff: error: {path} pins no package", file=sys.stderr)
+            return 1
+    changes = drift(found[lock], found[resolved])
+    print(f"{resolved}: {len(found[resolved])} packages, {len(changes)} differ from {lock}"
           + (":" if changes else ""))
     if changes:
         print("\n".join(changes))

@@ -49,3 +49,22 @@ def test_each_subset_pins_the_locks_versions(subset):
 
 def test_the_lock_records_its_python():
     assert pins.lock_python() == "3.11"
+
+
+def test_lock_diff_lists_what_moved_and_refuses_a_missing_or_empty_file(tmp_path):
+    """scripts/lock_diff.py, which the drift lane prints: a changed pin is listed; a missing or empty
+    file is one line and a non-zero exit, never a traceback or a report on nothing."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "lock_diff.py"
+    moved = tmp_path / "resolved.txt"
+    moved.write_text(pins.LOCK.read_text().replace(f"numpy=={pins.read_pins(pins.LOCK)['numpy']}", "numpy==9.9.9"))
+    done = subprocess.run([sys.executable, str(script), str(moved)], capture_output=True, text=True)
+    assert done.returncode == 0 and f"  numpy: {pins.read_pins(pins.LOCK)['numpy']} -> 9.9.9" in done.stdout
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for path, code in ((tmp_path / "missing.txt", 2), (empty, 1)):
+        done = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+        assert done.returncode == code and done.stderr.count("\n") == 1 and "lock_diff: error:" in done.stderr
