@@ -40,7 +40,7 @@ def write(layout: Layout, values: Mapping[str, np.ndarray], num_layers: int, pat
         names = layout.names(role, num_layers)
         if not names:
             continue
-        if role in layout.transposed:
+        if layout.transposes(role):
             value = value.T
         if layout.flat_attention and ATTENTION.search(role):
             value = value.reshape([-1, value.shape[-1]] if role.endswith("attention_output/kernel")

@@ -43,7 +43,8 @@ def encoder_roles(num_layers: int) -> list[str]:
 class Layout:
     """``table``: role template -> name template(s) (alternatives in order). Templates may use ``{i}``
     (the layer), ``{block}`` (the layer's index among a Keras model's layers with weights) and
-    ``{pooler}`` (the pooler's). ``transposed``: roles stored transposed. ``flat_attention``: attention
+    ``{pooler}`` (the pooler's). ``transposed``: role templates stored transposed (``transposes``).
+    ``flat_attention``: attention
     kernels stored [H, H] as in TF1 BERT. ``kind``: where the names come from (``checkpoint`` keys or
     ``hub`` SavedModel variable names)."""
 
@@ -64,6 +65,10 @@ class Layout:
         i = int(match.group(1)) if match else 0
         fields = {"i": i, "block": self.first_block + i, "pooler": self.first_block + num_layers}
         return tuple(t.format(**fields) for t in ((template,) if isinstance(template, str) else template))
+
+    def transposes(self, role: str) -> bool:
+        """Whether ``role`` is stored transposed (torch's ``Linear.weight`` is [out, in])."""
+        return re.sub(r"^layer_\d+/", "layer_{i}/", role) in self.transposed
 
 
 def _keras_encoder(prefix: str, word: int, position: int, types: int, attention: str, attention_norm: str,
@@ -191,5 +196,48 @@ HUB_POLYEMBED = Layout(
      "nsp/logits/kernel": "next_sentence/logits/kernel", "nsp/logits/bias": "next_sentence/logits/bias"},
     kind="hub")
 
-LAYOUTS = (POLYEMBED, MODEL_GARDEN, MODEL_GARDEN_TRAINER, TF1, HUB_MODEL_GARDEN, HUB_POLYEMBED)
+
+
+def _hf_table() -> dict[str, str | tuple[str, ...]]:
+    """Hugging Face ``BertModel`` / ``BertForPreTraining`` / ``BertForMaskedLM`` state-dict names (as in
+    ``model.safetensors``): the encoder with or without the ``bert.`` prefix (a bare ``BertModel`` has none;
+    the heads' models have it), LayerNorm as ``weight``/``bias`` or the old ``gamma``/``beta``."""
+    layer = "encoder.layer.{i}."
+    parts = {"query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+             "attention_output": "attention.output.dense", "intermediate": "intermediate.dense",
+             "output": "output.dense"}
+    encoder: dict[str, tuple[str, ...]] = {
+        "word_embeddings": ("embeddings.word_embeddings.weight",),
+        "position_embeddings": ("embeddings.position_embeddings.weight",),
+        "type_embeddings": ("embeddings.token_type_embeddings.weight",),
+        "pooler/kernel": ("pooler.dense.weight",), "pooler/bias": ("pooler.dense.bias",)}
+    norms = {"embeddings_norm": "embeddings.LayerNorm",
+             "layer_{i}/attention_norm": f"{layer}attention.output.LayerNorm",
+             "layer_{i}/output_norm": f"{layer}output.LayerNorm"}
+    for role, path in norms.items():
+        encoder[f"{role}/gamma"] = (f"{path}.weight", f"{path}.gamma")
+        encoder[f"{role}/beta"] = (f"{path}.bias", f"{path}.beta")
+    for role, path in parts.items():
+        encoder[f"layer_{{i}}/{role}/kernel"] = (f"{layer}{path}.weight",)
+        encoder[f"layer_{{i}}/{role}/bias"] = (f"{layer}{path}.bias",)
+    table: dict[str, str | tuple[str, ...]] = {
+        role: tuple(n for name in names for n in (name, f"bert.{name}")) for role, names in encoder.items()}
+    head = "cls.predictions."
+    table.update({"mlm/transform/kernel": f"{head}transform.dense.weight",
+                  "mlm/transform/bias": f"{head}transform.dense.bias",
+                  "mlm/norm/gamma": (f"{head}transform.LayerNorm.weight", f"{head}transform.LayerNorm.gamma"),
+                  "mlm/norm/beta": (f"{head}transform.LayerNorm.bias", f"{head}transform.LayerNorm.beta"),
+                  "mlm/output_bias": (f"{head}bias", f"{head}decoder.bias"),
+                  # BertForPreTraining's next-sentence head is its pooler followed by one projection, as TF1's.
+                  "nsp/dense/kernel": table["pooler/kernel"], "nsp/dense/bias": table["pooler/bias"],
+                  "nsp/logits/kernel": "cls.seq_relationship.weight", "nsp/logits/bias": "cls.seq_relationship.bias"})
+    return table
+
+
+_HF_TABLE = _hf_table()
+# ``kind="hf"``: the names of a ``model.safetensors`` in a Hugging Face folder (``config.json`` beside it).
+HF = Layout("hf", "a Hugging Face BERT folder", _HF_TABLE, kind="hf",
+            transposed=tuple(role for role in _HF_TABLE if role.endswith("kernel")), flat_attention=True)
+
+LAYOUTS = (POLYEMBED, MODEL_GARDEN, MODEL_GARDEN_TRAINER, TF1, HUB_MODEL_GARDEN, HUB_POLYEMBED, HF)
 WRITABLE = {"model_garden": MODEL_GARDEN, "tf1": TF1, "polyembed": POLYEMBED}

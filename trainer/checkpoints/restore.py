@@ -45,7 +45,7 @@ def check_architecture(source: Source, enc_cfg: Any) -> None:
         name = source.find(role)
         if name is not None and list(source.shapes[name]) != list(want):
             got = list(source.shapes[name])
-            if role in source.layout.transposed:  # type: ignore[union-attr]
+            if source.layout.transposes(role):  # type: ignore[union-attr]
                 got = got[::-1]
             if got != list(want):
                 raise ConfigError(f"{source.where}: {name} has shape {list(source.shapes[name])} but "

@@ -59,7 +59,7 @@ class Source:
             raise ConfigError(f"{self.where} ({self.layout.description}) has no {role} "
                               f"(looked for {', '.join(self.layout.names(role, self.num_layers))})")
         value = np.asarray(self.read(name))
-        return value.T if role in self.layout.transposed else value
+        return value.T if self.layout.transposes(role) else value
 
 
 @contextlib.contextmanager

@@ -29,13 +29,13 @@ class Params(Mapping):
 
     def __getattr__(self, name: str) -> Any:
         try:
-            value = self._data[name]
+            return self[name]
         except KeyError:
             raise AttributeError(name) from None
-        return Params(value) if isinstance(value, Mapping) else value
 
-    def __getitem__(self, key: str) -> Any:
-        return self.__getattr__(key)
+    def __getitem__(self, key: str) -> Any:  # KeyError, as a Mapping's: ``in`` and ``get`` rely on it
+        value = self._data[key]
+        return Params(value) if isinstance(value, Mapping) else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -82,6 +82,12 @@ def data_config(**overrides: Any) -> dict[str, Any]:
     d.update(overrides)
     return d
 
+
+# ``gelu``: the tanh approximation (Model Garden's, Google BERT's); ``exact_gelu``: the erf form (Hugging
+# Face's ``gelu``). The others are Keras activations by name.
+ACTIVATIONS = ("gelu", "exact_gelu", "relu", "tanh", "swish")
+# The dual encoder's sentence embedding: the pooled [CLS] (LaBSE) or the masked token mean.
+POOLINGS = ("cls", "mean")
 
 ENCODER = {
     "vocab_size": 30522,
@@ -272,6 +278,11 @@ def validate(cfg: Params) -> None:
                               f"task.model.encoder.max_position_embeddings {enc.max_position_embeddings}")
         if data.global_batch_size < 1:
             raise ConfigError(f"task.{section}.global_batch_size must be positive, got {data.global_batch_size}")
+    if enc.hidden_activation not in ACTIVATIONS:
+        raise ConfigError(f"task.model.encoder.hidden_activation {enc.hidden_activation!r} is not one of "
+                          f"{', '.join(ACTIVATIONS)}")
+    if "pooling" in cfg.task.model and cfg.task.model.pooling not in POOLINGS:
+        raise ConfigError(f"task.model.pooling {cfg.task.model.pooling!r} is not one of {', '.join(POOLINGS)}")
     if cfg.task.init_checkpoint and cfg.task.hub_module_url:
         raise ConfigError("task.init_checkpoint and task.hub_module_url are both set: start from one of them")
     rt = cfg.runtime

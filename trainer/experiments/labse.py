@@ -76,7 +76,7 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
 NAME = "labse/train"
 
 DEFAULTS: dict[str, Any] = experiment_defaults(
-    model={"encoder": dict(ENCODER, vocab_size=501153), "normalize": True},
+    model={"encoder": dict(ENCODER, vocab_size=501153), "normalize": True, "pooling": "cls"},
     train_data=data_config(seq_length=64, lower_case=False),
     validation_data=data_config(seq_length=64, lower_case=False, is_training=False, drop_remainder=False),
     logit_scale=100.0, logit_margin=0.3, bidirectional=True, cross_replica_negatives=True,

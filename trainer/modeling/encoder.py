@@ -24,8 +24,12 @@ def _init(cfg: Any) -> tf_keras.initializers.Initializer:
 
 
 def _activation(name: str) -> Any:
+    """``gelu`` is Model Garden's and Google BERT's (the tanh approximation); ``exact_gelu`` is the erf form
+    that Hugging Face's ``hidden_act: gelu`` means."""
     if name == "gelu":
         return lambda x: tf.nn.gelu(x, approximate=True)
+    if name == "exact_gelu":
+        return lambda x: tf.nn.gelu(x, approximate=False)
     return tf_keras.activations.get(name)
 
 
@@ -172,13 +176,30 @@ class L2Normalize(tf_keras.layers.Layer):
         return tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1)
 
 
+class MaskedMean(tf_keras.layers.Layer):
+    """The mean of ``sequence_output`` over the real tokens (``input_mask``), in float32:
+    sentence-transformers' default pooling."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dtype=tf.float32, **kwargs)
+
+    def call(self, sequence_output: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        weights = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
+        total = tf.reduce_sum(tf.cast(sequence_output, tf.float32) * weights, axis=1)
+        return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
+
+
 def build_dual_encoder(cfg: Any, encoder: tf_keras.Model | None = None) -> tuple[tf_keras.Model, dict[str, Any]]:
-    """LaBSE's shared-weight encoder: BERT inputs -> ``pooled_output`` (the [CLS] dense/tanh) L2-normalised,
-    exposed as ``pooled_output`` and ``default`` with the encoder's other outputs."""
+    """LaBSE's shared-weight encoder: BERT inputs -> the sentence embedding, L2-normalised when
+    ``model.normalize``, exposed as ``pooled_output`` and ``default`` with the encoder's other outputs.
+    ``model.pooling``: ``cls``, LaBSE's pooled [CLS] (dense/tanh), or ``mean``, the masked mean of
+    ``sequence_output`` (sentence-transformers' default)."""
     encoder = encoder or build_encoder(cfg.model.encoder)
     inputs = {n: tf_keras.Input(shape=(None,), dtype=tf.int32, name=n) for n in INPUT_NAMES}
     outputs = dict(encoder(inputs))
     pooled = outputs["pooled_output"]
+    if cfg.model.get("pooling", "cls") == "mean":
+        pooled = MaskedMean(name="mean_pooling")(outputs["sequence_output"], inputs["input_mask"])
     if cfg.model.normalize:
         pooled = L2Normalize(name="l2_normalize")(pooled)
     outputs["pooled_output"] = pooled
