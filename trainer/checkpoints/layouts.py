@@ -239,5 +239,13 @@ _HF_TABLE = _hf_table()
 HF = Layout("hf", "a Hugging Face BERT folder", _HF_TABLE, kind="hf",
             transposed=tuple(role for role in _HF_TABLE if role.endswith("kernel")), flat_attention=True)
 
+# config.json's ``hidden_act`` -> ``task.model.encoder.hidden_activation`` (Hugging Face's ``gelu`` is the erf
+# form; ``gelu_new`` and ``gelu_pytorch_tanh`` are the tanh approximation that Model Garden calls ``gelu``),
+# and back for writing (``HF_ACTIVATION_NAMES``).
+HF_ACTIVATIONS = {"gelu": "exact_gelu", "gelu_python": "exact_gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
+                  "relu": "relu", "tanh": "tanh", "silu": "swish", "swish": "swish"}
+HF_ACTIVATION_NAMES = {"exact_gelu": "gelu", "gelu": "gelu_pytorch_tanh", "relu": "relu", "tanh": "tanh",
+                       "swish": "silu"}
+
 LAYOUTS = (POLYEMBED, MODEL_GARDEN, MODEL_GARDEN_TRAINER, TF1, HUB_MODEL_GARDEN, HUB_POLYEMBED, HF)
 WRITABLE = {"model_garden": MODEL_GARDEN, "tf1": TF1, "polyembed": POLYEMBED}
