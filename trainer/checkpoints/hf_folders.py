@@ -26,6 +26,7 @@ import tensorflow as tf
 from specs.errors import ConfigError
 from trainer.checkpoints.layouts import HF, HF_ACTIVATIONS
 from trainer.checkpoints.sources import Source, detect
+from trainer.text.vocabulary import uncased_vocabulary
 
 log = logging.getLogger("trainer")
 
@@ -129,13 +130,14 @@ def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
     return settings
 
 
-def _casing(folder: str, where: str) -> bool:
-    """``do_lower_case`` of the folder's BERT tokenizer (BertTokenizer's default, true, when unsaid). This
-    trainer's uncased tokenisation lower-cases and strips accents together, as BERT's does by default; a
-    tokenizer that separates the two is refused."""
+def _casing(folder: str, vocab: str, where: str) -> bool:
+    """``do_lower_case`` of the folder's BERT tokenizer; when ``tokenizer_config.json`` does not say, the
+    vocabulary's (uncased when it has no upper-case token), as for a TF1 download. This trainer's uncased
+    tokenisation lower-cases and strips accents together, as BERT's does by default; a tokenizer that
+    separates the two is refused."""
     path = os.path.join(folder, "tokenizer_config.json")
     config = _json(path, where) if tf.io.gfile.exists(path) else {}
-    lower = bool(config.get("do_lower_case", True))
+    lower = bool(config["do_lower_case"]) if "do_lower_case" in config else uncased_vocabulary(vocab)
     strip = config.get("strip_accents")
     if strip is not None and bool(strip) != lower:
         raise ConfigError(f"{where}: tokenizer_config.json has do_lower_case={str(lower).lower()} with "
@@ -223,7 +225,7 @@ def open_hf_folder(path: str, where: str) -> Source:
     vocab = os.path.join(transformer, "vocab.txt")
     if not tf.io.gfile.exists(vocab):
         raise ConfigError(f"{where}: no vocab.txt in {transformer} (only WordPiece BERT tokenizers are supported)")
-    source.vocab_file, source.lower_case = vocab, _casing(transformer, where)
+    source.vocab_file, source.lower_case = vocab, _casing(transformer, vocab, where)
     source.encoder_settings, source.model_settings = encoder_settings, model_settings
     source.optional_roles = tuple(r for r in ("pooler/kernel", "pooler/bias") if source.find(r) is None)
     if source.optional_roles:  # BertForMaskedLM has no pooler: it stays as initialised, and is logged
