@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 from test_trainer import write_records
 
@@ -67,9 +68,21 @@ def test_minilm_export_gives_sentence_transformers_own_embeddings(minilm, peer_p
     assert bool(embed.encoder.do_lower_case.numpy()) is True  # from tokenizer_config.json
     assert open(embed.encoder.vocab_file.asset_path.numpy().decode(), encoding="utf-8").read() == (
         minilm / "vocab.txt").read_text(encoding="utf-8")
-    similarity = cosines(embed(sentences), np.load(tmp_path / "theirs.npy"))
+    theirs = np.load(tmp_path / "theirs.npy")
+    similarity = cosines(embed(sentences), theirs)
     print(f"all-MiniLM-L6-v2, 200 FLORES sentences: min cosine {similarity.min():.7f}, mean {similarity.mean():.7f}")
     assert similarity.min() >= 0.9999
+    # The text embedder: strings in, unit vectors out, the tokenisation inside (at the run's seq_length).
+    assert export_tfhub.main(["--experiment=labse/train", f"--checkpoint_path={minilm}", "--export_type=text_embedder",
+                              "--params_override=task.train_data.seq_length=256",
+                              f"--export_path={tmp_path / 'text_embedder'}"]) == 0
+    embedder = tf.saved_model.load(str(tmp_path / "text_embedder"))
+    vectors = embedder(tf.constant(sentences)).numpy()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    served = embedder.signatures["serving_default"](texts=tf.constant(sentences[:3]))["embeddings"].numpy()
+    np.testing.assert_allclose(served, vectors[:3], atol=1e-6)
+    assert int(embedder.seq_length.numpy()) == 256 and bool(embedder.do_lower_case.numpy())
+    assert cosines(vectors, theirs).min() >= 0.9999
 
 
 @pytest.mark.slow

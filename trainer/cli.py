@@ -56,7 +56,8 @@ def export_parser() -> StrictParser:
     p.add_argument("--checkpoint_path", default="", help="A specific checkpoint instead of the latest.")
     _config_flags(p)
     p.add_argument("--export_type", default="model", choices=EXPORT_TYPES,
-                   help="model (encoder), model_with_mlm (+ mlm signature), preprocessing, or for "
+                   help="model (encoder), model_with_mlm (+ mlm signature), preprocessing, text_embedder (strings -> "
+                        "the L2-normalised sentence embeddings, tokenisation inside), or for "
                         "bert/sentence_prediction classifier (encoder inputs -> logits) or text_classifier "
                         "(strings -> logits).")
     p.add_argument("--export_path", required=True, help="Where the SavedModel is written.")

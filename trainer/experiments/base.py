@@ -14,6 +14,7 @@ from trainer.core.data import input_seed
 from trainer.export import EXPORT_TYPES, POOLERS
 from trainer.export.encoder import build_export_model, save_encoder
 from trainer.export.preprocessing import save_preprocessing
+from trainer.export.text_embedder import save_text_embedder
 
 
 def unchanged(cfg: Any) -> Any:
@@ -73,7 +74,11 @@ def save_export(trainer: Any, export_type: str, export_path: str, vocab_file: st
             raise ConfigError(f"--export_type={export_type} needs a bert/sentence_prediction run, not "
                               f"{trainer.cfg.experiment}")
         return trainer.task.exports[export_type](trainer, export_path, vocab_file, lower_case)
-    model = build_export_model(trainer.cfg.task, trainer.parts, export_type, pooler, trainer.task.export_model)
+    model = build_export_model(trainer.cfg.task, trainer.parts, "model" if export_type == "text_embedder" else
+                               export_type, pooler, trainer.task.export_model)
+    if export_type == "text_embedder":
+        return save_text_embedder(model, export_path, vocab_file, lower_case, data_cfg.seq_length, data_cfg.tokenizer,
+                                  transform_dir)
     save_encoder(model, export_path, vocab_file, lower_case, transform_dir)
     return export_path
 
