@@ -20,6 +20,7 @@ from trainer.core.run import write_params
 from trainer.text.tokenization import BertTokenization
 
 PEER_SCRIPT = os.path.join(os.path.dirname(__file__), "peer_scripts", "hf_embed.py")
+PEER_PRETRAINING = os.path.join(os.path.dirname(__file__), "peer_scripts", "hf_pretraining.py")
 SEQ = 48
 FLORES = ("eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "ell_Grek", "zho_Hans", "jpn_Jpan", "hin_Deva")
 MIN_COSINE = 0.9999
@@ -121,28 +122,69 @@ def test_transformers_and_sentence_transformers_give_our_embeddings(case, tmp_pa
         np.testing.assert_allclose(got, ours, atol=ATOL, rtol=0)
 
 
-def test_what_hugging_face_cannot_hold_is_one_line(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def pretraining_run(tmp_path_factory):
+    """A tiny bert/pretraining run (random weights, a small cased vocabulary in params.yaml), with our model's
+    MLM and next-sentence logits on three rows of random ids (written as .npy beside it for the peer)."""
+    root = tmp_path_factory.mktemp("pretraining")
+    vocab = root / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n" + "".join(f"W{i}\n" for i in range(35)))
+    shape = dict(vocab_size=40, hidden_size=8, num_layers=2, num_attention_heads=2, intermediate_size=16,
+                 max_position_embeddings=16)
+    cfg = plan.load_config("bert/pretraining", [], ",".join(
+        [*(f"task.model.encoder.{k}={v}" for k, v in shape.items()), f"task.train_data.vocab_file={vocab}",
+         "task.train_data.seq_length=16", "task.validation_data.seq_length=16",
+         "runtime.distribution_strategy=one_device"]))
+    trainer = plan.trainer(cfg, str(root / "run"), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    _randomise(trainer.model.variables, seed=3)
+    trainer.manager.save(checkpoint_number=1)
+    write_params(str(root / "run"), cfg)
+    rng = np.random.default_rng(5)
+    ids = rng.integers(5, 40, size=(3, 10)).astype(np.int32)
+    mask = (np.arange(10)[None, :] < np.array([[10], [6], [3]])).astype(np.int32)
+    inputs = {"input_word_ids": ids * mask, "input_mask": mask, "input_type_ids": (np.arange(10) >= 5) * mask,
+              "masked_lm_positions": np.array([[1, 4], [2, 5], [0, 2]], np.int32)}
+    out = trainer.model({k: tf.constant(v, tf.int32) for k, v in inputs.items()})
+    for name, value in inputs.items():
+        np.save(root / f"{name}.npy", value)
+    return root, {"mlm_logits": out["mlm_logits"].numpy(), "nsp_logits": out["next_sentence"].numpy()}
+
+
+@pytest.mark.slow
+def test_bert_pretraining_run_is_bert_for_pretraining(pretraining_run, peer_python, tmp_path):
+    """The heads travel as BertForPreTraining's (``bert.`` prefix, ``cls.*``, the decoder tied to the word
+    embeddings, the pooler being the next-sentence dense layer) and give our logits; BertModel still loads
+    every encoder weight."""
+    root, ours = pretraining_run
+    out = tmp_path / "hf"
+    assert convert_checkpoint.main(["--model_dir", str(root / "run"), "--output_dir", str(out), "--layout", "hf"]) == 0
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    done = subprocess.run([str(peer_python), PEER_PRETRAINING, str(out), str(root)], capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["BertForPreTraining"] == {"missing": [], "unexpected": []} and report["tied"]
+    assert report["BertModel"]["missing"] == [] and all(n.startswith("cls.") for n in report["BertModel"]["unexpected"])
+    for name, value in ours.items():
+        np.testing.assert_allclose(np.load(root / f"{name}.npy"), value, atol=ATOL, rtol=0)
+
+
+def test_what_hugging_face_cannot_hold_is_one_line(pretraining_run, tmp_path, capsys):
     """A checkpoint whose bert_config.json names an activation Hugging Face has no name for, and one with no
     vocabulary for the tokenizer, stop with one line and write nothing; a known one is translated."""
-    run = tmp_path / "run"
-    cfg = plan.load_config("bert/pretraining", [], "task.model.encoder.vocab_size=40,task.model.encoder.hidden_size=8,"
-                           "task.model.encoder.num_layers=1,task.model.encoder.num_attention_heads=2,"
-                           "task.model.encoder.intermediate_size=16,task.model.encoder.max_position_embeddings=16,"
-                           "task.train_data.seq_length=16,task.validation_data.seq_length=16,"
-                           "runtime.distribution_strategy=one_device")
-    trainer = plan.trainer(cfg, str(run), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
-    trainer.manager.save(checkpoint_number=1)
+    root, _ = pretraining_run
     tf1 = tmp_path / "tf1"
-    assert convert_checkpoint.main(["--model_dir", str(run), "--output_dir", str(tf1), "--layout", "tf1"]) == 0
+    assert convert_checkpoint.main(["--model_dir", str(root / "run"), "--output_dir", str(tf1), "--layout", "tf1"]) == 0
     capsys.readouterr()
     argv = ["--checkpoint_path", str(tf1 / "bert_model.ckpt"), "--layout", "hf"]
 
+    (tf1 / "vocab.txt").unlink()
     assert convert_checkpoint.main([*argv, "--output_dir", str(tmp_path / "no_vocab")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--layout hf writes a tokenizer but" in err and "has no vocabulary" in err
     assert not (tmp_path / "no_vocab").exists()
 
-    (tf1 / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n" + "".join(f"W{i}\n" for i in range(35)))
+    (tf1 / "vocab.txt").write_bytes((root / "vocab.txt").read_bytes())
     bert_config = json.loads((tf1 / "bert_config.json").read_text())
     (tf1 / "bert_config.json").write_text(json.dumps(dict(bert_config, hidden_act="gelu_fast")))
     assert convert_checkpoint.main([*argv, "--output_dir", str(tmp_path / "fast")]) == 2
@@ -153,5 +195,4 @@ def test_what_hugging_face_cannot_hold_is_one_line(tmp_path, capsys):
     (tf1 / "bert_config.json").write_text(json.dumps(dict(bert_config, hidden_act="relu")))
     assert convert_checkpoint.main([*argv, "--output_dir", str(tmp_path / "relu")]) == 0
     assert json.loads((tmp_path / "relu" / "config.json").read_text())["hidden_act"] == "relu"
-    assert json.loads((tmp_path / "relu" / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
     assert json.loads((tmp_path / "relu" / "tokenizer_config.json").read_text())["do_lower_case"] is False
