@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import safetensors.numpy
 import tensorflow as tf
 
 from specs.errors import ConfigError
+from specs.vocabulary import Vocabulary
 from trainer.checkpoints import layouts
 from trainer.checkpoints.layouts import ATTENTION, Layout
 from trainer.checkpoints.restore import read_roles
@@ -126,14 +128,15 @@ def _write_json(path: str, data: Any) -> None:
 
 
 def _save_safetensors(tensors: Mapping[str, np.ndarray], path: str) -> None:
-    """``tensors`` as float32 safetensors; ``format: pt`` is the metadata transformers insists on."""
-    from safetensors.numpy import save_file
+    """``tensors`` as float32 safetensors (``safetensors.numpy``'s bytes written with ``tf.io.gfile``, so
+    ``gs://`` works as for the other layouts); ``format: pt`` is the metadata transformers insists on."""
+    data = safetensors.numpy.save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
+                                  metadata={"format": "pt"})
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)
 
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, path,
-              metadata={"format": "pt"})
 
-
-def write_hf(values: dict[str, np.ndarray], arch: dict[str, int], config: dict[str, Any], vocab: Any,
+def write_hf(values: dict[str, np.ndarray], arch: dict[str, int], config: dict[str, Any], vocab: Vocabulary,
              vocab_file: str, output_dir: str) -> str:
     """A folder ``transformers`` loads (``BertModel``, or the heads' model ``config['architectures']`` names,
     whose encoder names carry ``bert.``) with its tokenizer: ``vocab.txt``, ``tokenizer_config.json`` and
