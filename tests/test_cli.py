@@ -202,7 +202,8 @@ def test_trainer_help_shows_defaults_without_importing_tensorflow():
         assert f"usage: python -m {prog}" in out
     assert "(default: model)" in out and "(default: 256)" in out and "--held_out_from" in out
     # convert_checkpoint's description is whole, not its docstring's first line cut mid-sentence
-    assert "with bert_config.json and vocab.txt beside it." in " ".join(out.split())
+    assert "with bert_config.json and vocab.txt beside it, or as a Hugging Face BERT folder (transformers) or a " \
+           "sentence-transformers model." in " ".join(out.split())
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from specs.command_line import HelpFormatter, StrictParser
+from trainer.checkpoints.layouts import CONVERT_LAYOUTS
 from trainer.experiments import NAMES
 from trainer.export import EXPORT_TYPES, POOLERS
 from trainer.launch import vertex
@@ -106,12 +107,16 @@ def convert_parser() -> StrictParser:
     p = StrictParser(prog="python -m trainer.convert_checkpoint",
                      description="Writes a run's latest checkpoint (or any encoder checkpoint task.init_checkpoint "
                                  "reads) as a Model Garden TF2 checkpoint or in Google's TF1 BERT layout, with "
-                                 "bert_config.json and vocab.txt beside it.")
+                                 "bert_config.json and vocab.txt beside it, or as a Hugging Face BERT folder "
+                                 "(transformers) or a sentence-transformers model.")
     p.add_argument("--model_dir", default="", help="The training run (its latest checkpoint and params.yaml).")
     p.add_argument("--checkpoint_path", default="", help="A checkpoint (any layout) instead of the run's latest.")
     p.add_argument("--output_dir", required=True, help="The folder the converted checkpoint is written to.")
-    p.add_argument("--layout", required=True, choices=("model_garden", "tf1"),
-                   help="model_garden (tf.train.Checkpoint(encoder=BertEncoder)) or tf1 (bert_model.ckpt).")
+    p.add_argument("--layout", required=True, choices=CONVERT_LAYOUTS,
+                   help="model_garden (tf.train.Checkpoint(encoder=BertEncoder)), tf1 (bert_model.ckpt), hf "
+                        "(BertModel.from_pretrained and AutoTokenizer.from_pretrained load it) or "
+                        "sentence_transformers (SentenceTransformer(OUT) loads it: the run's pooling, "
+                        "max_seq_length and normalisation).")
     return p
 
 

@@ -1,8 +1,11 @@
 """Hands a trained encoder back: a run's latest checkpoint written as a Model Garden TF2 checkpoint or in
-Google's TF1 BERT layout, with ``bert_config.json`` and ``vocab.txt`` beside it.
+Google's TF1 BERT layout, with ``bert_config.json`` and ``vocab.txt`` beside it, or as a Hugging Face folder
+for transformers or sentence-transformers.
 
     python -m trainer.convert_checkpoint --model_dir=RUN --output_dir=OUT --layout=model_garden
     python -m trainer.convert_checkpoint --model_dir=RUN --output_dir=OUT --layout=tf1
+    python -m trainer.convert_checkpoint --model_dir=RUN --output_dir=OUT --layout=hf
+    python -m trainer.convert_checkpoint --model_dir=RUN --output_dir=OUT --layout=sentence_transformers
 
 ``model_garden``: ``OUT/ckpt-1``, restorable by ``tf.train.Checkpoint(encoder=BertEncoder)`` and, for a
 ``bert/pretraining`` run, by ``tf.train.Checkpoint(**BertPretrainerV2.checkpoint_items)`` (``encoder``,
@@ -11,6 +14,18 @@ Google's TF1 BERT layout, with ``bert_config.json`` and ``vocab.txt`` beside it.
 ``--copy_pooler_dense_to_encoder`` for the next-sentence pooler). ``tf1``: ``OUT/bert_model.ckpt`` under
 Google's variable names; TF1 BERT's pooler is its next-sentence head's dense layer, so a
 ``bert/pretraining`` run's next-sentence dense layer becomes ``bert/pooler/dense``.
+
+``hf``: ``model.safetensors`` (written without torch), ``config.json`` (``hidden_act`` in Hugging Face's
+words: our ``gelu``, the tanh approximation, is ``gelu_pytorch_tanh``; ``exact_gelu`` is ``gelu``),
+``vocab.txt``, ``tokenizer_config.json`` and ``special_tokens_map.json`` with the run's casing:
+``BertModel.from_pretrained(OUT)`` and ``AutoTokenizer.from_pretrained(OUT)`` load it. A ``bert/pretraining``
+run is written as ``BertForPreTraining`` (its MLM and next-sentence heads, the pooler being the next-sentence
+dense layer as for ``tf1``); ``BertModel`` loads its encoder all the same. ``sentence_transformers``: that
+folder (the encoder only) plus the modules ``SentenceTransformer(OUT)`` loads, as ``sentence-transformers/LaBSE``
+lays them out: the run's ``task.model.pooling`` (``mean``, or ``cls`` followed by a Dense/tanh module holding
+the pooler: LaBSE's pooled [CLS]), ``Normalize`` when ``task.model.normalize``, and ``max_seq_length`` from
+``task.train_data.seq_length``. An encoder Hugging Face cannot represent (an activation it has no name
+for) stops with one line, before anything is written.
 
 The source may be any layout ``task.init_checkpoint`` reads (``--checkpoint_path``), so this also
 converts between Model Garden and TF1 layouts.

@@ -249,3 +249,6 @@ HF_ACTIVATION_NAMES = {"exact_gelu": "gelu", "gelu": "gelu_pytorch_tanh", "relu"
 
 LAYOUTS = (POLYEMBED, MODEL_GARDEN, MODEL_GARDEN_TRAINER, TF1, HUB_MODEL_GARDEN, HUB_POLYEMBED, HF)
 WRITABLE = {"model_garden": MODEL_GARDEN, "tf1": TF1, "polyembed": POLYEMBED}
+# ``convert_checkpoint --layout``: the checkpoint layouts above, and Hugging Face folders (``HF``'s names) for
+# transformers and for sentence-transformers.
+CONVERT_LAYOUTS = ("model_garden", "tf1", "hf", "sentence_transformers")
