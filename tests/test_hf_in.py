@@ -21,7 +21,7 @@ from test_trainer import write_records
 
 import specs
 from specs.errors import ConfigError
-from trainer import export_tfhub, plan
+from trainer import convert_checkpoint, export_tfhub, plan
 from trainer.checkpoints import layouts
 from trainer.checkpoints.opening import open_source
 from trainer.checkpoints.restore import restore
@@ -83,6 +83,18 @@ def test_minilm_export_gives_sentence_transformers_own_embeddings(minilm, peer_p
     np.testing.assert_allclose(served, vectors[:3], atol=1e-6)
     assert int(embedder.seq_length.numpy()) == 256 and bool(embedder.do_lower_case.numpy())
     assert cosines(vectors, theirs).min() >= 0.9999
+    # Round trip: the folder written back as a sentence-transformers model gives the same embeddings there.
+    converted = tmp_path / "converted"
+    assert convert_checkpoint.main([f"--checkpoint_path={minilm}", f"--output_dir={converted}",
+                                    "--layout=sentence_transformers"]) == 0
+    modules = json.loads((converted / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
+    assert json.loads((converted / "1_Pooling" / "config.json").read_text())["pooling_mode_mean_tokens"] is True
+    assert json.loads((converted / "config.json").read_text())["hidden_act"] == "gelu"
+    run_peer(peer_python, "st_encode.py", converted, text, tmp_path / "round_trip.npy")
+    round_trip = cosines(np.load(tmp_path / "round_trip.npy"), theirs)
+    print(f"all-MiniLM-L6-v2 -> polyembed -> sentence-transformers: min cosine {round_trip.min():.7f}")
+    assert round_trip.min() >= 0.9999
 
 
 @pytest.mark.slow

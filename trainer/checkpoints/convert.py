@@ -107,11 +107,9 @@ def hf_config(arch: dict[str, int], encoder_params: dict[str, Any], source: Any,
               pad_id: int) -> dict[str, Any]:
     """``config.json`` of a Hugging Face BERT folder: Google's keys (the same names) with ``hidden_act`` in
     Hugging Face's words, whose ``gelu`` is the erf form (our ``gelu`` is the tanh approximation). The
-    activation is the run's, else the source's ``bert_config.json``'s (Google's words; a Hugging Face
-    source's own ``config.json`` already speaks Hugging Face's)."""
+    activation is the run's (a Hugging Face source's, translated when it was opened), else the source's
+    ``bert_config.json``'s (Google's words)."""
     ours = encoder_params.get("hidden_activation") or source.config.get("hidden_act", "gelu")
-    if source.layout.kind == "hf" and "hidden_activation" not in encoder_params:
-        ours = layouts.HF_ACTIVATIONS.get(ours, ours)
     if ours not in layouts.HF_ACTIVATION_NAMES:
         raise ConfigError(f"{source.where}: the hidden activation {ours!r} has no Hugging Face hidden_act "
                           f"(convertible: {', '.join(layouts.HF_ACTIVATION_NAMES)})")
@@ -208,14 +206,17 @@ def convert(source: Any, layout_name: str, output_dir: str, params: dict[str, An
     if "num_attention_heads" not in arch:
         raise ConfigError(f"{source.where}: the number of attention heads is unknown (no bert_config.json)")
     task = params.get("task", {})
-    model_params = task.get("model", {})
-    encoder_params = model_params.get("encoder", {})
+    # the run's settings, else those the source came with (a Hugging Face folder's activation and dropout,
+    # a sentence-transformers folder's pooling and normalisation)
+    model_params = {**source.model_settings, **task.get("model", {})}
+    encoder_params = {**source.encoder_settings, **model_params.get("encoder", {})}
     vocab_file = task.get("train_data", {}).get("vocab_file", "") or source.vocab_file
     if hf and not vocab_file:
         raise ConfigError(f"--layout {layout_name} writes a tokenizer but {source.where} has no vocabulary "
                           "(pass a run's --model_dir, or a checkpoint with vocab.txt beside it)")
     values = read_roles(source, [*layouts.encoder_roles(source.num_layers), *layouts.MLM_ROLES, *layouts.NSP_ROLES])
-    if layout_name != "model_garden" and "nsp/dense/kernel" in values:
+    if layout_name != "model_garden" and "nsp/dense/kernel" in values and (
+            source.find("nsp/dense/kernel") != source.find("pooler/kernel")):
         log.info("the pooler is the next-sentence head's dense layer (as TF1 BERT and BertForPreTraining train it)")
         values["pooler/kernel"], values["pooler/bias"] = values["nsp/dense/kernel"], values["nsp/dense/bias"]
     if layout_name == "sentence_transformers":  # an embedding model: the encoder only
