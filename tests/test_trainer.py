@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import specs
 from specs import run_folder
+from specs.errors import ConfigError
 from trainer import plan, task
 from trainer.core import config, data
 from trainer.experiments import bert_pretraining
@@ -454,3 +455,33 @@ def test_evaluation_batches_are_padded_to_one_static_shape_with_zero_weights():
     ds = tf.data.Dataset.from_tensor_slices(features).batch(2).map(lambda f: data.pad_batch(f, 2))
     assert ds.element_spec["input_word_ids"].shape == (2, 4)
     assert [b["is_real_example"].numpy().tolist() for b in ds] == [[1, 1], [1, 0]]
+
+
+@pytest.mark.slow
+def test_trimmed_batches_end_at_their_longest_sequence_and_embed_the_same(corpus):
+    """trim_padding (on by default off TPU) cuts a batch to its longest real sequence; masked attention and
+    pooling make the embeddings those of the full-length batch, for cls and mean pooling."""
+    from trainer import experiments
+
+    for pooling in ("cls", "mean"):
+        cfgs = {trim: experiments.prepare(labse_config(corpus, **{"task.validation_data.trim_padding": trim,
+                                                                  "task.validation_data.seq_length": 64,
+                                                                  "task.validation_data.global_batch_size": 8,
+                                                                  "task.model.pooling": pooling}))
+                for trim in ("true", "false")}
+        batches = {}
+        for trim, cfg in cfgs.items():
+            task = experiments.make_task(cfg)
+            batches[trim] = next(iter(task.dataset("validation_data")))
+        full, trimmed = batches["false"], batches["true"]
+        length = int(tf.reduce_max(tf.reduce_sum(full["src_input_mask"], axis=1)))
+        assert trimmed["src_input_word_ids"].shape[1] == length < 64  # Tatoeba sentences are short
+        np.testing.assert_array_equal(trimmed["src_input_word_ids"], full["src_input_word_ids"][:, :length])
+        model, _ = modeling.build_dual_encoder(cfgs["true"].task)
+        side = {n: trimmed[f"src_{n}"] for n in modeling.INPUT_NAMES}
+        whole = {n: full[f"src_{n}"] for n in modeling.INPUT_NAMES}
+        np.testing.assert_allclose(model(side)["default"], model(whole)["default"], atol=1e-5)
+    assert experiments.prepare(labse_config(corpus))["task"]["train_data"]["trim_padding"] is True
+    with pytest.raises(ConfigError, match=r"trim_padding=true .* TPU"):
+        experiments.prepare(labse_config(corpus, **{"task.train_data.trim_padding": "true",
+                                                    "runtime.distribution_strategy": "tpu"}))

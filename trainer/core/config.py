@@ -72,6 +72,10 @@ def data_config(**overrides: Any) -> dict[str, Any]:
         # A setting that contradicts the data stops the run.
         "lower_case": None,
         "tokenizer": "fast",
+        # labse/train on raw text: each batch cut to its longest real sequence (sentence-transformers' dynamic
+        # padding: no work on padding). null: decided at start-up, on unless the run is on TPU (which compiles
+        # one static shape), and recorded in params.yaml
+        "trim_padding": None,
         # labse/train: the output dir of a tensorflow-transform run whose materialised token features
         # the records hold (read through TFTransformOutput); empty for raw text records
         "transform_output_dir": "",

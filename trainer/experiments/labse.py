@@ -13,9 +13,9 @@ import tf_keras
 
 import specs
 from specs.errors import ConfigError
-from trainer.core.config import ENCODER, data_config, experiment_defaults
+from trainer.core.config import ENCODER, Params, data_config, experiment_defaults
 from trainer.core.data import check_complete, make_dataset, open_input
-from trainer.experiments.base import BaseTask, export_encoder, unchanged
+from trainer.experiments.base import BaseTask, export_encoder
 from trainer.modeling import encoder as modeling
 from trainer.modeling import losses
 from trainer.text.tokenization import BertTokenization
@@ -55,6 +55,7 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     found.require(expected, where=where)
     vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))
     tokenizer = BertTokenization(vocab, implementation=data_cfg.tokenizer)
+    trim = bool(data_cfg.get("trim_padding"))
     if vocab.size > task_cfg.model.encoder.vocab_size:
         raise ConfigError(f"{key}.vocab_file {vocab.path} has {vocab.size} tokens, more than "
                           f"task.model.encoder.vocab_size {task_cfg.model.encoder.vocab_size}")
@@ -66,8 +67,11 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
         parsed = tf.io.parse_example(serialized, parsing)
         out = {}
         for side in ("src", "tgt"):
-            for k, v in tokenizer(parsed[f"{side}_raw"], seq_length=L).items():
-                out[f"{side}_{k}"] = tf.ensure_shape(v, [None, L])
+            packed = tokenizer(parsed[f"{side}_raw"], seq_length=L)
+            # with trim_padding the batch ends at its longest real sequence ([CLS] ... [SEP] fits in L)
+            length = tf.reduce_max(tf.reduce_sum(tf.cast(packed["input_mask"], tf.int32), axis=1)) if trim else L
+            for k, v in packed.items():
+                out[f"{side}_{k}"] = tf.ensure_shape(v[:, :length], [None, None if trim else L])
         return out
 
     return make_dataset(files, data_cfg, input_context, seed, parse_batch=parse)
@@ -83,9 +87,21 @@ DEFAULTS: dict[str, Any] = experiment_defaults(
 )
 
 
-# Nothing to take from the data; the product is the encoder.
-prepare = unchanged
-export = export_encoder
+export = export_encoder  # the product is the encoder
+
+
+def prepare(cfg: Params) -> Params:
+    """``trim_padding`` decided once for the run where no config set it: on, unless the run is on TPU
+    (XLA compiles one static shape per program, so a batch's length must not vary there)."""
+    data = cfg.as_dict()
+    tpu = cfg.runtime.distribution_strategy == "tpu"
+    for section in ("train_data", "validation_data"):
+        if data["task"][section].get("trim_padding") is None:
+            data["task"][section]["trim_padding"] = not tpu
+        elif tpu and data["task"][section]["trim_padding"]:
+            raise ConfigError(f"task.{section}.trim_padding=true varies the batch's length, which a TPU cannot "
+                              "compile (runtime.distribution_strategy=tpu)")
+    return Params(data, cfg.explicit)
 
 
 def _side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
@@ -133,7 +149,7 @@ class Task(BaseTask):
                  steps: int) -> dict[str, float]:
         """Retrieval precision@1 in both directions over all validation pairs (embeddings on the host)."""
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # trimmed batches vary in length: one trace for all of them
         def run(features: dict[str, tf.Tensor]) -> tuple[Any, Any]:
             def embed(f: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
                 return (model(_side(f, "src"), training=False)["pooled_output"],
