@@ -10,11 +10,12 @@ import tensorflow as tf
 
 from specs.errors import ConfigError
 from trainer.checkpoints.sources import load_saved_model
-from trainer.text.tokenization import BertTokenization
+from trainer.text.tokenization import BertTokenization, trim_to_longest
 
 
 class Embedder:
-    """Strings -> embeddings with a TF Hub encoder export (and its tokenisation)."""
+    """Strings -> embeddings with a TF Hub encoder export (and its tokenisation); each batch is cut to its
+    longest sentence (``trim_to_longest``), so a long ``seq_length`` costs nothing on short sentences."""
 
     def __init__(self, model_dir: str, preprocessor_dir: str = "", seq_length: int = 64,
                  batch_size: int = 256) -> None:
@@ -39,7 +40,7 @@ class Embedder:
     def __call__(self, sentences: Sequence[str]) -> np.ndarray:
         out = []
         for start in range(0, len(sentences), self.batch_size):
-            inputs = self._pack(tf.constant(list(sentences[start:start + self.batch_size])))
+            inputs = trim_to_longest(self._pack(tf.constant(list(sentences[start:start + self.batch_size]))))
             out.append(self.encoder(inputs, training=False)["default"].numpy())
         emb = np.concatenate(out) if out else np.zeros([0, 0], np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)

@@ -18,7 +18,7 @@ from trainer.core.data import check_complete, make_dataset, open_input
 from trainer.experiments.base import BaseTask, export_encoder
 from trainer.modeling import encoder as modeling
 from trainer.modeling import losses
-from trainer.text.tokenization import BertTokenization
+from trainer.text.tokenization import BertTokenization, trim_to_longest
 from trainer.text.vocabulary import data_vocabulary, find_vocab
 
 PAIR_TOKEN_FEATURES = tuple(f"{side}_{name}" for side in ("src", "tgt")
@@ -68,10 +68,9 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
         out = {}
         for side in ("src", "tgt"):
             packed = tokenizer(parsed[f"{side}_raw"], seq_length=L)
-            # with trim_padding the batch ends at its longest real sequence ([CLS] ... [SEP] fits in L)
-            length = tf.reduce_max(tf.reduce_sum(tf.cast(packed["input_mask"], tf.int32), axis=1)) if trim else L
+            packed = trim_to_longest(packed) if trim else packed
             for k, v in packed.items():
-                out[f"{side}_{k}"] = tf.ensure_shape(v[:, :length], [None, None if trim else L])
+                out[f"{side}_{k}"] = tf.ensure_shape(v, [None, None if trim else L])
         return out
 
     return make_dataset(files, data_cfg, input_context, seed, parse_batch=parse)

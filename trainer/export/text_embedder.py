@@ -11,13 +11,14 @@ import tf_keras
 
 from specs.errors import ConfigError
 from trainer.export.preprocessing import TransformPreprocessor, check_matches_transform
-from trainer.text.tokenization import BertTokenization
+from trainer.text.tokenization import BertTokenization, trim_to_longest
 
 
 class TextEmbedder(tf.Module):
     """Strings ``[batch]`` -> float32 unit vectors ``[batch, embedding_size]``: the encoder's ``default`` (the
     run's sentence embedding: LaBSE's pooled [CLS] or the masked mean) of the texts tokenised to
-    ``seq_length`` with the run's vocabulary and casing, or through the run's tensorflow-transform graph."""
+    ``seq_length`` with the run's vocabulary and casing, or through the run's tensorflow-transform graph,
+    and cut to the batch's longest text (no work on padding; a SavedModel for CPU and GPU serving)."""
 
     def __init__(self, encoder: tf_keras.Model, vocab_file: str, lower_case: bool, seq_length: int,
                  implementation: str = "fast", transform_output_dir: str = "") -> None:
@@ -38,8 +39,8 @@ class TextEmbedder(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def __call__(self, texts: tf.Tensor) -> tf.Tensor:
-        inputs = (self.transform(texts) if self.transform is not None else
-                  self.tokenization(texts, seq_length=self._length))  # type: ignore[misc]
+        inputs = trim_to_longest(self.transform(texts) if self.transform is not None else
+                                 self.tokenization(texts, seq_length=self._length))  # type: ignore[misc]
         embedding = self.encoder(inputs, training=False)["default"]
         return tf.math.l2_normalize(tf.cast(embedding, tf.float32), axis=-1)
 

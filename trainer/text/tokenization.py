@@ -350,3 +350,11 @@ class BertTokenization(tf.Module):
         if texts_b is not None:
             segments.append(self.tokenize_flat(texts_b))
         return self.pack(segments, seq_length, out_dtype)
+
+
+def trim_to_longest(packed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A packed batch (``input_word_ids``, ``input_mask``, ``input_type_ids``) cut to its longest real
+    sequence: the positions after it are padding in every row, and a masked encoder gives the same outputs
+    without them (sentence-transformers' dynamic padding). Not for TPU, which compiles one static shape."""
+    length = tf.reduce_max(tf.reduce_sum(tf.cast(packed["input_mask"], tf.int32), axis=1))
+    return {name: value[:, :length] for name, value in packed.items()}
