@@ -22,6 +22,7 @@ from typing import Any
 NAMES: dict[str, str] = {
     "bert/pretraining": "trainer.experiments.bert_pretraining",
     "labse/train": "trainer.experiments.labse",
+    "labse/distill": "trainer.experiments.distill",
     "bert/sentence_prediction": "trainer.experiments.sentence_prediction",
 }
 

@@ -30,28 +30,45 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     """Dual-encoder batches: ``src_*`` and ``tgt_*`` BERT inputs of ``seq_length`` (int32), tokenised
     here from ``src_raw``/``tgt_raw`` or read as materialised by a tensorflow-transform run."""
     files, found, where = open_input(data_cfg, key)
-    L = data_cfg.seq_length
     if data_cfg.transform_output_dir:
-        check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
-        import tensorflow_transform as tft
+        return _transformed_pairs(data_cfg, key, input_context, seed, check_only, files, found, where)
+    return raw_pairs(task_cfg, data_cfg, key, input_context, seed, check_only, files, found, where,
+                     specs.text_pair_spec(2))
 
-        tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
-        parsing = tft_output.transformed_feature_spec()
-        for name in PAIR_TOKEN_FEATURES:
-            if name not in parsing:
-                raise specs.SpecError(f"feature {name!r} is missing in the transformed schema of "
-                                      f"{data_cfg.transform_output_dir} (found: {', '.join(sorted(parsing))})")
-            shape = list(getattr(parsing[name], "shape", []) or [])
-            if shape != [L]:
-                raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
-                                      f"expected [{L}] ({key}.seq_length)")
-        data_vocabulary(data_cfg, dict(found.params), where, key)
-        if check_only:
-            return None
-        parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
-        return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
-            k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
-    expected = specs.text_pair_spec(2)
+
+def _transformed_pairs(data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None, seed: int,
+                       check_only: bool, files: list[str], found: specs.FeatureSpec,
+                       where: str) -> tf.data.Dataset | None:
+    """The token features a tensorflow-transform run materialised, read through its transformed schema."""
+    L = data_cfg.seq_length
+    check_complete(data_cfg, key, "transform_output_dir")  # the transform graph of a finished run only
+    import tensorflow_transform as tft
+
+    tft_output = tft.TFTransformOutput(data_cfg.transform_output_dir)
+    parsing = tft_output.transformed_feature_spec()
+    for name in PAIR_TOKEN_FEATURES:
+        if name not in parsing:
+            raise specs.SpecError(f"feature {name!r} is missing in the transformed schema of "
+                                  f"{data_cfg.transform_output_dir} (found: {', '.join(sorted(parsing))})")
+        shape = list(getattr(parsing[name], "shape", []) or [])
+        if shape != [L]:
+            raise specs.SpecError(f"feature {name!r} in {data_cfg.transform_output_dir} has shape {shape}, "
+                                  f"expected [{L}] ({key}.seq_length)")
+    data_vocabulary(data_cfg, dict(found.params), where, key)
+    if check_only:
+        return None
+    parsing = {n: parsing[n] for n in PAIR_TOKEN_FEATURES}
+    return make_dataset(files, data_cfg, input_context, seed, parse_batch=lambda s: {
+        k: tf.cast(v, tf.int32) for k, v in tf.io.parse_example(s, parsing).items()})
+
+
+def raw_pairs(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.distribute.InputContext | None, seed: int,
+              check_only: bool, files: list[str], found: specs.FeatureSpec, where: str,
+              expected: specs.FeatureSpec) -> tf.data.Dataset | None:
+    """``src_raw``/``tgt_raw`` tokenised here with the run's vocabulary (checked against the data's spec);
+    ``expected``'s features other than the raw texts and languages are passed through as parsed (e.g.
+    ``labse/distill``'s teacher embedding)."""
+    L = data_cfg.seq_length
     found.require(expected, where=where)
     vocab = data_vocabulary(data_cfg, dict(found.params), where, key, find_vocab(data_cfg, files, key))
     tokenizer = BertTokenization(vocab, implementation=data_cfg.tokenizer)
@@ -62,10 +79,11 @@ def pairs_dataset(task_cfg: Any, data_cfg: Any, key: str, input_context: tf.dist
     if check_only:
         return None
     parsing = expected.tf_parsing_spec()
+    passed = [n for n in parsing if n not in ("src_raw", "tgt_raw", "src_lang", "tgt_lang")]
 
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, parsing)
-        out = {}
+        out = {name: parsed[name] for name in passed}
         for side in ("src", "tgt"):
             packed = tokenizer(parsed[f"{side}_raw"], seq_length=L)
             packed = trim_to_longest(packed) if trim else packed
@@ -103,7 +121,7 @@ def prepare(cfg: Params) -> Params:
     return Params(data, cfg.explicit)
 
 
-def _side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
+def side(features: dict[str, tf.Tensor], side: str) -> dict[str, tf.Tensor]:
     return {n: features[f"{side}_{n}"] for n in modeling.INPUT_NAMES}
 
 
@@ -122,8 +140,8 @@ class Task(BaseTask):
 
     def step(self, model: tf_keras.Model, features: dict[str, tf.Tensor], training: bool,
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        src = model(_side(features, "src"), training=training)["pooled_output"]
-        tgt = model(_side(features, "tgt"), training=training)["pooled_output"]
+        src = model(side(features, "src"), training=training)["pooled_output"]
+        tgt = model(side(features, "tgt"), training=training)["pooled_output"]
         if self.task.cross_replica_negatives:
             all_src, offset = losses.gather_from_replicas(src)
             all_tgt, _ = losses.gather_from_replicas(tgt)
@@ -151,8 +169,8 @@ class Task(BaseTask):
         @tf.function(reduce_retracing=True)  # trimmed batches vary in length: one trace for all of them
         def run(features: dict[str, tf.Tensor]) -> tuple[Any, Any]:
             def embed(f: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-                return (model(_side(f, "src"), training=False)["pooled_output"],
-                        model(_side(f, "tgt"), training=False)["pooled_output"])
+                return (model(side(f, "src"), training=False)["pooled_output"],
+                        model(side(f, "tgt"), training=False)["pooled_output"])
             return strategy.run(embed, args=(features,))
 
         srcs, tgts = [], []
