@@ -30,7 +30,7 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 from specs import run_folder
 from specs.errors import ConfigError
 from trainer.checkpoints.convert import convert
-from trainer.checkpoints.sources import open_checkpoint
+from trainer.checkpoints.opening import open_source
 from trainer.cli import one_line_errors, parse_early
 from trainer.core.run import run_params
 from trainer.plan import with_run_vocabulary
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (args.model_dir or args.checkpoint_path):
             raise ConfigError("pass --model_dir (a run) or --checkpoint_path")
         run_folder.check_writable_place(args.output_dir, "--output_dir")
-        source = open_checkpoint(args.checkpoint_path or args.model_dir,
+        source = open_source(args.checkpoint_path or args.model_dir,
                                  "--checkpoint_path" if args.checkpoint_path else "--model_dir")
         with_run_vocabulary(source)  # one of our runs: the vocabulary its params.yaml records
         convert(source, args.layout, args.output_dir, run_params(args.model_dir))

@@ -35,9 +35,11 @@ All load with ``hub.load`` and ``hub.KerasLayer``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's import (seconds)
@@ -48,8 +50,12 @@ if __name__ == "__main__":  # --help and a bad flag answer before TensorFlow's i
 import tensorflow as tf
 
 from specs import run_folder
-from trainer import plan
+from trainer import experiments, plan
+from trainer.checkpoints.layouts import POLYEMBED
+from trainer.checkpoints.opening import open_source
+from trainer.checkpoints.sources import Source
 from trainer.cli import one_line_errors, parse_early
+from trainer.core.config import Params
 from trainer.experiments.base import save_export
 from trainer.export.preprocessing import save_preprocessing
 
@@ -61,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         run_folder.check_writable_place(args.export_path, "--export_path")
         cfg = plan.load_config(args.experiment, args.config_file, ",".join(args.params_override))
+        source = open_source(args.checkpoint_path, "--checkpoint_path") if args.checkpoint_path else None
+        if source is not None and source.layout is not POLYEMBED:
+            export_source(args, cfg, source)
+            return
         vocab, lower = plan.export_vocabulary(args.model_dir, cfg, args.vocab_file, args.do_lower_case)
         if args.export_type == "preprocessing":
             save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer,
@@ -76,6 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
 
     return one_line_errors(body)
+
+
+def export_source(args: argparse.Namespace, cfg: Params, source: Source) -> None:
+    """An encoder that is not one of our runs (a Hugging Face or sentence-transformers folder, a Model
+    Garden, TF1 or TF Hub checkpoint) exported as it stands: the experiment's model built to the source's
+    shape and settings (a sentence-transformers folder's pooling and normalisation become the export's
+    ``default``), every encoder weight from the source, its vocabulary and casing unless the flags say
+    otherwise (and then checked against it)."""
+    cfg = plan.resolve_vocabulary(plan.with_source(experiments.prepare(cfg), source))
+    with tempfile.TemporaryDirectory(prefix="export_tfhub_") as scratch:
+        trainer = plan.trainer(cfg, scratch, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+                               init_source=source)
+        trainer.restore()
+        vocab, lower = plan.export_vocabulary(scratch, cfg, args.vocab_file, args.do_lower_case)
+        if args.export_type == "preprocessing":
+            save_preprocessing(args.export_path, vocab, lower, cfg.task.train_data.tokenizer)
+            return
+        save_export(trainer, args.export_type, args.export_path, vocab, lower, args.pooler)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from specs import vocabulary as sv
 from specs.errors import ConfigError
 from trainer import experiments
 from trainer.checkpoints.layouts import POLYEMBED
+from trainer.checkpoints.opening import open_source
 from trainer.checkpoints.restore import check_architecture
-from trainer.checkpoints.sources import Source, architecture, open_checkpoint, open_hub_module
+from trainer.checkpoints.sources import Source, architecture, open_hub_module
 from trainer.core import config
 from trainer.core.config import Params, validate
 from trainer.core.data import check_complete, expand_input_path, read_feature_spec
@@ -49,15 +50,21 @@ def resolve_init_source(cfg: Params) -> tuple[Params, Source | None]:
     task = cfg.task
     source = None
     if task.init_checkpoint:
-        source = open_checkpoint(task.init_checkpoint)
+        source = open_source(task.init_checkpoint)
         with_run_vocabulary(source)
     elif task.hub_module_url:
         source = open_hub_module(task.hub_module_url)
     if source is not None:
-        cfg = with_source_shape(cfg, source)
-        check_architecture(source, cfg.task.model.encoder)
-        cfg = with_source_defaults(cfg, source)
+        cfg = with_source(cfg, source)
     return resolve_vocabulary(cfg), source
+
+
+def with_source(cfg: Params, source: Source) -> Params:
+    """``cfg`` with the shape, settings, vocabulary and casing of the encoder source it starts from,
+    checked against it (one line on a contradiction)."""
+    cfg = with_source_shape(cfg, source)
+    check_architecture(source, cfg.task.model.encoder)
+    return with_source_defaults(cfg, source)
 
 
 def with_run_vocabulary(source: Source) -> None:
@@ -144,16 +151,30 @@ def with_source_defaults(cfg: Any, source: Source) -> Any:
 
 def with_source_shape(cfg: Any, source: Source) -> Any:
     """``cfg`` with each ``task.model.encoder`` shape key that no config file or override set taken from
-    the source (a key set explicitly is checked by ``check_architecture`` instead)."""
+    the source (a key set explicitly is checked by ``check_architecture`` instead), and the settings the
+    source's weights come with (a Hugging Face folder's activation and dropout; a sentence-transformers
+    folder's ``task.model.pooling`` and ``normalize``, for an experiment that has them). An explicit
+    activation other than the source's stops with one line (the weights would compute another function);
+    an explicit dropout, pooling or normalisation is the user's choice, and is logged."""
     data = cfg.as_dict()
-    encoder = data["task"]["model"]["encoder"]
+    model = data["task"]["model"]
     taken = {}
-    for key, value in architecture(source).items():
-        if f"task.model.encoder.{key}" not in cfg.explicit and encoder[key] != value:
-            encoder[key] = taken[key] = value
+    sections = ((model["encoder"], "task.model.encoder", {**architecture(source), **source.encoder_settings}),
+                (model, "task.model", source.model_settings))
+    for section, prefix, values in sections:
+        for key, value in values.items():
+            if key not in section:
+                log.info("%s of %s is not used by %s", key, source.where, cfg.experiment)
+            elif f"{prefix}.{key}" not in cfg.explicit:
+                if section[key] != value:
+                    section[key] = taken[f"{prefix}.{key}"] = value
+            elif section[key] != value and key == "hidden_activation":
+                raise ConfigError(f"{prefix}.{key}={section[key]} contradicts {source.where} ({value})")
+            elif section[key] != value and key in source.model_settings:
+                log.info("%s.%s=%s (set) instead of %s's %s", prefix, key, section[key], source.where, value)
     if not taken:
         return cfg
-    log.info("task.model.encoder from %s: %s", source.where, ", ".join(f"{k}={v}" for k, v in taken.items()))
+    log.info("from %s: %s", source.where, ", ".join(f"{k}={v}" for k, v in taken.items()))
     params = Params(data, cfg.explicit)
     validate(params)
     return params

@@ -22,17 +22,17 @@ def check_architecture(source: Source, enc_cfg: Any) -> None:
     """Stops with one line when ``task.model.encoder`` does not describe the source's encoder, or the
     source lacks one of its weights (so a partial checkpoint stops at start-up, not after the data)."""
     for role in encoder_roles(source.num_layers):
-        if source.find(role) is None:
+        if source.find(role) is None and role not in source.optional_roles:
             source.value(role)  # raises, naming the role and the names looked for
     arch = architecture(source)
-    if source.config:  # bert_config.json must agree with the variables it describes
+    if source.config:  # bert_config.json (config.json) must agree with the variables it describes
         named = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
                  "intermediate_size": "intermediate_size", "max_position_embeddings": "max_position_embeddings",
                  "type_vocab_size": "type_vocab_size"}
         for key, json_key in named.items():
             if json_key in source.config and int(source.config[json_key]) != arch[key]:
-                raise ConfigError(f"{source.where}: bert_config.json says {json_key}={source.config[json_key]} "
-                                  f"but the checkpoint holds {arch[key]}")
+                raise ConfigError(f"{source.where}: its config says {json_key}={source.config[json_key]} "
+                                  f"but its weights hold {arch[key]}")
     if arch["num_layers"] != enc_cfg.num_layers:
         last = source.find(f"layer_{arch['num_layers'] - 1}/query/kernel")
         raise ConfigError(f"{source.where} has {arch['num_layers']} layers (up to {last}) but "
@@ -93,13 +93,13 @@ def restore(source: Source, variables: list[tf.Variable], enc_cfg: Any, heads: t
     """Assigns every encoder role from ``source`` (all must be there) and the ``heads`` roles it has.
     Returns the head roles left as initialised."""
     check_architecture(source, enc_cfg)
-    roles = encoder_roles(enc_cfg.num_layers)
-    targets = model_variables(variables, roles + list(heads))
+    roles = [r for r in encoder_roles(enc_cfg.num_layers) if r not in source.optional_roles]
+    targets = model_variables(variables, roles + list(source.optional_roles) + list(heads))
     values = {}
     for role in roles:
         values[role] = fit(role, source.value(role), targets[role].shape.as_list(), source.where, source.find(role))
     kept = []
-    for role in heads:
+    for role in [*source.optional_roles, *heads]:
         name = source.find(role)
         if name is None:
             kept.append(role)
@@ -120,7 +120,7 @@ def read_roles(source: Source, roles: list[str]) -> dict[str, np.ndarray]:
     for role in roles:
         if source.find(role) is not None:
             out[role] = source.value(role)
-    missing = [r for r in encoder_roles(source.num_layers) if r not in out]
+    missing = [r for r in encoder_roles(source.num_layers) if r not in out and r not in source.optional_roles]
     if missing:
         source.value(missing[0])  # raises, naming it
     return out

@@ -44,11 +44,23 @@ class Source:
     vocab_file: str = ""
     lower_case: bool | None = None
     prefix: str = ""  # the checkpoint's prefix, for a checkpoint file
+    # Settings the weights only mean something with (a Hugging Face folder's ``hidden_act``, dropout; a
+    # sentence-transformers folder's pooling and normalisation): ``task.model.encoder`` / ``task.model`` keys.
+    encoder_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # encoder roles the source may lack (BertForMaskedLM has no pooler): left as initialised, and logged
+    optional_roles: tuple[str, ...] = ()
 
     def find(self, role: str) -> str | None:
         """The name ``role`` is stored under here, or None."""
         assert self.layout is not None
         return next((n for n in self.layout.names(role, self.num_layers) if n in self.shapes), None)
+
+    def shape(self, role: str) -> list[int]:
+        """``role``'s shape in this trainer's convention (a transposed layout's reversed); ``role`` must exist."""
+        assert self.layout is not None
+        shape = list(self.shapes[self.find(role)])  # type: ignore[index]
+        return shape[::-1] if self.layout.transposes(role) else shape
 
     def value(self, role: str) -> np.ndarray:
         """``role``'s array in this trainer's convention (multi-head attention shapes are left to
@@ -91,9 +103,9 @@ def resolve_checkpoint(path: str, where: str = "task.init_checkpoint") -> str:
                       f"({len(indexes)} .index files and no 'checkpoint' file)")
 
 
-def _detect(source: Source) -> None:
+def detect(source: Source, layouts: tuple[Layout, ...] = LAYOUTS) -> None:
     """Sets the source's layout (by the names of its first layer's query kernel) and layer count."""
-    for layout in LAYOUTS:
+    for layout in layouts:
         source.layout = layout
         source.num_layers = 0
         while source.find(f"layer_{source.num_layers}/query/kernel"):
@@ -103,7 +115,7 @@ def _detect(source: Source) -> None:
     source.layout = None
     sample = ", ".join(sorted(source.shapes)[:3])
     raise ConfigError(f"{source.where} is not a BERT encoder checkpoint this trainer knows (no layout of "
-                      f"{', '.join(la.name for la in LAYOUTS)} matches its variables, e.g. {sample})")
+                      f"{', '.join(la.name for la in layouts)} matches its variables, e.g. {sample})")
 
 
 def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
@@ -122,7 +134,7 @@ def open_checkpoint(path: str, where: str = "task.init_checkpoint") -> Source:
             return reader.get_tensor(keys[name])
 
     source = Source(f"{where} {path}", shapes, read, prefix=prefix)
-    _detect(source)
+    detect(source)
     folder = os.path.dirname(prefix)
     config_file = os.path.join(folder, "bert_config.json")
     if tf.io.gfile.exists(config_file):
@@ -152,7 +164,7 @@ def open_hub_module(url: str, where: str = "task.hub_module_url") -> Source:
     variables = {v.name.split(":")[0]: v for v in module.variables}
     source = Source(f"{where} {url}", {k: v.shape.as_list() for k, v in variables.items()},
                     lambda name: variables[name].numpy())
-    _detect(source)
+    detect(source)
     if hasattr(module, "vocab_file"):
         source.vocab_file = module.vocab_file.asset_path.numpy().decode()
     if hasattr(module, "do_lower_case"):
@@ -163,12 +175,12 @@ def open_hub_module(url: str, where: str = "task.hub_module_url") -> Source:
 
 def architecture(source: Source) -> dict[str, int]:
     """The encoder's shape keys (``task.model.encoder``'s names) as the source holds them."""
-    vocab, hidden = source.shapes[source.find("word_embeddings")]  # type: ignore[index]
+    vocab, hidden = source.shape("word_embeddings")
     arch = {"vocab_size": vocab, "hidden_size": hidden, "num_layers": source.num_layers,
-            "intermediate_size": source.shapes[source.find("layer_0/intermediate/kernel")][-1],  # type: ignore[index]
-            "max_position_embeddings": source.shapes[source.find("position_embeddings")][0],  # type: ignore[index]
-            "type_vocab_size": source.shapes[source.find("type_embeddings")][0]}  # type: ignore[index]
-    query = source.shapes[source.find("layer_0/query/kernel")]  # type: ignore[index]
+            "intermediate_size": source.shape("layer_0/intermediate/kernel")[-1],
+            "max_position_embeddings": source.shape("position_embeddings")[0],
+            "type_vocab_size": source.shape("type_embeddings")[0]}
+    query = source.shape("layer_0/query/kernel")
     if len(query) == 3:
         arch["num_attention_heads"] = query[1]
     elif "num_attention_heads" in source.config:
