@@ -7,12 +7,11 @@ import torch, so the bench talks to this script through files only.
         --steps=347 --warmup_steps=35 [--batch_size=32 --learning_rate=2e-5 --scale=20 --max_seq_length=128]
 
 ``embed`` writes the L2-normalised embeddings of a JSON list of sentences, in order, with the model's
-own ``encode``. ``train`` is sentence-transformers' classic training loop (``SentenceTransformer.old_fit``:
-``fit`` needs the ``datasets`` package, which the peer venv does not hold; both run the same optimiser and
-schedule): ``MultipleNegativesRankingLoss`` over (src, eng) pairs read from the translation_pairs job's
-JSONL copy, a shuffled ``DataLoader``, AdamW (weight decay 0.01 except biases and LayerNorm), linear
-warm-up then linear decay to 0, gradient norm clipped at 1. Batches are padded to their longest sentence
-(sentence-transformers' smart batching), truncated at ``max_seq_length``.
+own ``encode``. ``train`` is ``SentenceTransformer.fit`` (which runs ``SentenceTransformerTrainer``):
+``MultipleNegativesRankingLoss`` over (src, eng) pairs read from the translation_pairs job's JSONL copy,
+shuffled, AdamW (weight decay 0.01 except biases and LayerNorm, epsilon 1e-8), linear warm-up then linear
+decay to 0 (``WarmupLinear``), gradient norm clipped at 1. Batches are padded to their longest sentence,
+truncated at ``max_seq_length``.
 
 ``--max_train_seconds`` stops training at the first step that starts after that many seconds of the loop
 and saves the model as it is; the stats say how many steps ran.
@@ -23,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import time
 from typing import Any
 
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 
 class TimeUpError(Exception):
-    """Raised inside the loss when ``--max_train_seconds`` is spent (old_fit has no stopping hook)."""
+    """Raised inside the loss when ``--max_train_seconds`` is spent (fit has no stopping hook)."""
 
 
 class TimedLoss(torch.nn.Module):
@@ -46,6 +46,7 @@ class TimedLoss(torch.nn.Module):
         self.loss, self.deadline = loss, deadline
         self.starts: list[float] = []
         self.padded_lengths: list[int] = []
+        self.losses: list[float] = []
 
     def forward(self, features: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
         now = time.perf_counter()
@@ -53,7 +54,9 @@ class TimedLoss(torch.nn.Module):
             raise TimeUpError
         self.starts.append(now)
         self.padded_lengths += [int(f["input_ids"].shape[1]) for f in features]
-        return self.loss(features, labels)
+        loss = self.loss(features, labels)
+        self.losses.append(float(loss.detach()))
+        return loss
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
@@ -81,8 +84,9 @@ def train(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     loss = TimedLoss(losses.MultipleNegativesRankingLoss(model, scale=args.scale),
                      start + args.max_train_seconds if args.max_train_seconds else 0.0)
+    os.chdir(os.path.dirname(os.path.abspath(args.out)))  # fit's trainer writes under ./checkpoints
     try:
-        model.old_fit(train_objectives=[(loader, loss)], epochs=1, steps_per_epoch=args.steps,
+        model.fit(train_objectives=[(loader, loss)], epochs=1, steps_per_epoch=args.steps,
                       warmup_steps=args.warmup_steps, optimizer_params={"lr": args.learning_rate},
                       weight_decay=0.01, max_grad_norm=1.0, show_progress_bar=False)
     except TimeUpError:
@@ -91,6 +95,7 @@ def train(args: argparse.Namespace) -> None:
     model.save(args.out)
     stats: dict[str, Any] = {"pairs_in_file": len(pairs), "steps": len(loss.starts), "loop_s": end - start,
                              "step_starts_s": [t - start for t in loss.starts], "end_s": end - start,
+                             "losses": loss.losses,
                              "mean_padded_length": float(np.mean(loss.padded_lengths)) if loss.padded_lengths else 0,
                              "torch_threads": torch.get_num_threads()}
     with open(args.stats, "w", encoding="utf-8") as f:

@@ -1,7 +1,7 @@
 """polyembed against sentence-transformers, both fine-tuning all-MiniLM-L6-v2 on the same translation pairs:
 Tatoeba accuracy and STS-B Spearman before and after, training pairs/s and peak memory (issue 24, point 5).
 
-    .venv/bin/python bench/vs_sentence_transformers.py                       # the full run (~40 min on 2 cores)
+    .venv/bin/python bench/vs_sentence_transformers.py                       # the full run
     .venv/bin/python bench/vs_sentence_transformers.py --train_steps=20 --max_eval_lines=200 \\
         --langs=deu,fra,spa                                                     # a short end-to-end check
 
@@ -100,7 +100,7 @@ def make_pairs(work: pathlib.Path, langs: Sequence[str]) -> tuple[str, str, int]
     return str(out / "train" / "pairs-*.tfrecord.gz"), str(jsonl[0]), count
 
 
-def eval_texts(langs: Sequence[str], max_lines: int) -> tuple[dict[str, tuple[list[str], list[str]]],
+def eval_texts(langs: Sequence[str], max_lines: int, max_sts: int) -> tuple[dict[str, tuple[list[str], list[str]]],
                                                                tuple[list[str], list[str], list[float]]]:
     """Tatoeba ``{lang: (xx lines, eng lines)}`` and STS-B dev ``(first, second, gold)``, read by the
     project's readers (the GLUE row format is ``transforms.finetune``'s)."""
@@ -117,7 +117,7 @@ def eval_texts(langs: Sequence[str], max_lines: int) -> tuple[dict[str, tuple[li
     rows = (SHARED / "glue" / "STS-B" / dev.path).read_bytes().rstrip(b"\n").split(b"\n")
     if is_header(rows[0], dev.fmt, labels):
         rows = rows[1:]
-    parsed = [parse_tsv_row(r, dev.fmt, labels) for r in rows]
+    parsed = [parse_tsv_row(r, dev.fmt, labels) for r in rows[:max_sts or None]]
     return tatoeba, ([a for a, _, _, _ in parsed], [b for _, b, _, _ in parsed], [float(y) for _, _, y, _ in parsed])
 
 
@@ -133,13 +133,16 @@ def schedule_override(steps: int, warmup: int, lr: float) -> str:
             f"{o}.optimizer.adamw.lazy_sparse_updates=false")
 
 
-def model_override(args: argparse.Namespace, margin: float, bidirectional: bool) -> str:
-    """The model, loss and data settings every polyembed command of a run shares (train and export)."""
-    init = f"task.init_checkpoint={args.polyembed_init}," if args.polyembed_init else ""
-    return (f"{init}task.model.pooling=mean,task.model.normalize=true,task.logit_scale={args.logit_scale!r},"
+def model_override(args: argparse.Namespace, margin: float, bidirectional: bool, init: bool = True) -> str:
+    """The model, loss and data settings every polyembed command of a run shares (train and export);
+    ``init=False`` for an export that names the folder as its ``--checkpoint_path`` instead."""
+    # Starting from the folder, its vocab.txt and casing are the run's; from scratch, they are set here.
+    start = (f"task.init_checkpoint={args.polyembed_init}," if args.polyembed_init else
+             f"task.train_data.vocab_file={args.minilm}/vocab.txt,task.train_data.lower_case=true,")
+    start = start if init else ""
+    return (f"{start}task.model.pooling=mean,task.model.normalize=true,task.logit_scale={args.logit_scale!r},"
             f"task.logit_margin={margin!r},task.bidirectional={str(bidirectional).lower()},"
-            f"task.cross_replica_negatives=false,task.train_data.vocab_file={args.minilm}/vocab.txt,"
-            f"task.train_data.lower_case=true,task.train_data.seq_length={args.seq_length},"
+            f"task.cross_replica_negatives=false,task.train_data.seq_length={args.seq_length},"
             f"task.train_data.global_batch_size={args.batch_size},runtime.distribution_strategy=one_device")
 
 
@@ -166,7 +169,10 @@ def train_polyembed(args: argparse.Namespace, work: pathlib.Path, name: str, pat
               re.finditer(r"step (\d+): (\{.*\})", log.read_text(encoding="utf-8", errors="replace"))]
     if not chunks:
         raise SystemExit(f"{name}: no training step finished (see {log})")
-    done = chunks[-1][0]
+    saved = [int(p.name[len("ckpt-"):-len(".index")]) for p in (run / "checkpoints").glob("ckpt-*.index")]
+    if not saved:
+        raise SystemExit(f"{name}: stopped before its first checkpoint (see {log}); raise --max_train_seconds")
+    done = max(saved)  # a time-boxed run is exported from its latest checkpoint, maybe behind its last log line
     steady = [(b - a, m["examples_per_second"]) for (a, _), (b, m) in itertools.pairwise(chunks)]
     seconds = sum(n * args.batch_size / eps for n, eps in steady)
     export = work / name / "export"
@@ -194,7 +200,9 @@ def train_peer(args: argparse.Namespace, work: pathlib.Path, jsonl: str) -> dict
     stats = json.loads(stats_file.read_text())
     starts, done, skip = stats["step_starts_s"], stats["steps"], args.steps_per_loop
     steady = (done - skip) * args.batch_size / (stats["end_s"] - starts[skip]) if done > skip else float("nan")
+    last = done - (done - 1) // skip * skip  # the steps of polyembed's last loop call, whose mean loss it logs
     return {"steps": done, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss, "pairs_per_s_loop": steady,
+            "final_loss": sum(stats["losses"][-last:]) / last if done else float("nan"),
             "pairs_per_s_e2e": done * args.batch_size / wall, "padded_length": stats["mean_padded_length"],
             "model": str(out)}
 
@@ -218,7 +226,7 @@ def export_before(args: argparse.Namespace, work: pathlib.Path) -> str:
     export = work / "polyembed_before" / "export"
     subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/train",
                     f"--model_dir={work / 'polyembed_before' / 'run'}", f"--checkpoint_path={args.polyembed_init}",
-                    *config_flags(args), f"--params_override={model_override(args, 0.0, False)}",
+                    *config_flags(args), f"--params_override={model_override(args, 0.0, False, init=False)}",
                     f"--export_path={export}"], check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return str(export)
@@ -299,6 +307,7 @@ def main() -> None:
     p.add_argument("--runs", default=",".join(RUNS), help=f"Some of {', '.join(RUNS)}.")
     p.add_argument("--train_steps", type=int, default=0, help="0: one epoch (pairs // batch_size).")
     p.add_argument("--max_eval_lines", type=int, default=0, help="Tatoeba lines per language; 0: all.")
+    p.add_argument("--max_sts_pairs", type=int, default=0, help="STS-B dev pairs scored; 0: all 1,500.")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--seq_length", type=int, default=128)
     p.add_argument("--learning_rate", type=float, default=2e-5)
@@ -351,7 +360,7 @@ def main() -> None:
     if args.polyembed_init and any(r.startswith("polyembed") for r in runs):
         models["polyembed_before"] = export_before(args, work)
     # Read only now: the readers' imports would raise the peak RSS the measured subjects inherit.
-    tatoeba, sts_texts = eval_texts(langs, args.max_eval_lines)
+    tatoeba, sts_texts = eval_texts(langs, args.max_eval_lines, args.max_sts_pairs)
     sentences = list(dict.fromkeys([s for pair in tatoeba.values() for side in pair for s in side] +
                                    sts_texts[0] + sts_texts[1]))
     sentences_file = work / "sentences.json"
