@@ -43,7 +43,10 @@ whole wall time (start-up, model load, checkpoints included). Wall, CPU and peak
 ``bench/process_stats.py`` (this process imports no TensorFlow until every measured subject has run, so
 ``ru_maxrss`` is the subject's own). ``--max_train_seconds`` time-boxes each training run: the peer stops
 itself, polyembed is killed and its latest checkpoint exported; the table says how many steps each made.
-Where polyembed is slower, the table's padded-length row says how much of the gap is padding.
+Where polyembed is slower, the table's padded-length row says how much of the gap is padding. On a shared
+machine the wall-clock rates move with the other jobs' load (printed at start and end); CPU seconds less so.
+``final loss``: the mean loss over the steps of polyembed's last loop call, the same steps for the peer
+(LaBSE's loss adds a margin and both directions, so its value is not comparable).
 """
 
 from __future__ import annotations
