@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.evaluation import metrics
+from trainer.evaluation import metrics, sts
 
 
 def test_accuracy_and_f1():
@@ -59,3 +59,20 @@ def test_against_scipy_on_random_data():
     assert metrics.pearson(y, p) == pytest.approx(stats.pearsonr(y, p)[0], rel=1e-9)
     assert metrics.spearman(y, p) == pytest.approx(stats.spearmanr(y, p)[0], rel=1e-9)
     np.testing.assert_array_equal(metrics.average_ranks(p), stats.rankdata(p))
+
+
+def test_similarity_is_scored_by_cosine_not_dot_product():
+    # Cosines 1, 0.6, 0 (gold in that order: Spearman 1). Dot products 0.5, 6, 0 would rank them otherwise.
+    vectors = {"a": [0.5, 0.0], "a'": [1.0, 0.0], "b": [10.0, 0.0], "b'": [0.6, 0.8], "c": [0.0, 3.0],
+               "c'": [2.0, 0.0]}
+
+    def embed(sentences):
+        return np.array([vectors[s] for s in sentences])
+
+    scores = sts.score_similarity(embed, ["a", "b", "c"], ["a'", "b'", "c'"], [5.0, 3.0, 0.0])
+    assert scores["spearman"] == pytest.approx(1.0)
+    assert scores["pearson"] == pytest.approx(metrics.pearson([5.0, 3.0, 0.0], [1.0, 0.6, 0.0]))
+    assert sts.score_similarity(embed, ["a", "b", "c"], ["a'", "b'", "c'"], [0.0, 1.0, 2.0])["spearman"] == \
+        pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="2 first sentences"):
+        sts.score_similarity(embed, ["a", "b"], ["a'", "b'", "c'"], [1.0, 2.0, 3.0])
