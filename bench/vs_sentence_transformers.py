@@ -27,7 +27,7 @@ at the end of warm-up, 0 at the end) only with ``initial_learning_rate = lr * st
 the decay is then exactly the peer's, and the warm-up climbs 1/0.9 as steep (to 2.22e-5 instead of 2e-5 at
 step 34); over the run that is 1% more summed learning rate. Shuffling differs (tf.data's buffer of all
 pairs vs torch's ``DataLoader(shuffle=True)``), and both leave out the last partial batch's pairs. The peer
-pads each batch to its longest sentence; polyembed pads every sentence to 128 tokens. Dropout 0.1 in both
+pads each batch to its longest sentence, and so does polyembed (``trim_padding``, on off TPU). Dropout 0.1 in both
 (the folder's config.json).
 
 Evaluation. Before: the folder as it is (polyembed through ``export_tfhub --checkpoint_path=FOLDER``, the peer
@@ -43,7 +43,8 @@ whole wall time (start-up, model load, checkpoints included). Wall, CPU and peak
 ``bench/process_stats.py`` (this process imports no TensorFlow until every measured subject has run, so
 ``ru_maxrss`` is the subject's own). ``--max_train_seconds`` time-boxes each training run: the peer stops
 itself, polyembed is killed and its latest checkpoint exported; the table says how many steps each made.
-Where polyembed is slower, the table's padded-length row says how much of the gap is padding. On a shared
+``padded tokens/side`` is the peer's measured mean batch length (polyembed's batches end at the same
+longest sentence, but its log does not record their lengths, so its cell is blank). On a shared
 machine the wall-clock rates move with the other jobs' load (printed at start and end); CPU seconds less so.
 ``final loss``: the mean loss over the steps of polyembed's last loop call, the same steps for the peer
 (LaBSE's loss adds a margin and both directions, so its value is not comparable).
@@ -184,7 +185,7 @@ def train_polyembed(args: argparse.Namespace, work: pathlib.Path, name: str, pat
                    check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return {"steps": done, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss,
             "pairs_per_s_loop": sum(n for n, _ in steady) * args.batch_size / seconds if seconds else float("nan"),
-            "pairs_per_s_e2e": done * args.batch_size / wall, "padded_length": args.seq_length,
+            "pairs_per_s_e2e": done * args.batch_size / wall, "padded_length": float("nan"),
             "final_loss": chunks[-1][1].get("loss"), "export": str(export)}
 
 
