@@ -11,7 +11,8 @@ A face over its modules, whose names are re-exported here:
   ``read_spec_text``, the file names ``SCHEMA_FILE`` and ``SPEC_FILE``;
 - ``example_codec``: the hand-written, deterministic ``tf.train.Example`` encoding (``encode_example``,
   and numpy batches for ``FeatureSpec.encode_batch``), and the dtypes ``BYTES``, ``INT64``, ``FLOAT32``;
-- ``pretraining``: ``pretraining_spec``; ``pairs``: ``text_pair_spec``, ``TRANSLATION_PAIRS``;
+- ``pretraining``: ``pretraining_spec``; ``pairs``: ``text_pair_spec``, ``TRANSLATION_PAIRS``,
+  ``SCORED_TRANSLATION_PAIRS``;
 - ``errors``: ``SpecError`` (a spec missing, malformed or not what a consumer expects), beside
   ``ConfigError``.
 
@@ -22,10 +23,10 @@ vocabulary, run folders and the command-line policy.
 from specs.errors import SpecError
 from specs.example_codec import BYTES, FLOAT32, INT64, encode_example
 from specs.feature_spec import SCHEMA_FILE, SPEC_FILE, Feature, FeatureSpec, read_spec_text
-from specs.pairs import TRANSLATION_PAIRS, text_pair_spec
+from specs.pairs import SCORED_TRANSLATION_PAIRS, TRANSLATION_PAIRS, text_pair_spec
 from specs.pretraining import pretraining_spec
 
 __all__ = [
-    "BYTES", "FLOAT32", "INT64", "SCHEMA_FILE", "SPEC_FILE", "TRANSLATION_PAIRS", "Feature", "FeatureSpec",
-    "SpecError", "encode_example", "pretraining_spec", "read_spec_text", "text_pair_spec",
+    "BYTES", "FLOAT32", "INT64", "SCHEMA_FILE", "SCORED_TRANSLATION_PAIRS", "SPEC_FILE", "TRANSLATION_PAIRS",
+    "Feature", "FeatureSpec", "SpecError", "encode_example", "pretraining_spec", "read_spec_text", "text_pair_spec",
 ]
