@@ -231,8 +231,10 @@ def test_scored_records_carry_their_spec_and_the_trainer_reads_them(scored_job, 
 
     train = scored_job["out"] / "train"
     found = specs.read_spec_text((train / specs.SCHEMA_FILE).read_text(), (train / specs.SPEC_FILE).read_text())
-    assert found == specs.SCORED_TRANSLATION_PAIRS
-    override = (f"task.train_data.input_path={train},task.validation_data.input_path={train},"
+    found.require(specs.SCORED_TRANSLATION_PAIRS, str(train))
+    assert found.name == "scored_translation_pairs" and set(found.names) == set(specs.SCORED_TRANSLATION_PAIRS.names)
+    records = f"{train}/pairs-*.tfrecord.gz"
+    override = (f"task.train_data.input_path={records},task.validation_data.input_path={records},"
                 f"task.train_data.vocab_file={minilm / 'vocab.txt'},"
                 f"task.validation_data.vocab_file={minilm / 'vocab.txt'},task.model.encoder.vocab_size=30522,"
                 "task.train_data.seq_length=16,task.validation_data.seq_length=16,task.train_data.global_batch_size=4")

@@ -40,7 +40,8 @@ def cosine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def neighbour_means(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the ``k`` largest entries of each row (``[n]``: each source's k nearest targets) and of
-    each column (``[m]``: each target's k nearest sources); ``k`` is capped at the candidates there are."""
+    each column (``[m]``: each target's k nearest sources); ``k`` is capped at the candidates there are.
+    The k values are sorted before the mean, so the sum does not depend on ``np.partition``'s order."""
     if k < 1:
         raise ValueError(f"k must be >= 1, not {k}")
     n, m = similarity.shape
@@ -51,7 +52,7 @@ def neighbour_means(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 def ratio_margins(similarity: np.ndarray, k: int) -> np.ndarray:
     """The ratio margin of every (source, target) candidate: ``[n, m]`` from the ``[n, m]`` cosines (what
-    mining ranks). Sorting the k values before the mean makes it independent of ``np.partition``'s order."""
+    mining ranks candidates by)."""
     rows, cols = neighbour_means(similarity, k)
     return similarity / (rows[:, None] / 2 + cols[None, :] / 2)
 

@@ -87,7 +87,8 @@ class _ScoreBuckets(AccountedDoFn):
 
     def process(self, item: tuple[BucketKey, Mapping[str, Any]]) -> Iterator[TranslationPair]:
         _, joined = item
-        for pair in score_bucket(joined["pairs"][0] if joined["pairs"] else (), joined["vectors"], self._k):
+        (pairs,) = joined["pairs"]  # the bucket's one grouped iterable
+        for pair in score_bucket(pairs, joined["vectors"], self._k):
             self.took_in(pair.lang_pair)
             if self._min is not None and pair.margin < self._min:
                 self.filtered(pair.lang_pair, LOW_MARGIN)
