@@ -76,8 +76,8 @@ class TranslationPairsOptions(CommonOptions):
                             help="A text_embedder export (python -m trainer.export_tfhub --export_type=text_embedder): "
                                  "add each pair's cosine (score) and ratio margin (margin) to the records.")
         parser.add_argument("--min_margin", type=float, default=None,
-                            help="With --score_with, drop pairs whose margin is below this (e.g. 1.05); "
-                                 "counted as low_margin.")
+                            help="With --score_with, drop pairs whose margin is below this, counted as low_margin; "
+                                 "where to set it depends on the encoder (bench/score_pairs.py measures it).")
         parser.add_argument("--margin_k", type=int, default=4,
                             help="Nearest neighbours per side in the margin's denominator.")
         parser.add_argument("--margin_bucket_size", type=int, default=1000,
