@@ -9,8 +9,11 @@ insensitive; the kept copy is chosen by content, not arrival) and pairs overlapp
 sets given with ``--exclude``, splits by a hash of the normalised pair, optionally rebalances the
 training language pairs (p ~ n^alpha), and writes globally shuffled GZIP TFRecords of
 ``specs.TRANSLATION_PAIRS`` per split with the spec beside them, ``stats.json``/``stats.png``, the
-dead letters and ``summary.json``. With ``--vocab_file --materialize_tokens`` a tensorflow-transform
-job also writes the tokenised records and the ``transform_fn`` the trainer can embed.
+dead letters and ``summary.json``. With ``--score_with=EXPORT`` (a ``trainer.export_tfhub
+--export_type=text_embedder`` folder) every pair gets the cosine and ratio margin of its sides'
+embeddings (``specs.SCORED_TRANSLATION_PAIRS``), and ``--min_margin`` filters on the margin.
+With ``--vocab_file --materialize_tokens`` a tensorflow-transform job also writes the tokenised records
+and the ``transform_fn`` the trainer can embed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from specs.errors import ConfigError
 from specs.vocabulary import Vocabulary
-from transforms import dedup
+from transforms import dedup, encoders
 from transforms import translation as tr
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
@@ -69,6 +72,17 @@ class TranslationPairsOptions(CommonOptions):
                                  "one are removed (repeatable, or comma-separated).",
             ngram=0, ngram_help="0: a side must match an eval sentence as a whole (after normalisation); "
                                 "N: also drop pairs sharing an N-unit n-gram or a sentence with the eval sets.")
+        parser.add_argument("--score_with", default=None,
+                            help="A text_embedder export (python -m trainer.export_tfhub --export_type=text_embedder): "
+                                 "add each pair's cosine (score) and ratio margin (margin) to the records.")
+        parser.add_argument("--min_margin", type=float, default=None,
+                            help="With --score_with, drop pairs whose margin is below this, counted as low_margin; "
+                                 "where to set it depends on the encoder (bench/score_pairs.py measures it).")
+        parser.add_argument("--margin_k", type=int, default=4,
+                            help="Nearest neighbours per side in the margin's denominator.")
+        parser.add_argument("--margin_bucket_size", type=int, default=1000,
+                            help="Pairs per margin bucket (per language pair, by hash): the neighbours' candidates "
+                                 "and what one worker holds in memory.")
         parser.add_argument("--split", default="train=0.98,validation=0.01,test=0.01",
                             help="Split fractions by hash of the normalised pair.")
         parser.add_argument("--split_seed", type=int, default=0,
@@ -115,6 +129,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             raise ConfigError(f"--seq_length: {o.seq_length} leaves no room for [CLS] text [SEP]")
     if o.num_shards < 0 or o.records_per_shard < 1:
         raise ConfigError("--num_shards must be >= 0 and --records_per_shard >= 1")
+    scoring = None
+    if o.score_with:
+        encoders.check_text_embedder(o.score_with)
+        scoring = encoders.ScorePairs(o.score_with, o.margin_k, o.margin_bucket_size, o.min_margin)
+    elif o.min_margin is not None:
+        raise ConfigError("--min_margin needs --score_with (a text_embedder export to compute margins with)")
     out_dir = common.output_dir
 
     ledger = Ledger()
@@ -129,6 +149,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         pairs = ledger.add(pairs | "ExcludeEvalSets" >> dedup.Decontaminate(
             tr.texts_in_language_order, exclude, ngram=EXACT_MATCH_NGRAM if exact else o.exclude_ngram,
             min_sentence_chars=sys.maxsize if exact else 20, scope_fn=tr.lang_pair_of, stage="exclude_eval"))
+    if scoring is not None:
+        # After dedup and the eval exclusion, so no duplicate or excluded pair costs a model call; before
+        # the split, so the margin filter's counts are one stage over the whole corpus and a pair's
+        # neighbours are the same whatever split it lands in.
+        pairs = ledger.add(pairs | "ScorePairs" >> scoring)
     splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
     if "train" in splits:
         balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
@@ -144,7 +169,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             written[name] = split | f"Once{name.title()}" >> beam.Map(lambda p: (0, p))
         directory = FileSystems.join(out_dir, name)
         _ = written[name] | f"Write{name.title()}" >> tr.WriteTranslationPairs(
-            directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression)
+            directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression,
+            scored=scoring is not None)
         outputs[f"{name} pairs"] = directory
     tallies = tuple(ledger.tallies) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)

@@ -12,7 +12,7 @@ A face over its modules, whose names are re-exported here:
 - ``example_codec``: the hand-written, deterministic ``tf.train.Example`` encoding (``encode_example``,
   and numpy batches for ``FeatureSpec.encode_batch``), and the dtypes ``BYTES``, ``INT64``, ``FLOAT32``;
 - ``pretraining``: ``pretraining_spec``; ``pairs``: ``text_pair_spec``, ``TRANSLATION_PAIRS``,
-  ``distillation_pairs_spec``;
+  ``SCORED_TRANSLATION_PAIRS``, ``distillation_pairs_spec``;
 - ``errors``: ``SpecError`` (a spec missing, malformed or not what a consumer expects), beside
   ``ConfigError``.
 
@@ -23,11 +23,17 @@ vocabulary, run folders and the command-line policy.
 from specs.errors import SpecError
 from specs.example_codec import BYTES, FLOAT32, INT64, encode_example
 from specs.feature_spec import SCHEMA_FILE, SPEC_FILE, Feature, FeatureSpec, read_spec_text
-from specs.pairs import TEACHER_EMBEDDING, TRANSLATION_PAIRS, distillation_pairs_spec, text_pair_spec
+from specs.pairs import (
+    SCORED_TRANSLATION_PAIRS,
+    TEACHER_EMBEDDING,
+    TRANSLATION_PAIRS,
+    distillation_pairs_spec,
+    text_pair_spec,
+)
 from specs.pretraining import pretraining_spec
 
 __all__ = [
-    "BYTES", "FLOAT32", "INT64", "SCHEMA_FILE", "SPEC_FILE", "TEACHER_EMBEDDING", "TRANSLATION_PAIRS", "Feature",
-    "FeatureSpec", "SpecError", "distillation_pairs_spec", "encode_example", "pretraining_spec", "read_spec_text",
-    "text_pair_spec",
+    "BYTES", "FLOAT32", "INT64", "SCHEMA_FILE", "SCORED_TRANSLATION_PAIRS", "SPEC_FILE", "TEACHER_EMBEDDING",
+    "TRANSLATION_PAIRS", "Feature", "FeatureSpec", "SpecError", "distillation_pairs_spec", "encode_example",
+    "pretraining_spec", "read_spec_text", "text_pair_spec",
 ]

@@ -7,9 +7,14 @@ from specs.example_codec import BYTES, FLOAT32
 from specs.feature_spec import Feature, FeatureSpec
 
 
-def text_pair_spec(num_texts: int = 2, with_langs: bool = False, name: str = "text_pairs") -> FeatureSpec:
+def text_pair_spec(num_texts: int = 2, with_langs: bool = False, name: str = "text_pairs",
+                   with_scores: bool = False) -> FeatureSpec:
     """Raw text pairs (or triplets) for the dual encoder: ``src_raw`` anchor, ``tgt_raw`` positive,
-    ``neg_raw`` an optional hard negative; LaBSE's published format for translation pairs."""
+    ``neg_raw`` an optional hard negative; LaBSE's published format for translation pairs.
+
+    ``with_scores`` adds the sentence encoder's judgement of the pair (``--score_with``), so a consumer can
+    filter again at another threshold without re-embedding; readers that only need the texts (the
+    trainer's ``require``) accept the extra features."""
     if num_texts not in (2, 3):
         raise SpecError(f"text pairs have 2 or 3 texts, not {num_texts}")
     feats = [Feature("src_raw", BYTES, (), "anchor text, UTF-8"), Feature("tgt_raw", BYTES, (), "positive text, UTF-8")]
@@ -18,10 +23,17 @@ def text_pair_spec(num_texts: int = 2, with_langs: bool = False, name: str = "te
     if with_langs:
         feats += [Feature("src_lang", BYTES, (), "language code of src_raw"),
                   Feature("tgt_lang", BYTES, (), "language code of tgt_raw")]
+    if with_scores:
+        feats += [Feature("score", FLOAT32, (), "cosine of the two sides' sentence embeddings"),
+                  Feature("margin", FLOAT32, (), "ratio margin of the cosine over both sides' k nearest neighbours "
+                                                 "(Artetxe & Schwenk 2019)")]
     return FeatureSpec(name, tuple(feats), {"num_texts": num_texts})
 
 
 TRANSLATION_PAIRS = text_pair_spec(2, with_langs=True, name="translation_pairs")
+
+# What ``pipelines.translation_pairs --score_with`` writes: the translation pairs with their score and margin.
+SCORED_TRANSLATION_PAIRS = text_pair_spec(2, with_langs=True, name="scored_translation_pairs", with_scores=True)
 
 
 TEACHER_EMBEDDING = "teacher_embedding"

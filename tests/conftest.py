@@ -75,3 +75,29 @@ def minilm() -> pathlib.Path:
     if not (MINILM / "model.safetensors").is_file():
         pytest.fail(f"all-MiniLM-L6-v2 is not at {MINILM}: run `make minilm` (or set POLYEMBED_MINILM)")
     return MINILM
+
+
+def save_fake_text_embedder(path: pathlib.Path, dim: int = 8, signature: tuple[str, str] = ("texts", "embeddings")
+                            ) -> pathlib.Path:
+    """A SavedModel shaped like ``export_tfhub --export_type=text_embedder`` (strings -> float32 unit
+    vectors, ``serving_default(texts) -> {embeddings}``) that embeds a text as the one-hot of a hash: seconds
+    to write and run, for tests of wiring (start-up checks, job graphs), not of meaning. ``signature``
+    names its input and output (others than the real ones make a SavedModel that is not a text embedder)."""
+    import tensorflow as tf
+
+    class Fake(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+            return tf.one_hot(tf.strings.to_hash_bucket_fast(texts, dim), dim)
+
+    module = Fake()
+    inp, out = signature
+    serve = tf.function(lambda t: {out: module(t)}).get_concrete_function(tf.TensorSpec([None], tf.string, name=inp))
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_text_embedder(tmp_path_factory) -> pathlib.Path:
+    """See ``save_fake_text_embedder``."""
+    return save_fake_text_embedder(tmp_path_factory.mktemp("fake_text_embedder") / "export")

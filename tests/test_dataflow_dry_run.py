@@ -46,6 +46,19 @@ def test_job_graph_serialises_for_dataflow(name, shared_data):
     argv, expected_label = JOBS[name]
     if name == "pretrain_data":
         argv = [*argv, f"--vocab_file={shared_data / 'vocab' / 'bert-base-multilingual-cased.vocab.txt'}"]
+    _assert_builds_for_dataflow(name, argv, expected_label)
+
+
+@pytest.mark.slow
+def test_scoring_translation_job_graph_serialises_for_dataflow(fake_text_embedder):
+    """--score_with adds RunInference with our own ModelHandler; the export is a local folder here (a
+    real job names a gs:// one), read at start-up to check it is a text embedder, never loaded."""
+    argv, _ = JOBS["translation_pairs"]
+    _assert_builds_for_dataflow("translation_pairs", [*argv, f"--score_with={fake_text_embedder}", "--min_margin=1.05"],
+                                "ScorePairs/Embed")
+
+
+def _assert_builds_for_dataflow(name: str, argv: list[str], expected_label: str) -> None:
     module = importlib.import_module(f"pipelines.{name}")
     options = PipelineOptions([*argv, *DATAFLOW])
     assert pin_workers(options, dry_run=True) == str(pins.DATAFLOW)  # as runtime._run does, before building

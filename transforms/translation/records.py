@@ -36,6 +36,9 @@ class TranslationPair(NamedTuple):
     source: str  # the input file (aligned pairs: the source-side file)
     line: int  # 1-based line number, -1 when only the byte offset is known
     offset: int  # byte offset in the (decompressed) source, -1 when only the line is known
+    # Set by ``--score_with`` (``transforms.encoders.ScorePairs``), None otherwise.
+    score: float | None = None  # cosine of the two sides' sentence embeddings
+    margin: float | None = None  # ratio margin over the k nearest neighbours of both sides
 
     @property
     def lang_pair(self) -> str:

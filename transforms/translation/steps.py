@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from specs import TRANSLATION_PAIRS
+from specs import SCORED_TRANSLATION_PAIRS, TRANSLATION_PAIRS, FeatureSpec
 from specs.errors import ConfigError
 from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
@@ -137,15 +137,21 @@ def _targets_table(counts: Mapping[str, int], rates: Mapping[str, tuple[int, flo
 
 # --- Beam: writing -----------------------------------------------------------------------------
 
-def encode_pair(pair: TranslationPair) -> bytes:
-    return TRANSLATION_PAIRS.encode({"src_raw": pair.src, "tgt_raw": pair.tgt, "src_lang": pair.src_lang,
-                                     "tgt_lang": pair.tgt_lang})
+def _scores(pair: TranslationPair) -> dict[str, float]:
+    """The pair's ``score`` and ``margin`` where it was scored, else nothing."""
+    return {} if pair.score is None else {"score": pair.score, "margin": pair.margin}
+
+
+def encode_pair(pair: TranslationPair, spec: FeatureSpec = TRANSLATION_PAIRS) -> bytes:
+    """One record of ``spec``: ``TRANSLATION_PAIRS``, or ``SCORED_TRANSLATION_PAIRS`` for scored pairs."""
+    return spec.encode({"src_raw": pair.src, "tgt_raw": pair.tgt, "src_lang": pair.src_lang,
+                        "tgt_lang": pair.tgt_lang, **_scores(pair)})
 
 
 def pair_json(pair: TranslationPair) -> bytes:
     return json.dumps({"src_raw": pair.src, "tgt_raw": pair.tgt, "src_lang": pair.src_lang,
                        "tgt_lang": pair.tgt_lang, "source": pair.source, "line": pair.line,
-                       "offset": pair.offset}, ensure_ascii=False, sort_keys=True).encode("utf-8")
+                       "offset": pair.offset, **_scores(pair)}, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
 # --compression: the shard suffix and WriteShards' compression.
@@ -154,14 +160,16 @@ TFRECORD_COMPRESSIONS = {"gzip": (".tfrecord.gz", "gzip"), "none": (".tfrecord",
 
 class WriteTranslationPairs(beam.PTransform):
     """``(copy_index, TranslationPair)`` -> globally shuffled GZIP TFRecord shards of ``TRANSLATION_PAIRS``
-    examples in ``directory`` (plus the spec), and optionally a JSONL.gz copy in the same order.
+    examples (``SCORED_TRANSLATION_PAIRS`` with ``scored``) in ``directory`` (plus the spec), and
+    optionally a JSONL.gz copy in the same order.
 
     The sort key is a seeded hash of the normalised pair and its copy index, so the order is a
     deterministic global shuffle and upsampled copies of one pair land in different places.
     """
 
     def __init__(self, directory: str, seed: int, num_shards: int = 0, records_per_shard: int = 200_000,
-                 jsonl: bool = False, basename: str = "pairs", compression: str = "gzip") -> None:
+                 jsonl: bool = False, basename: str = "pairs", compression: str = "gzip", scored: bool = False
+                 ) -> None:
         """``compression``: ``gzip`` (``.tfrecord.gz``; Model Garden reads it with ``file_type:
         tfrecord_compressed``) or ``none`` (``.tfrecord``; ``file_type: tfrecord``)."""
         super().__init__()
@@ -169,14 +177,15 @@ class WriteTranslationPairs(beam.PTransform):
             raise ValueError(f"compression {compression!r} is not one of {', '.join(TFRECORD_COMPRESSIONS)}")
         self._dir, self._seed, self._num_shards, self._per_shard = directory, seed, num_shards, records_per_shard
         self._jsonl, self._base, self._compression = jsonl, basename, compression
+        self._spec = SCORED_TRANSLATION_PAIRS if scored else TRANSLATION_PAIRS
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
-        _ = pairs.pipeline | "Spec" >> WriteSpec(TRANSLATION_PAIRS, self._dir)
-        seed = self._seed
+        _ = pairs.pipeline | "Spec" >> WriteSpec(self._spec, self._dir)
+        seed, spec = self._seed, self._spec
         keyed = pairs | "SortKey" >> beam.Map(lambda ip: (sort_key(seed, pair_key(ip[1]), ip[0]), ip[1]))
         count = (
             keyed
-            | "Encode" >> beam.MapTuple(lambda k, p: (k, encode_pair(p)))
+            | "Encode" >> beam.MapTuple(lambda k, p: (k, encode_pair(p, spec)))
             | "WriteTFRecord" >> WriteShards(FileSystems.join(self._dir, self._base),
                                              TFRECORD_COMPRESSIONS[self._compression][0], "tfrecord",
                                              TFRECORD_COMPRESSIONS[self._compression][1], self._num_shards,

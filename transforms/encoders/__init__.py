@@ -1,0 +1,22 @@
+"""Sentence encoders in pipelines: the text_embedder export as a RunInference model (``handler``), the
+pure margin arithmetic (``margin``: numpy only, tested without Beam, shared with pair mining), and
+``ScorePairs`` (``scoring``), which scores and filters translation pairs bucket by bucket."""
+
+from transforms.encoders.handler import TextEmbedderHandler, check_text_embedder
+from transforms.encoders.margin import aligned_margins, cosine, cosine_matrix, neighbour_means, ratio_margins
+from transforms.encoders.scoring import (
+    EMBED_BATCH_SIZE,
+    LOW_MARGIN,
+    SCORE_STAGE,
+    ScorePairs,
+    bucket_count,
+    bucket_of,
+    score_bucket,
+    text_chunks,
+)
+
+__all__ = [
+    "EMBED_BATCH_SIZE", "LOW_MARGIN", "SCORE_STAGE", "ScorePairs", "TextEmbedderHandler", "aligned_margins",
+    "bucket_count", "bucket_of", "check_text_embedder", "cosine", "cosine_matrix", "neighbour_means",
+    "ratio_margins", "score_bucket", "text_chunks",
+]
