@@ -86,8 +86,10 @@ def train_for(trainer: loop.Trainer, seconds: float, max_steps: int | None = Non
 
 
 def constant_lr(lr: float) -> str:
+    """The override of a constant learning rate ``lr``, written positionally: the override parser reads
+    YAML 1.1, where ``5e-05`` (Python's repr of 5e-5) is a string, not a float."""
     return (f"trainer.optimizer_config.learning_rate.type=constant,"
-            f"trainer.optimizer_config.learning_rate.constant.learning_rate={lr},"
+            f"trainer.optimizer_config.learning_rate.constant.learning_rate={f'{lr:.12f}'.rstrip('0')},"
             "trainer.optimizer_config.warmup.polynomial.warmup_steps=0")
 
 
