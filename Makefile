@@ -126,7 +126,7 @@ test-latest: | $(UV)
 		$(LATEST_PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 demo: install minilm
-	PY=$(PY) scripts/demo.sh demo_out
+	PY=$(PY) POLYEMBED_MINILM=$(MINILM) scripts/demo.sh demo_out
 
 bench: install
 	$(PY) bench/stackexchange.py
