@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from test_interop import POSITIONS_MLM
+from test_interop import _inputs as interop_inputs
 from test_trainer import write_records
 
 import specs
@@ -99,17 +101,10 @@ def test_minilm_export_gives_sentence_transformers_own_embeddings(minilm, peer_p
 
 @pytest.mark.slow
 def test_masked_lm_written_by_transformers_restores_into_the_pretraining_head(peer_python, tmp_path):
-    rng = np.random.default_rng(3)
-    ids = rng.integers(5, 120, size=(3, 10)).astype(np.int32)
-    mask = np.zeros_like(ids)
-    types = np.zeros_like(ids)
-    for row, length in enumerate((10, 6, 3)):
-        mask[row, :length] = 1
-        types[row, length // 2:length] = 1
-    ids[mask == 0] = 0
-    positions = np.array([[1, 4], [2, 5], [0, 2]], np.int32)
-    np.savez(tmp_path / "inputs.npz", input_word_ids=ids, input_mask=mask, input_type_ids=types,
-             masked_lm_positions=positions)
+    inputs = {name: value.numpy() for name, value in interop_inputs().items()}  # padded, two segments; vocab 120
+    ids, mask, types = inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"]
+    positions = POSITIONS_MLM.numpy()
+    np.savez(tmp_path / "inputs.npz", masked_lm_positions=positions, **inputs)
     folder = tmp_path / "bert_for_masked_lm"
     run_peer(peer_python, "masked_lm.py", folder, tmp_path / "inputs.npz", tmp_path / "theirs.npy")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
