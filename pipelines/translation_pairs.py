@@ -11,7 +11,9 @@ training language pairs (p ~ n^alpha), and writes globally shuffled GZIP TFRecor
 ``specs.TRANSLATION_PAIRS`` per split with the spec beside them, ``stats.json``/``stats.png``, the
 dead letters and ``summary.json``. With ``--score_with=EXPORT`` (a ``trainer.export_tfhub
 --export_type=text_embedder`` folder) every pair gets the cosine and ratio margin of its sides'
-embeddings (``specs.SCORED_TRANSLATION_PAIRS``), and ``--min_margin`` filters on the margin.
+embeddings (``specs.SCORED_TRANSLATION_PAIRS``), and ``--min_margin`` filters on the margin. With
+``--teacher=EXPORT`` every pair gets that encoder's embedding of its ``--teacher_language`` side
+(``specs.distillation_pairs_spec``), the records ``labse/distill`` trains on.
 With ``--vocab_file --materialize_tokens`` a tensorflow-transform job also writes the tokenised records
 and the ``transform_fn`` the trainer can embed.
 """
@@ -83,6 +85,11 @@ class TranslationPairsOptions(CommonOptions):
         parser.add_argument("--margin_bucket_size", type=int, default=1000,
                             help="Pairs per margin bucket (per language pair, by hash): the neighbours' candidates "
                                  "and what one worker holds in memory.")
+        parser.add_argument("--teacher", default=None,
+                            help="A text_embedder export: add its embedding of each pair's --teacher_language side "
+                                 "(teacher_embedding, for labse/distill); pairs with no such side are filtered "
+                                 "(no_teacher_language).")
+        parser.add_argument("--teacher_language", default="eng", help="The language the --teacher embeds.")
         parser.add_argument("--split", default="train=0.98,validation=0.01,test=0.01",
                             help="Split fractions by hash of the normalised pair.")
         parser.add_argument("--split_seed", type=int, default=0,
@@ -135,6 +142,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         scoring = encoders.ScorePairs(o.score_with, o.margin_k, o.margin_bucket_size, o.min_margin)
     elif o.min_margin is not None:
         raise ConfigError("--min_margin needs --score_with (a text_embedder export to compute margins with)")
+    teacher, teacher_dim = None, 0
+    if o.teacher:
+        teacher_dim = encoders.check_text_embedder(o.teacher, "--teacher")
+        teacher = encoders.TeacherEmbeddings(o.teacher, o.teacher_language, o.margin_bucket_size)
+    spec = tr.pairs_spec(scoring is not None, teacher_dim, o.teacher or "", o.teacher_language)
     out_dir = common.output_dir
 
     ledger = Ledger()
@@ -154,6 +166,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         # the split, so the margin filter's counts are one stage over the whole corpus and a pair's
         # neighbours are the same whatever split it lands in.
         pairs = ledger.add(pairs | "ScorePairs" >> scoring)
+    if teacher is not None:  # after the margin filter: no teacher call for a pair it drops
+        pairs = ledger.add(pairs | "TeacherEmbeddings" >> teacher)
     splits = pairs | "Split" >> tr.SplitPairs(fractions, o.split_seed)
     if "train" in splits:
         balanced, targets = splits["train"] | "Balance" >> tr.BalanceLanguagePairs(
@@ -170,7 +184,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
         directory = FileSystems.join(out_dir, name)
         _ = written[name] | f"Write{name.title()}" >> tr.WriteTranslationPairs(
             directory, common.seed, o.num_shards, o.records_per_shard, o.write_jsonl, compression=o.compression,
-            scored=scoring is not None)
+            spec=spec)
         outputs[f"{name} pairs"] = directory
     tallies = tuple(ledger.tallies) | "PairTallies" >> beam.Flatten()
     _ = (tallies, written, targets) | "Statistics" >> tr.WriteStatistics(out_dir, chart=not o.no_stats_chart)

@@ -39,13 +39,15 @@ SCORED_TRANSLATION_PAIRS = text_pair_spec(2, with_langs=True, name="scored_trans
 TEACHER_EMBEDDING = "teacher_embedding"
 
 
-def distillation_pairs_spec(teacher_dim: int, teacher: str = "", teacher_language: str = "eng") -> FeatureSpec:
+def distillation_pairs_spec(teacher_dim: int, teacher: str = "", teacher_language: str = "eng",
+                            scored: bool = False) -> FeatureSpec:
     """Translation pairs with the teacher encoder's embedding of the pair's ``teacher_language`` side, for
     multilingual distillation (Reimers & Gurevych, 2020): the student learns to map both sides onto it.
-    ``teacher`` names the encoder (its export), recorded so a reader knows what it distils."""
+    ``teacher`` names the encoder (its export), recorded so a reader knows what it distils; ``scored``: the
+    pairs also carry ``--score_with``'s score and margin."""
     if teacher_dim < 1:
         raise SpecError(f"a teacher embedding has at least one dimension, not {teacher_dim}")
-    feats = (*TRANSLATION_PAIRS.features,
+    feats = (*(SCORED_TRANSLATION_PAIRS if scored else TRANSLATION_PAIRS).features,
              Feature(TEACHER_EMBEDDING, FLOAT32, (teacher_dim,),
                      f"the teacher's sentence embedding of the {teacher_language} side"))
     return FeatureSpec("distillation_pairs", feats, {"num_texts": 2, "teacher_dim": teacher_dim, "teacher": teacher,

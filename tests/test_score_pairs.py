@@ -134,6 +134,7 @@ def test_bad_scoring_flags_stop_at_start_up_with_one_line(fake_text_embedder, mi
     good = f"--score_with={fake_text_embedder}"
     assert "--margin_k: 0 must be >= 1" in _refusal([*base, good, "--margin_k=0"], capsys)
     assert "--margin_bucket_size: 4 must be larger" in _refusal([*base, good, "--margin_bucket_size=4"], capsys)
+    assert f"--teacher: {minilm} is not a SavedModel" in _refusal([*base, f"--teacher={minilm}"], capsys)
     assert not list((tmp_path / "out").glob("**/*.tfrecord.gz"))
 
 
@@ -261,3 +262,34 @@ def test_a_second_run_over_other_bundles_writes_the_same_bytes(scored_job, minil
     a, b = _data_files(first), _data_files(second)
     assert a == b and any(k.startswith("train/pairs-") for k in a)
     assert _data_files(scored_job["out"]) != a  # other buckets, other margins: the comparison can fail
+
+
+@pytest.mark.slow
+def test_teacher_embeddings_are_the_exports_of_the_english_side_and_labse_distill_reads_them(
+        minilm_embedder, flores_with_faults, minilm, tmp_path):
+    """``--teacher`` beside ``--score_with``: every pair that passes the margin gets the teacher's embedding of
+    its English side, the records declare both (``distillation_pairs_spec(scored=True)``), and
+    ``labse/distill`` starting from the same model reads them."""
+    import tensorflow as tf
+
+    from trainer import experiments, plan
+
+    out = tmp_path / "out"
+    summary = _run(flores_with_faults, out, minilm_embedder, f"--teacher={minilm_embedder}")
+    assert summary["balanced"]
+    teacher = summary["stages"][encoders.TEACHER_STAGE]["total"]
+    assert teacher["in"] == teacher["out"] == summary["stages"][encoders.SCORE_STAGE]["total"]["out"] > 0
+    assert teacher["filtered"] == {}  # every FLORES pair here has an English side
+    written = _written(out)
+    model = tf.saved_model.load(str(minilm_embedder))
+    direct = model(tf.constant([r["tgt_raw"] for r in written[:16]])).numpy()
+    np.testing.assert_allclose(np.array([r[specs.TEACHER_EMBEDDING] for r in written[:16]]), direct, atol=1e-6)
+    train = out / "train"
+    found = specs.read_spec_text((train / specs.SCHEMA_FILE).read_text(), (train / specs.SPEC_FILE).read_text())
+    assert found.name == "distillation_pairs" and found.params["teacher_dim"] == 384
+    found.require(specs.distillation_pairs_spec(384, scored=True), str(train))
+    cfg, _ = plan.resolve_init_source(plan.load_config("labse/distill", [], (
+        f"task.init_checkpoint={minilm},task.train_data.input_path={train}/pairs-*,"
+        "task.train_data.global_batch_size=4,runtime.distribution_strategy=one_device")))
+    batch = next(iter(experiments.make_task(cfg).dataset("train_data")))
+    assert batch[specs.TEACHER_EMBEDDING].shape == (4, 384)

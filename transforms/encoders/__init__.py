@@ -1,6 +1,7 @@
 """Sentence encoders in pipelines: the text_embedder export as a RunInference model (``handler``), the
 pure margin arithmetic (``margin``: numpy only, tested without Beam, shared with pair mining), and
-``ScorePairs`` (``scoring``), which scores and filters translation pairs bucket by bucket."""
+``ScorePairs`` (``scoring``), which scores and filters translation pairs bucket by bucket, and
+``TeacherEmbeddings`` (``teacher``), which adds a teacher's embedding for ``labse/distill``."""
 
 from transforms.encoders.handler import TextEmbedderHandler, check_text_embedder
 from transforms.encoders.margin import aligned_margins, cosine, cosine_matrix, neighbour_means, ratio_margins
@@ -8,15 +9,17 @@ from transforms.encoders.scoring import (
     EMBED_BATCH_SIZE,
     LOW_MARGIN,
     SCORE_STAGE,
+    EmbedBuckets,
     ScorePairs,
     bucket_count,
     bucket_of,
     score_bucket,
     text_chunks,
 )
+from transforms.encoders.teacher import NO_TEACHER_LANGUAGE, TEACHER_STAGE, TeacherEmbeddings
 
 __all__ = [
-    "EMBED_BATCH_SIZE", "LOW_MARGIN", "SCORE_STAGE", "ScorePairs", "TextEmbedderHandler", "aligned_margins",
-    "bucket_count", "bucket_of", "check_text_embedder", "cosine", "cosine_matrix", "neighbour_means",
-    "ratio_margins", "score_bucket", "text_chunks",
+    "EMBED_BATCH_SIZE", "LOW_MARGIN", "NO_TEACHER_LANGUAGE", "SCORE_STAGE", "TEACHER_STAGE", "EmbedBuckets",
+    "ScorePairs", "TeacherEmbeddings", "TextEmbedderHandler", "aligned_margins", "bucket_count", "bucket_of",
+    "check_text_embedder", "cosine", "cosine_matrix", "neighbour_means", "ratio_margins", "score_bucket", "text_chunks",
 ]

@@ -18,7 +18,7 @@ The steps, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -55,12 +55,21 @@ def bucket_of(pair: TranslationPair, counts: Mapping[str, int], bucket_size: int
     return pair.lang_pair, stable_hash64(b"margin_bucket", pair_key(pair)) % n
 
 
-def text_chunks(key: BucketKey, pairs: Iterable[TranslationPair], batch_size: int
+def both_sides(pair: TranslationPair) -> tuple[tuple[str, str], ...]:
+    return (SOURCE, pair.src), (TARGET, pair.tgt)
+
+
+def text_chunks(key: BucketKey, pairs: Iterable[TranslationPair], batch_size: int,
+                sides: Callable[[TranslationPair], Iterable[tuple[str, str]]] = both_sides
                 ) -> Iterator[tuple[tuple[BucketKey, str], tuple[str, ...]]]:
-    """The bucket's distinct texts of each side, sorted, in chunks of ``batch_size``: the model calls."""
-    pairs = list(pairs)
-    for side in (SOURCE, TARGET):
-        texts = sorted({p.src if side == SOURCE else p.tgt for p in pairs})
+    """The bucket's distinct texts of each side (``sides(pair)``: the ``(side, text)`` a pair needs
+    embedded), sorted, in chunks of ``batch_size``: the model calls."""
+    by_side: dict[str, set[str]] = {}
+    for pair in pairs:
+        for side, text in sides(pair):
+            by_side.setdefault(side, set()).add(text)
+    for side in sorted(by_side):
+        texts = sorted(by_side[side])
         for i in range(0, len(texts), batch_size):
             yield (key, side), tuple(texts[i:i + batch_size])
 
@@ -113,7 +122,22 @@ class ScorePairs(beam.PTransform):
         self._path, self._k, self._size, self._min, self._batch = export_path, k, bucket_size, min_margin, batch_size
 
     def expand(self, pairs: beam.PCollection) -> Accounted:
-        size, batch = self._size, self._batch
+        joined = pairs | "EmbedBuckets" >> EmbedBuckets(self._path, self._size, self._batch)
+        return accounting.apply_accounted(joined, "Score", _ScoreBuckets(self._k, self._min))
+
+
+class EmbedBuckets(beam.PTransform):
+    """Steps 1 and 2 of the module docstring, for any use of a bucket's embeddings: ``TranslationPair``s ->
+    ``(bucket, {"pairs": [the bucket's pairs], "vectors": [(side, texts, embeddings), ...]})``, the texts
+    each pair needs embedded given by ``sides`` (both sides by default)."""
+
+    def __init__(self, export_path: str, bucket_size: int, batch_size: int = EMBED_BATCH_SIZE,
+                 sides: Callable[[TranslationPair], Iterable[tuple[str, str]]] = both_sides) -> None:
+        super().__init__()
+        self._path, self._size, self._batch, self._sides = export_path, bucket_size, batch_size, sides
+
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+        size, batch, sides = self._size, self._batch, self._sides
         counts = (pairs | "LangPair" >> beam.Map(lambda p: (p.lang_pair, 1))
                   | "CountPerLangPair" >> beam.CombinePerKey(sum))
         buckets = (
@@ -123,12 +147,11 @@ class ScorePairs(beam.PTransform):
         )
         vectors = (
             buckets
-            | "Chunks" >> beam.FlatMapTuple(lambda key, ps: text_chunks(key, ps, batch))
+            | "Chunks" >> beam.FlatMapTuple(lambda key, ps: text_chunks(key, ps, batch, sides))
             | "Embed" >> RunInference(KeyedModelHandler(TextEmbedderHandler(self._path)))
             | "ByBucket" >> beam.MapTuple(_by_bucket)
         )
-        joined = {"pairs": buckets, "vectors": vectors} | "Join" >> beam.CoGroupByKey()
-        return accounting.apply_accounted(joined, "Score", _ScoreBuckets(self._k, self._min))
+        return {"pairs": buckets, "vectors": vectors} | "Join" >> beam.CoGroupByKey()
 
 
 def _by_bucket(key: tuple[BucketKey, str], result: PredictionResult

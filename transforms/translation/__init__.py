@@ -75,6 +75,7 @@ from transforms.translation.steps import (
     WriteTranslationPairs,
     encode_pair,
     pair_json,
+    pairs_spec,
 )
 
 # The names these had in the single module transforms/translation.py, which bench/translation_pairs.py
@@ -87,10 +88,10 @@ __all__ = [
     "ALIGNED", "ALIGN_BLOCK", "BALANCE_STAGE", "CLEAN_STAGE", "EMPTY", "FILTER_REASONS", "FORMATS", "IDENTICAL",
     "JSONL", "LENGTH_BINS", "LENGTH_RATIO", "NON_TEXT", "READ_STAGE", "SCRIPT", "SPLITS", "STATS_JSON", "STATS_PNG",
     "TFRECORD_COMPRESSIONS", "TOO_LONG_CHARS", "TOO_LONG_TOKENS", "TSV", "AlignedFiles", "BadRecordError",
-    "BalanceLanguagePairs", "CleanConfig", "CleanTranslationPairs", "InputPlan", "JsonFields", "Pair",
-    "PairLineParser", "ReadAlignedFiles", "ReadTranslationPairs", "SplitPairs", "TranslationPair",
-    "WriteStatistics", "WriteTranslationPairs", "build_statistics", "count_tokens", "draw_statistics",
-    "encode_pair", "filter_reason", "lang_pair_of", "length_bin", "length_keys", "letter_fraction", "nfc_single_spaced",
-    "normalize_text", "pair_json", "pair_key", "parse_json_line", "parse_split_fractions", "parse_tsv_line",
-    "plan_inputs", "sampling_rates", "split_of", "texts_in_language_order", "unordered_lang_pair",
+    "BalanceLanguagePairs", "CleanConfig", "CleanTranslationPairs", "InputPlan", "JsonFields", "Pair", "PairLineParser",
+    "ReadAlignedFiles", "ReadTranslationPairs", "SplitPairs", "TranslationPair", "WriteStatistics",
+    "WriteTranslationPairs", "build_statistics", "count_tokens", "draw_statistics", "encode_pair", "filter_reason",
+    "lang_pair_of", "length_bin", "length_keys", "letter_fraction", "nfc_single_spaced", "normalize_text", "pair_json",
+    "pair_key", "pairs_spec", "parse_json_line", "parse_split_fractions", "parse_tsv_line", "plan_inputs",
+    "sampling_rates", "split_of", "texts_in_language_order", "unordered_lang_pair",
 ]

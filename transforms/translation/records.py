@@ -39,6 +39,9 @@ class TranslationPair(NamedTuple):
     # Set by ``--score_with`` (``transforms.encoders.ScorePairs``), None otherwise.
     score: float | None = None  # cosine of the two sides' sentence embeddings
     margin: float | None = None  # ratio margin over the k nearest neighbours of both sides
+    # Set by ``--teacher`` (``transforms.encoders.TeacherEmbeddings``): the teacher's embedding of the side in
+    # its language, for ``labse/distill``; None otherwise.
+    teacher_embedding: tuple[float, ...] | None = None
 
     @property
     def lang_pair(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from specs import SCORED_TRANSLATION_PAIRS, TRANSLATION_PAIRS, FeatureSpec
+from specs import SCORED_TRANSLATION_PAIRS, TEACHER_EMBEDDING, TRANSLATION_PAIRS, FeatureSpec, distillation_pairs_spec
 from specs.errors import ConfigError
 from transforms.core import accounting
 from transforms.core.accounting import Accounted, AccountedDoFn
@@ -137,13 +137,25 @@ def _targets_table(counts: Mapping[str, int], rates: Mapping[str, tuple[int, flo
 
 # --- Beam: writing -----------------------------------------------------------------------------
 
-def _scores(pair: TranslationPair) -> dict[str, float]:
-    """The pair's ``score`` and ``margin`` where it was scored, else nothing."""
-    return {} if pair.score is None else {"score": pair.score, "margin": pair.margin}
+def pairs_spec(scored: bool = False, teacher_dim: int = 0, teacher: str = "", teacher_language: str = "eng"
+               ) -> FeatureSpec:
+    """The spec a run writes: ``TRANSLATION_PAIRS``, ``SCORED_TRANSLATION_PAIRS`` with ``--score_with``, and
+    ``distillation_pairs_spec`` with a teacher (``teacher_dim`` > 0)."""
+    if teacher_dim:
+        return distillation_pairs_spec(teacher_dim, teacher, teacher_language, scored=scored)
+    return SCORED_TRANSLATION_PAIRS if scored else TRANSLATION_PAIRS
+
+
+def _scores(pair: TranslationPair) -> dict[str, Any]:
+    """The pair's ``score`` and ``margin`` where it was scored and its ``teacher_embedding`` where it has one."""
+    out: dict[str, Any] = {} if pair.score is None else {"score": pair.score, "margin": pair.margin}
+    if pair.teacher_embedding is not None:
+        out[TEACHER_EMBEDDING] = list(pair.teacher_embedding)
+    return out
 
 
 def encode_pair(pair: TranslationPair, spec: FeatureSpec = TRANSLATION_PAIRS) -> bytes:
-    """One record of ``spec``: ``TRANSLATION_PAIRS``, or ``SCORED_TRANSLATION_PAIRS`` for scored pairs."""
+    """One record of ``spec`` (``pairs_spec``'s for the run)."""
     return spec.encode({"src_raw": pair.src, "tgt_raw": pair.tgt, "src_lang": pair.src_lang,
                         "tgt_lang": pair.tgt_lang, **_scores(pair)})
 
@@ -159,8 +171,8 @@ TFRECORD_COMPRESSIONS = {"gzip": (".tfrecord.gz", "gzip"), "none": (".tfrecord",
 
 
 class WriteTranslationPairs(beam.PTransform):
-    """``(copy_index, TranslationPair)`` -> globally shuffled GZIP TFRecord shards of ``TRANSLATION_PAIRS``
-    examples (``SCORED_TRANSLATION_PAIRS`` with ``scored``) in ``directory`` (plus the spec), and
+    """``(copy_index, TranslationPair)`` -> globally shuffled GZIP TFRecord shards of ``spec`` examples
+    (``pairs_spec``'s: scored, with teacher embeddings, or plain) in ``directory`` (plus the spec), and
     optionally a JSONL.gz copy in the same order.
 
     The sort key is a seeded hash of the normalised pair and its copy index, so the order is a
@@ -168,8 +180,8 @@ class WriteTranslationPairs(beam.PTransform):
     """
 
     def __init__(self, directory: str, seed: int, num_shards: int = 0, records_per_shard: int = 200_000,
-                 jsonl: bool = False, basename: str = "pairs", compression: str = "gzip", scored: bool = False
-                 ) -> None:
+                 jsonl: bool = False, basename: str = "pairs", compression: str = "gzip",
+                 spec: FeatureSpec = TRANSLATION_PAIRS) -> None:
         """``compression``: ``gzip`` (``.tfrecord.gz``; Model Garden reads it with ``file_type:
         tfrecord_compressed``) or ``none`` (``.tfrecord``; ``file_type: tfrecord``)."""
         super().__init__()
@@ -177,7 +189,7 @@ class WriteTranslationPairs(beam.PTransform):
             raise ValueError(f"compression {compression!r} is not one of {', '.join(TFRECORD_COMPRESSIONS)}")
         self._dir, self._seed, self._num_shards, self._per_shard = directory, seed, num_shards, records_per_shard
         self._jsonl, self._base, self._compression = jsonl, basename, compression
-        self._spec = SCORED_TRANSLATION_PAIRS if scored else TRANSLATION_PAIRS
+        self._spec = spec
 
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
         _ = pairs.pipeline | "Spec" >> WriteSpec(self._spec, self._dir)
