@@ -85,8 +85,8 @@ def sst_run(glue, tmp_path_factory):
     return trainer, model_dir, first
 
 
-def test_registry_lists_the_three_experiments():
-    assert set(experiments.NAMES) == {"bert/pretraining", "labse/train", "bert/sentence_prediction"}
+def test_registry_lists_the_four_experiments():
+    assert set(experiments.NAMES) == {"bert/pretraining", "labse/train", "labse/distill", "bert/sentence_prediction"}
     for name in experiments.NAMES:
         m = experiments.module(name)
         assert m.NAME == name and m.Task.name == name and callable(m.export) and callable(m.prepare)
