@@ -218,8 +218,8 @@ def open_hf_folder(path: str, where: str) -> Source:
 
     source = Source(where, shapes, read, config=config)
     detect(source, (HF,))
-    decoder = next((n for n in ("cls.predictions.decoder.weight",) if n in shapes), None)
-    if decoder and not np.array_equal(read(decoder), read(source.find("word_embeddings"))):  # type: ignore[arg-type]
+    decoder = "cls.predictions.decoder.weight"  # transformers ties it to the word embeddings; we only can
+    if decoder in shapes and not np.array_equal(read(decoder), read(source.find("word_embeddings"))):  # type: ignore[arg-type]
         raise ConfigError(f"{where}: the MLM decoder weights are not the word embeddings (untied output embeddings "
                           "are not supported)")
     vocab = os.path.join(transformer, "vocab.txt")
