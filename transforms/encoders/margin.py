@@ -54,7 +54,15 @@ def ratio_margins(similarity: np.ndarray, k: int) -> np.ndarray:
     """The ratio margin of every (source, target) candidate: ``[n, m]`` from the ``[n, m]`` cosines (what
     mining ranks candidates by)."""
     rows, cols = neighbour_means(similarity, k)
-    return similarity / (rows[:, None] / 2 + cols[None, :] / 2)
+    return ratio(similarity, rows[:, None], cols[None, :])
+
+
+def ratio(scores: np.ndarray | float, source_means: np.ndarray | float,
+          target_means: np.ndarray | float) -> np.ndarray | float:
+    """The ratio margin from cosines and the k-NN mean cosines of their sources and targets (broadcast):
+    the formula's one home, so that a margin computed from a whole candidate matrix and one computed from
+    neighbour lists merged across blocks (``mining``) are the same float."""
+    return scores / (source_means / 2 + target_means / 2)
 
 
 def aligned_margins(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,4 +73,4 @@ def aligned_margins(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, n
     similarity = cosine_matrix(x, y)
     rows, cols = neighbour_means(similarity, k)
     scores = np.diagonal(similarity).copy()
-    return scores, scores / (rows / 2 + cols / 2)
+    return scores, ratio(scores, rows, cols)
