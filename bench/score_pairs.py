@@ -154,6 +154,17 @@ def evaluate(rows: list[dict], labels: dict[tuple[str, int], str], threshold: fl
         print(f"  {lang}: " + ", ".join(cells))
 
 
+def export_minilm(work: pathlib.Path, env: dict[str, str]) -> str:
+    """all-MiniLM-L6-v2 exported as a text_embedder (seq_length 128) into ``work``, once (later calls reuse it)."""
+    export = work / "minilm_text_embedder"
+    if not (export / "saved_model.pb").exists():
+        subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/train",
+                        f"--checkpoint_path={MINILM}", "--export_type=text_embedder", f"--export_path={export}",
+                        "--params_override=task.train_data.seq_length=128"], cwd=REPO, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return str(export)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--langs", default="fra,por,spa", help=f"Comma-separated, among {','.join(LANGS)}.")
@@ -168,12 +179,7 @@ def main() -> None:
         return
     work = pathlib.Path(args.workdir)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    export = args.export or str(work / "minilm_text_embedder")
-    if not args.export and not (work / "minilm_text_embedder" / "saved_model.pb").exists():
-        subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/train",
-                        f"--checkpoint_path={MINILM}", "--export_type=text_embedder", f"--export_path={export}",
-                        "--params_override=task.train_data.seq_length=128"], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    export = args.export or export_minilm(work, env)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     labels = make_input(langs, args.pairs, work / "input")
     out = work / "beam"

@@ -288,7 +288,8 @@ class _Mine(AccountedDoFn):
 class _Targets(AccountedDoFn):
     stage = TARGETS_STAGE
 
-    def process(self, item: tuple[str, Mapping[str, Any]]) -> None:
+    def process(self, item: tuple[str, Mapping[str, Any]]) -> Iterator[Any]:
+        """Counts only: the pairs were written by ``_Mine``."""
         _, joined = item
         for sentence in joined["sentence"]:
             self.took_in(sentence.lang_pair)
@@ -296,6 +297,7 @@ class _Targets(AccountedDoFn):
                 self.out(sentence.lang_pair)
             else:
                 self.filtered(sentence.lang_pair, UNMATCHED)
+        yield from ()
 
 
 class MinePairs(beam.PTransform):
