@@ -58,6 +58,17 @@ def test_scoring_translation_job_graph_serialises_for_dataflow(fake_text_embedde
                                 "ScorePairs/Embed")
 
 
+@pytest.mark.slow
+def test_mining_job_graph_serialises_for_dataflow(fake_text_embedder, tmp_path):
+    """mine_pairs: RunInference, the block-pair CoGroupByKey and the neighbour CombineFn must pickle."""
+    (tmp_path / "de.txt").write_text("Hallo Welt\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("Hello world\n", encoding="utf-8")
+    _assert_builds_for_dataflow("mine_pairs", [f"--source={tmp_path / 'de.txt'}", "--source_language=deu",
+                                               f"--target={tmp_path / 'en.txt'}", "--target_language=eng",
+                                               f"--score_with={fake_text_embedder}", f"--output_dir={OUT}/mined"],
+                                "MinePairs/BlockNeighbours")
+
+
 def _assert_builds_for_dataflow(name: str, argv: list[str], expected_label: str) -> None:
     module = importlib.import_module(f"pipelines.{name}")
     options = PipelineOptions([*argv, *DATAFLOW])
