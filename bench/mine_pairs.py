@@ -18,10 +18,13 @@ translates line i), each side shuffled by its own seeded ``random.Random``, writ
 files. The job mines with ``--threshold=0`` (every mutual best pair written with its margin); since a
 pair is mined at threshold t exactly when its margin is >= t, the scores at every threshold of the grid
 (and at ``--threshold``) come from that one run, as BUCC's own scripts choose the best-F1 threshold.
-Precision: mined pairs that are a FLORES line pair; recall: FLORES line pairs mined (of ``--pairs``).
+Precision: mined pairs that are a FLORES line pair; recall: FLORES line pairs mined (of those there are).
+With ``--unpaired=U`` the English side is lines ``u+1..u+pairs`` (``u = round(U * pairs)``): the first u
+sources have no translation there and u English lines have no source, as in comparable corpora, where
+the threshold earns its keep (BUCC's corpora are mostly unpaired); ``pairs + u`` must not pass 1012.
 
 Speed, one job per language, each in its own process (``bench.process_stats``: wall, CPU of the process
-and its children, peak RSS): sentences/s (both sides' distinct sentences, embedding included) per core
+and its children, peak RSS): sentences/s (both sides' lines, embedding included) per core
 (CPU seconds) and per wall second.
 
 k-NN (``--faiss_path``): faiss-cpu is not in the project's lock. Install it outside the repo, e.g.
@@ -60,18 +63,21 @@ def _lines(lang: str, n: int) -> list[str]:
     return (FLORES / f"{lang}_Latn.devtest").read_text(encoding="utf-8").splitlines()[:n]
 
 
-def make_input(lang: str, pairs: int, directory: pathlib.Path) -> set[tuple[str, str]]:
-    """Writes ``mono.LANG.txt`` and ``mono.eng.txt`` (each side shuffled); returns the true pairs, normalised
-    as the job writes its sentences (``nfc_single_spaced``)."""
+def make_input(lang: str, pairs: int, directory: pathlib.Path, unpaired: int = 0) -> set[tuple[str, str]]:
+    """Writes ``mono.LANG.txt`` and ``mono.eng.txt`` (each side shuffled; English shifted by ``unpaired``
+    lines); returns the true pairs, normalised as the job writes its sentences (``nfc_single_spaced``)."""
     from transforms.translation import nfc_single_spaced
 
-    src, eng = _lines(lang, pairs), _lines("eng", pairs)
+    src, eng = _lines(lang, pairs + unpaired), _lines("eng", pairs + unpaired)
+    truth = {(nfc_single_spaced(s), nfc_single_spaced(t)) for s, t in zip(src[unpaired:pairs], eng[unpaired:pairs],
+                                                                          strict=True)}
+    src, eng = src[:pairs], eng[unpaired:]
     directory.mkdir(parents=True, exist_ok=True)
     for name, side in ((lang, src), ("eng", eng)):
         shuffled = side[:]
         random.Random(f"mine-{lang}-{name}").shuffle(shuffled)
         (directory / f"mono.{name}.txt").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
-    return {(nfc_single_spaced(s), nfc_single_spaced(t)) for s, t in zip(src, eng, strict=True)}
+    return truth
 
 
 def prf(mined: list[tuple[str, str, float]], truth: set[tuple[str, str]], threshold: float
@@ -158,6 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--langs", default="fra,deu", help=f"Comma-separated, among {','.join(LANGS)}.")
     parser.add_argument("--pairs", type=int, default=300, help="FLORES devtest lines per language (1012 in all).")
+    parser.add_argument("--unpaired", type=float, default=0.0,
+                        help="Fraction of sources without their translation on the English side (see above).")
     parser.add_argument("--export", default=None, help="A text_embedder export; default: all-MiniLM-L6-v2's.")
     parser.add_argument("--threshold", type=float, default=1.06, help="The --threshold reported per language.")
     parser.add_argument("--block_size", type=int, default=4000, help="The job's --block_size.")
@@ -178,14 +186,15 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     export = args.export or export_minilm(work, env)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    print(f"{len(langs)} languages x {args.pairs} FLORES lines, both sides shuffled; encoder {export}; "
+    print(f"{len(langs)} languages x {args.pairs} FLORES lines, both sides shuffled, {args.unpaired:.0%} of sources "
+          f"unpaired; encoder {export}; "
           f"--margin_k={K} --block_size={args.block_size} --mode=intersect")
     print("(shared machine: 2 cores used by several engineers at once; timings vary with their load)")
     print(f"{'lang':<5} {'P':>6} {'R':>6} {'F1':>6} {'mined':>6} | {'best t':>6} {'P':>6} {'R':>6} {'F1':>6} | "
           f"{'wall s':>7} {'cpu s':>7} {'sent/s/core':>11} {'sent/s':>7} {'peak MiB':>8}")
     results = []
     for lang in langs:
-        truth = make_input(lang, args.pairs, work / "input" / lang)
+        truth = make_input(lang, args.pairs, work / "input" / lang, round(args.unpaired * args.pairs))
         out = work / "out" / lang
         wall, cpu, rss, workers = measure([
             sys.executable, "-m", "pipelines.mine_pairs", f"--source={work / 'input' / lang / f'mono.{lang}.txt'}",
@@ -199,7 +208,7 @@ def main() -> None:
         at = prf(mined, truth, args.threshold)
         best_t = max(GRID, key=lambda t: (prf(mined, truth, t)[2], -t))
         best = prf(mined, truth, best_t)
-        sentences = len({s for s, _ in truth}) + len({t for _, t in truth})
+        sentences = 2 * args.pairs
         print(f"{lang:<5} {at[0]:>6.3f} {at[1]:>6.3f} {at[2]:>6.3f} {at[3]:>6} | {best_t:>6.2f} {best[0]:>6.3f} "
               f"{best[1]:>6.3f} {best[2]:>6.3f} | {wall:>7.1f} {cpu:>7.1f} {sentences / cpu:>11.1f} "
               f"{sentences / wall:>7.1f} {max(rss, workers):>8.0f}")
