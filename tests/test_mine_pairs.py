@@ -227,3 +227,18 @@ def test_mining_again_with_other_blocks_and_threads_writes_the_same_bytes(mined_
                  "--direct_running_mode=multi_threading")["balanced"]
     first = _files(mined_job["out"])
     assert first == _files(again) and any(k.endswith(".tfrecord.gz") for k in first)
+
+
+def test_with_an_empty_target_side_every_source_is_accounted_as_without_candidates(fake_text_embedder, tmp_path):
+    (tmp_path / "de.txt").write_text("Hallo Welt\nGuten Tag\n\nHallo Welt\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("\n", encoding="utf-8")
+    summary = runtime.run_pipeline("mine_pairs", [
+        f"--source={tmp_path / 'de.txt'}", "--source_language=deu", f"--target={tmp_path / 'en.txt'}",
+        f"--score_with={fake_text_embedder}", f"--output_dir={tmp_path / 'out'}", "--allow_empty"], mine_pairs.build)
+    assert summary["balanced"]
+    stages = summary["stages"]
+    assert stages[mining.SENTENCES_STAGE]["scopes"]["source deu"]["filtered"] == {mining.EMPTY: 1,
+                                                                                 mining.DUPLICATE: 1}
+    assert stages[mining.MINE_STAGE]["total"] == {**stages[mining.MINE_STAGE]["total"], "in": 2, "out": 0,
+                                                  "filtered": {mining.NO_CANDIDATES: 2}}
+    assert stages[mining.SENTENCES_STAGE]["scopes"]["target eng"]["filtered"] == {mining.EMPTY: 1}
