@@ -264,3 +264,17 @@ def test_dataflow_dry_run_from_the_command_line_builds_the_job_and_exits_0(share
     assert runtime.main("pretrain_data", build, argv) == 0
     out = capsys.readouterr().out
     assert "pretrain_data: dry run on DataflowRunner" in out and "nothing was run or written" in out
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("Unparseable argument: --write_jsonl. Did you mean '--write_jsonl_x'?'", False),  # a bare flag, as Beam writes it
+    ("Unparseable argument: --num_shards=4. Did you mean '--num_workers'?'", False),
+    ("Unparseable argument: --num_shrads=4. Did you mean '--num_shards'?'", True),  # a typo keeps Beam's warning
+])
+def test_beam_does_not_warn_about_the_jobs_own_flags(message, shown):
+    import logging
+
+    importlib.import_module("pipelines.mine_pairs")  # the options classes register by being imported, as a job's are
+    record = logging.LogRecord("apache_beam.options.pipeline_options", logging.WARNING, __file__, 0, message,
+                               None, None)
+    assert runtime._KnownJobFlags().filter(record) is shown

@@ -170,7 +170,8 @@ class _KnownJobFlags(logging.Filter):
         msg = record.getMessage()
         if not msg.startswith("Unparseable argument: --"):
             return True
-        name = msg[len("Unparseable argument: "):].split()[0].split("=", 1)[0]
+        # Beam writes "--flag=value" as given, but a bare "--flag" with a closing full stop.
+        name = msg[len("Unparseable argument: "):].split()[0].split("=", 1)[0].rstrip(".")
         return name not in _job_flags()
 
 
