@@ -57,7 +57,7 @@ class MinePairsOptions(CommonOptions):
                                  "is that sentence (LASER's BUCC); forward: every source's best target.")
         parser.add_argument("--block_size", type=int, default=4000,
                             help="Sentences per block: a worker holds two blocks of embeddings and one "
-                                 "block x block float64 matrix (4000: 128 MB).")
+                                 "block x block float32 matrix (4000: 64 MB).")
         flags.add_sharding(parser, records_per_shard=200_000,
                            shards_help="Shards; 0 sizes them by --records_per_shard.")
         parser.add_argument("--write_jsonl", action="store_true", help="Also write a JSONL.gz copy of the pairs.")

@@ -12,7 +12,7 @@ The steps, and why:
 3. Each side's sentences go to ``ceil(n / block_size)`` blocks by a content hash. Every (source block,
    target block) pair is one unit of work (CoGroupByKey on the block pair): ``block_neighbours`` gives
    each source its k nearest targets in the target block and each target its k nearest sources. A worker
-   holds two blocks of embeddings and one block x block float64 cosine matrix, never a whole corpus.
+   holds two blocks of embeddings and one block x block float32 cosine matrix, never a whole corpus.
 4. ``MergeNeighbours`` (a CombineFn) merges a sentence's per-block lists into its k nearest overall.
    Ties are broken by the other sentence, a total order, so the merge order does not matter.
 5. Each sentence's k-NN mean cosine (``margin.neighbour_means``), then each sentence's best candidate by
@@ -45,7 +45,7 @@ from specs.errors import ConfigError
 from transforms.core.accounting import Accounted, AccountedDoFn, apply_accounted
 from transforms.core.lines import LineBatch
 from transforms.core.seeding import stable_hash64
-from transforms.encoders.margin import cosine, cosine_matrix, neighbour_means, ratio
+from transforms.encoders.margin import cosine, neighbour_means, ratio, unit_rows
 from transforms.encoders.scoring import EMBED_BATCH_SIZE, SOURCE, TARGET, EmbedBuckets
 from transforms.translation.cleaning import nfc_single_spaced
 from transforms.translation.records import TranslationPair
@@ -98,9 +98,11 @@ def _nearest(sim: np.ndarray, k: int) -> np.ndarray:
 def block_neighbours(src_texts: list[str], x: np.ndarray, tgt_texts: list[str], y: np.ndarray, k: int
                      ) -> tuple[list[Neighbours], list[Neighbours]]:
     """One (source block, target block) unit: each source's k nearest targets and each target's k nearest
-    sources in it. Candidates come from the float64 product (``cosine_matrix``), their cosines from
-    ``cosine`` row by row (bits independent of the block's shape: see the module docstring)."""
-    sim = cosine_matrix(x, y)
+    sources in it. Candidates (2k per row) come from a float32 product of the unit rows, their cosines from
+    float64 ``cosine`` row by row (bits independent of the block's shape: see the module docstring). float32
+    halves the product's time and memory (bench/mine_pairs.py: 3.7 s against 7.6 s for 12,144 x 12,144, the
+    same neighbours); its error (~1e-7) matters only where the k-th and the 2k-th candidate are that close."""
+    sim = unit_rows(x).astype(np.float32) @ unit_rows(y).astype(np.float32).T
     rows = _nearest(sim, k)  # [n, c] target indices
     cols = _nearest(sim.T, k)  # [m, c] source indices
     del sim
