@@ -77,10 +77,11 @@ def tatoeba_languages(flores: pathlib.Path, tatoeba: pathlib.Path) -> list[str]:
     return sorted(c for c in codes if (tatoeba / f"tatoeba.{c}-eng.{c}").exists())
 
 
-def distill_override(args: argparse.Namespace) -> str:
-    """``labse/distill``'s model and data settings: the student starts from the folder (its vocabulary, casing,
-    shape); pooling and normalisation as the folder's sentence-transformers modules (and the teacher's export)."""
-    return (f"task.init_checkpoint={args.polyembed_init},task.model.pooling=mean,task.model.normalize=true,"
+def distill_override(args: argparse.Namespace, init: str) -> str:
+    """``labse/distill``'s model and data settings: the student starts from ``init`` (the folder or a run: its
+    vocabulary, casing, shape); pooling and normalisation as the folder's sentence-transformers modules (and so
+    the teacher's export)."""
+    return (f"task.init_checkpoint={init},task.model.pooling=mean,task.model.normalize=true,"
             f"task.train_data.seq_length={args.seq_length},task.train_data.global_batch_size={args.batch_size},"
             "runtime.distribution_strategy=one_device")
 
@@ -106,8 +107,7 @@ def parse_recipe(recipe: str) -> list[tuple[str, float]]:
 def train_best(args: argparse.Namespace, work: pathlib.Path, pattern: str, pairs: int) -> dict[str, Any]:
     """The ``--best_recipe`` stages in turn, each from the previous one's checkpoint; returns the last stage's
     measurements with steps, wall and CPU summed over the stages, peak RSS their largest."""
-    stages, total, stats = parse_recipe(args.best_recipe), None, []
-    init = args.polyembed_init
+    stages, stats, init = parse_recipe(args.best_recipe), [], args.polyembed_init
     for i, (kind, lr) in enumerate(stages):
         steps = args.train_steps // len(stages)
         stage = argparse.Namespace(**{**vars(args), "train_steps": steps, "learning_rate": lr,
@@ -115,15 +115,13 @@ def train_best(args: argparse.Namespace, work: pathlib.Path, pattern: str, pairs
                                       "steps_per_loop": max(1, min(args.steps_per_loop, steps)),
                                       "max_train_seconds": args.max_train_seconds / len(stages)})
         if kind == "distill":
-            model, experiment = distill_override(argparse.Namespace(**{**vars(stage), "polyembed_init": init})), \
-                "labse/distill"
+            experiment, model = "labse/distill", distill_override(stage, init)
         else:
-            model, experiment = (f"task.init_checkpoint={init},"
-                                 f"{model_override(stage, args.labse_margin, True, init=False)}"), "labse/train"
-        total = train_polyembed(stage, work, f"polyembed_best/{i}_{kind}", pattern, pairs, model, experiment)
-        stats.append(total)
-        init = total["run"]
-    assert total is not None
+            experiment = "labse/train"
+            model = f"task.init_checkpoint={init},{model_override(stage, args.labse_margin, True, init=False)}"
+        stats.append(train_polyembed(stage, work, f"polyembed_best/{i}_{kind}", pattern, pairs, model, experiment))
+        init = stats[-1]["run"]
+    total = dict(stats[-1])
     for key in ("steps", "wall_s", "cpu_s"):
         total[key] = sum(s[key] for s in stats)
     total["peak_rss_mib"] = max(s["peak_rss_mib"] for s in stats)
@@ -136,7 +134,7 @@ def export_student(args: argparse.Namespace, run: str, path: pathlib.Path) -> No
     """The distilled student's ``text_embedder`` export (strings -> embeddings), what ``--score_with`` and
     ``pipelines.mine_pairs`` load."""
     subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/distill", f"--model_dir={run}",
-                    f"--params_override={distill_override(args)}", "--export_type=text_embedder",
+                    f"--params_override={distill_override(args, args.polyembed_init)}", "--export_type=text_embedder",
                     f"--export_path={path}"], check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
 
@@ -191,8 +189,8 @@ def main() -> None:
         models["peer"] = results["peer"]["model"]
         print(f"peer trained ({time.perf_counter() - start:.0f} s so far)", flush=True)
     if "polyembed" in runs:
-        results["polyembed"] = train_polyembed(args, work, "polyembed", pattern, pairs, distill_override(args),
-                                               "labse/distill")
+        results["polyembed"] = train_polyembed(args, work, "polyembed", pattern, pairs,
+                                               distill_override(args, args.polyembed_init), "labse/distill")
         models["polyembed"] = results["polyembed"]["export"]
         export_student(args, results["polyembed"]["run"], work / "student_export")
         print(f"polyembed trained ({time.perf_counter() - start:.0f} s so far)", flush=True)
