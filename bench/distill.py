@@ -157,8 +157,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default=str(REPO / "bench_out" / "distill"))
     p.add_argument("--runs", default=",".join(RUNS), help=f"Some of {', '.join(RUNS)}.")
-    p.add_argument("--best_recipe", default="distill@1e-4,labse@1e-4",
-                   help="polyembed_best's stages, comma-separated distill@LR or labse@LR (module docstring).")
+    p.add_argument("--best_recipe", default="labse@1e-4",
+                   help="polyembed_best's stages, comma-separated distill@LR or labse@LR (module docstring); the "
+                        "default is the best of docs/trainer.md's first look.")
     p.add_argument("--all_languages", action=argparse.BooleanOptionalAction, default=True,
                    help="Also score Tatoeba for every FLORES language it has.")
     add_arguments(p)
