@@ -79,9 +79,10 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), "HF_H
        "TOKENIZERS_PARALLELISM": "false"}
 
 
-def make_pairs(work: pathlib.Path, langs: Sequence[str]) -> tuple[str, str, int]:
-    """FLORES xx->eng through ``pipelines.translation_pairs``; returns the records' pattern, the JSONL copy
-    and the number of pairs. FLORES files are linked under the job's aligned-file names, not copied."""
+def make_pairs(work: pathlib.Path, langs: Sequence[str], flags: Sequence[str] = ()) -> tuple[str, str, int]:
+    """FLORES xx->eng through ``pipelines.translation_pairs`` (with its ``flags``, e.g. a ``--teacher``);
+    returns the records' pattern, the JSONL copy and the number of pairs. FLORES files are linked under the
+    job's aligned-file names, not copied."""
     flores = SHARED / "translation" / "flores200_devtest"
     links = work / "flores"
     links.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def make_pairs(work: pathlib.Path, langs: Sequence[str]) -> tuple[str, str, int]
     out = work / "pairs"
     if not (out / "_RUN_COMPLETE.json").exists():
         subprocess.run([sys.executable, "-m", "pipelines.translation_pairs", f"--input={links}/flores.*",
-                        f"--output_dir={out}", "--split=train=1.0", "--write_jsonl", "--no_stats_chart"],
+                        f"--output_dir={out}", "--split=train=1.0", "--write_jsonl", "--no_stats_chart", *flags],
                        check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     jsonl = sorted((out / "train" / "jsonl").glob("*.jsonl.gz"))
     import gzip
@@ -155,17 +156,18 @@ def config_flags(args: argparse.Namespace) -> list[str]:
 
 
 def train_polyembed(args: argparse.Namespace, work: pathlib.Path, name: str, pattern: str, pairs: int,
-                    margin: float, bidirectional: bool) -> dict[str, Any]:
-    """Trains, exports and embeds one polyembed run; returns its measurements."""
+                    model: str, experiment: str = "labse/train") -> dict[str, Any]:
+    """Trains and exports one polyembed run of ``experiment`` with the ``model`` override (``model_override``'s
+    for ``labse/train``); returns its measurements. Steps, rate and time box are ``args``'."""
     steps, loop = args.train_steps, args.steps_per_loop
-    run, model = work / name / "run", model_override(args, margin, bidirectional)
+    run = work / name / "run"
     checkpoints = loop if args.max_train_seconds else steps
     override = (f"{model},task.train_data.input_path={pattern},task.train_data.shuffle_buffer_size={pairs},"
                 f"trainer.train_steps={steps},trainer.steps_per_loop={loop},trainer.checkpoint_interval="
                 f"{checkpoints},{schedule_override(steps, args.warmup_steps, args.learning_rate)}")
     log = work / name / "train.log"
     run.parent.mkdir(parents=True, exist_ok=True)
-    wall, cpu, rss, _ = measure([sys.executable, "-m", "trainer.task", "--experiment=labse/train", "--mode=train",
+    wall, cpu, rss, _ = measure([sys.executable, "-m", "trainer.task", f"--experiment={experiment}", "--mode=train",
                                  f"--model_dir={run}", *config_flags(args), f"--params_override={override}"],
                                 ENV, limit_s=args.max_train_seconds + args.startup_allowance_s
                                 if args.max_train_seconds else 0.0, log=str(log))
@@ -180,24 +182,25 @@ def train_polyembed(args: argparse.Namespace, work: pathlib.Path, name: str, pat
     steady = [(b - a, m["examples_per_second"]) for (a, _), (b, m) in itertools.pairwise(chunks)]
     seconds = sum(n * args.batch_size / eps for n, eps in steady)
     export = work / name / "export"
-    subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/train", f"--model_dir={run}",
+    subprocess.run([sys.executable, "-m", "trainer.export_tfhub", f"--experiment={experiment}", f"--model_dir={run}",
                     *config_flags(args), f"--params_override={model}", f"--export_path={export}"],
                    check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return {"steps": done, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss,
             "pairs_per_s_loop": sum(n for n, _ in steady) * args.batch_size / seconds if seconds else float("nan"),
             "pairs_per_s_e2e": done * args.batch_size / wall, "padded_length": float("nan"),
-            "final_loss": chunks[-1][1].get("loss"), "export": str(export)}
+            "final_loss": chunks[-1][1].get("loss"), "export": str(export), "run": str(run)}
 
 
-def train_peer(args: argparse.Namespace, work: pathlib.Path, jsonl: str) -> dict[str, Any]:
-    """Trains the peer in its venv (``bench/st_peer.py``); returns its measurements."""
+def train_peer(args: argparse.Namespace, work: pathlib.Path, jsonl: str, command: Sequence[str]) -> dict[str, Any]:
+    """Trains the peer in its venv with ``bench/st_peer.py``'s ``command`` (a training subcommand and its own
+    flags); returns its measurements."""
     out, stats_file = work / "peer" / "model", work / "peer" / "stats.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    wall, cpu, rss, _ = measure([str(args.peer_python), str(REPO / "bench" / "st_peer.py"), "train",
+    wall, cpu, rss, _ = measure([str(args.peer_python), str(REPO / "bench" / "st_peer.py"), *command,
                                  f"--model={args.minilm}", f"--pairs={jsonl}", f"--out={out}",
                                  f"--stats={stats_file}", f"--steps={args.train_steps}",
                                  f"--warmup_steps={args.warmup_steps}", f"--batch_size={args.batch_size}",
-                                 f"--learning_rate={args.learning_rate}", f"--scale={args.logit_scale}",
+                                 f"--learning_rate={args.learning_rate}",
                                  f"--max_seq_length={args.seq_length}",
                                  f"--max_train_seconds={args.max_train_seconds}"],
                                 ENV, log=str(work / "peer" / "train.log"))
@@ -269,19 +272,20 @@ def score(embeddings: str, index: dict[str, int], tatoeba: dict[str, tuple[list[
     return out
 
 
-def print_table(results: dict[str, dict[str, Any]], langs: Sequence[str]) -> None:
-    """Rows: Tatoeba per language and mean, STS-B, then speed and memory; columns: each system, and the
-    polyembed runs over the peer."""
-    cols = [c for c in ("peer_before", "peer", "polyembed_before", "polyembed_mnrl", "polyembed_labse")
-            if c in results]
-    # "before/peer": polyembed's and the peer's reading of the untrained folder
-    ratios = [(f"{c[len('polyembed_'):]}/peer", c, "peer_before" if c == "polyembed_before" else "peer")
-              for c in cols if c.startswith("polyembed") and ("peer" in results or c == "polyembed_before")]
-    ratios = [r for r in ratios if r[2] in results]
-    head = f"{'':<22}" + "".join(f"{c:>17}" for c in cols) + "".join(f"{r[0]:>16}" for r in ratios)
-    print(head)
+SPEED_ROWS = (("train steps", "steps", "d"), ("pairs/s loop", "pairs_per_s_loop", ".2f"),
+              ("pairs/s e2e", "pairs_per_s_e2e", ".2f"), ("train wall s", "wall_s", ".1f"),
+              ("train cpu s", "cpu_s", ".1f"), ("peak RSS MiB", "peak_rss_mib", ".0f"),
+              ("padded tokens/side", "padded_length", ".1f"), ("final loss", "final_loss", ".4f"))
 
-    def row(label: str, key: str, fmt: str) -> None:
+
+def print_table(results: dict[str, dict[str, Any]], cols: Sequence[str], ratios: Sequence[tuple[str, str, str]],
+                rows: Sequence[tuple[str, str, str]]) -> None:
+    """One column per system in ``cols`` that has results, then one per ``(label, system, over)`` ratio; one
+    row per ``(label, key, format)``; a cell without a number is ``-``."""
+    cols = [c for c in cols if c in results]
+    ratios = [r for r in ratios if r[1] in results and r[2] in results]
+    print(f"{'':<22}" + "".join(f"{c:>17}" for c in cols) + "".join(f"{r[0]:>16}" for r in ratios))
+    for label, key, fmt in rows:
         cells = "".join(f"{results[c][key]:>17{fmt}}" if isinstance(results[c].get(key), (int, float))
                         else f"{'-':>17}" for c in cols)
         for _, c, p in ratios:
@@ -290,25 +294,11 @@ def print_table(results: dict[str, dict[str, Any]], langs: Sequence[str]) -> Non
                 f"{'-':>16}"
         print(f"{label:<22}{cells}")
 
-    for lang in langs:
-        row(f"tatoeba {lang}", lang, ".4f")
-    row("tatoeba mean", "mean", ".4f")
-    row("STS-B dev spearman", "sts_b", ".4f")
-    row("train steps", "steps", "d")
-    row("pairs/s loop", "pairs_per_s_loop", ".2f")
-    row("pairs/s e2e", "pairs_per_s_e2e", ".2f")
-    row("train wall s", "wall_s", ".1f")
-    row("train cpu s", "cpu_s", ".1f")
-    row("peak RSS MiB", "peak_rss_mib", ".0f")
-    row("padded tokens/side", "padded_length", ".1f")
-    row("final loss", "final_loss", ".4f")
 
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", default=str(REPO / "bench_out" / "vs_sentence_transformers"))
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags this bench shares with the benches that reuse its functions (``bench/distill.py``), which
+    read them from ``args``."""
     p.add_argument("--langs", default=LANGS, help="Training pairs from FLORES and Tatoeba scored, these languages.")
-    p.add_argument("--runs", default=",".join(RUNS), help=f"Some of {', '.join(RUNS)}.")
     p.add_argument("--train_steps", type=int, default=0, help="0: one epoch (pairs // batch_size).")
     p.add_argument("--max_eval_lines", type=int, default=0, help="Tatoeba lines per language; 0: all.")
     p.add_argument("--max_sts_pairs", type=int, default=0, help="STS-B dev pairs scored; 0: all 1,500.")
@@ -330,6 +320,27 @@ def main() -> None:
                    help="polyembed's task.init_checkpoint (default: the same folder); empty: from scratch, which "
                         "needs --polyembed_config with the shapes (a check of this script, not a comparison).")
     p.add_argument("--polyembed_config", default="", help="A labse/train config file for polyembed's runs.")
+
+
+def evaluate(args: argparse.Namespace, work: pathlib.Path, models: dict[str, str], langs: Sequence[str]
+             ) -> dict[str, dict[str, float]]:
+    """``score`` of each ``{system: model}`` on Tatoeba (``langs``) and STS-B dev: the sentences of both are
+    embedded once per system, from one deduplicated list."""
+    tatoeba, sts_texts = eval_texts(langs, args.max_eval_lines, args.max_sts_pairs)
+    sentences = list(dict.fromkeys([s for pair in tatoeba.values() for side in pair for s in side] +
+                                   sts_texts[0] + sts_texts[1]))
+    sentences_file = work / "sentences.json"
+    sentences_file.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
+    index = {s: i for i, s in enumerate(sentences)}
+    return {system: score(embed_all(args, work, system, model, str(sentences_file)), index, tatoeba, sts_texts)
+            for system, model in models.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default=str(REPO / "bench_out" / "vs_sentence_transformers"))
+    p.add_argument("--runs", default=",".join(RUNS), help=f"Some of {', '.join(RUNS)}.")
+    add_arguments(p)
     p.add_argument("--embed_export", nargs=3, metavar=("EXPORT", "SENTENCES_JSON", "OUT_NPY"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.embed_export:
@@ -340,7 +351,7 @@ def main() -> None:
     langs = [x for x in args.langs.split(",") if x]
     if unknown or not runs or not langs:
         p.error(f"--runs: one or more of {', '.join(RUNS)}; --langs: at least one language")
-    work = pathlib.Path(args.workdir)
+    work = pathlib.Path(args.workdir).resolve()  # the peer's training changes its directory
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pattern, jsonl, pairs = make_pairs(work, langs)
@@ -353,28 +364,28 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     models: dict[str, str] = {"peer_before": args.minilm}
     if "peer" in runs:
-        results["peer"] = train_peer(args, work, jsonl)
+        results["peer"] = train_peer(args, work, jsonl, ["train", f"--scale={args.logit_scale}"])
         models["peer"] = results["peer"]["model"]
         print(f"peer trained ({time.perf_counter() - start:.0f} s so far)", flush=True)
     for name, margin, bidirectional in (("polyembed_mnrl", 0.0, False), ("polyembed_labse", args.labse_margin, True)):
         if name in runs:
-            results[name] = train_polyembed(args, work, name, pattern, pairs, margin, bidirectional)
+            results[name] = train_polyembed(args, work, name, pattern, pairs,
+                                            model_override(args, margin, bidirectional))
             models[name] = results[name]["export"]
             print(f"{name} trained ({time.perf_counter() - start:.0f} s so far)", flush=True)
     if args.polyembed_init and any(r.startswith("polyembed") for r in runs):
         models["polyembed_before"] = export_before(args, work)
     # Read only now: the readers' imports would raise the peak RSS the measured subjects inherit.
-    tatoeba, sts_texts = eval_texts(langs, args.max_eval_lines, args.max_sts_pairs)
-    sentences = list(dict.fromkeys([s for pair in tatoeba.values() for side in pair for s in side] +
-                                   sts_texts[0] + sts_texts[1]))
-    sentences_file = work / "sentences.json"
-    sentences_file.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
-    index = {s: i for i, s in enumerate(sentences)}
-    for system, model in models.items():
-        results.setdefault(system, {}).update(score(embed_all(args, work, system, model, str(sentences_file)), index,
-                                                    tatoeba, sts_texts))
+    for system, scores in evaluate(args, work, models, langs).items():
+        results.setdefault(system, {}).update(scores)
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    print_table(results, langs)
+    cols = ("peer_before", "peer", "polyembed_before", "polyembed_mnrl", "polyembed_labse")
+    # "before/peer": polyembed's and the peer's reading of the untrained folder
+    ratios = [(f"{c[len('polyembed_'):]}/peer", c, "peer_before" if c == "polyembed_before" else "peer")
+              for c in cols if c.startswith("polyembed")]
+    print_table(results, cols, ratios, [*((f"tatoeba {lang}", lang, ".4f") for lang in langs),
+                                        ("tatoeba mean", "mean", ".4f"), ("STS-B dev spearman", "sts_b", ".4f"),
+                                        *SPEED_ROWS])
     print(f"total {time.perf_counter() - start:.0f} s; load average {os.getloadavg()}; results in "
           f"{work / 'results.json'}")
 
