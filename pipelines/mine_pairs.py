@@ -32,6 +32,7 @@ from transforms.core.flags import flag_list
 from transforms.core.lines import ReadLineBatches
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
 from transforms.core.storage import match_files
+from transforms.core.tfrecords import holds_records
 from transforms.encoders import mining
 
 
@@ -93,7 +94,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     _ = (pairs | "Once" >> beam.Map(lambda p: (0, p))
          | "WritePairs" >> tr.WriteTranslationPairs(directory, common.seed, o.num_shards, o.records_per_shard,
                                                     o.write_jsonl, spec=tr.pairs_spec(scored=True)))
-    return ledger.built({"mined pairs": directory})
+    # a run that mines nothing (every source below the threshold, or no sentence at all) is not finished
+    return ledger.built({"mined pairs": directory},
+                        empty_outputs=lambda: [] if holds_records(directory) else ["mined pairs"])
 
 
 if __name__ == "__main__":

@@ -242,3 +242,16 @@ def test_with_an_empty_target_side_every_source_is_accounted_as_without_candidat
     assert stages[mining.MINE_STAGE]["total"] == {**stages[mining.MINE_STAGE]["total"], "in": 2, "out": 0,
                                                   "filtered": {mining.NO_CANDIDATES: 2}}
     assert stages[mining.SENTENCES_STAGE]["scopes"]["target eng"]["filtered"] == {mining.EMPTY: 1}
+
+
+def test_a_run_that_mines_nothing_is_left_unfinished(fake_text_embedder, tmp_path, capsys):
+    """Lines read but no pair mined (here: no target sentence at all) is not a finished run: exit 1, no
+    completion marker, the warning naming the mined pairs; ``--allow_empty`` accepts it (the test above)."""
+    (tmp_path / "de.txt").write_text("Hallo Welt\nGuten Tag\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = runtime.main("mine_pairs", mine_pairs.build, [
+        f"--source={tmp_path / 'de.txt'}", "--source_language=deu", f"--target={tmp_path / 'en.txt'}",
+        f"--score_with={fake_text_embedder}", f"--output_dir={out}"])
+    assert code == 1 and not (out / "_RUN_COMPLETE.json").exists()
+    assert "warning: mined pairs yielded no records" in capsys.readouterr().err

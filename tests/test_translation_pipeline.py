@@ -228,3 +228,14 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(shared_data, tmp
     train = _read_split(tmp_path / "run0" / "train")
     counts = collections.Counter(r for r in train)
     assert max(counts.values()) == 2  # upsampled copies are written
+
+
+def test_pairs_read_but_none_written_leave_the_run_unfinished(tmp_path, capsys):
+    """Every pair removed by cleaning (here: identical sides) writes no pair: exit 1, no completion
+    marker, as a run whose inputs hold no record."""
+    (tmp_path / "p.deu-eng.tsv").write_text("Hallo\tHallo\nJa\tJa\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = runtime.main("translation_pairs", translation_pairs.build,
+                        [f"--input={tmp_path / 'p.deu-eng.tsv'}", f"--output_dir={out}"])
+    assert code == 1 and not (out / "_RUN_COMPLETE.json").exists()
+    assert "warning: the pairs yielded no records" in capsys.readouterr().err
