@@ -199,9 +199,8 @@ def _to_blocks(node: tuple[Node, np.ndarray], counts: Mapping[str, int], block_s
                ) -> Iterator[tuple[tuple[int, int], tuple[str, str, np.ndarray]]]:
     """A sentence to every block pair its block is part of: ``(source block, target block)``."""
     (side, text), vector = node
-    other = TARGET if side == SOURCE else SOURCE
     own = block_of(side, text, block_count(counts[side], block_size))
-    for j in range(block_count(counts.get(other, 0), block_size)):
+    for j in range(block_count(counts.get(_other(side), 0), block_size)):
         yield ((own, j) if side == SOURCE else (j, own)), (side, text, vector)
 
 
@@ -275,11 +274,11 @@ class _Mine(AccountedDoFn):
     def process(self, item: tuple[str, Mapping[str, Any]]) -> Iterator[TranslationPair]:
         _, joined = item
         best = next(iter(joined["best"]), None)
+        reason = decide(best, best is not None and best.other in set(joined["chosen_by"]), self._threshold,
+                        self._mode)
         for sentence in joined["sentence"]:
             scope = sentence.lang_pair
             self.took_in(scope)
-            reason = decide(best, best is not None and best.other in set(joined["chosen_by"]), self._threshold,
-                            self._mode)
             if reason is not None:
                 self.filtered(scope, reason)
                 continue
@@ -293,9 +292,10 @@ class _Targets(AccountedDoFn):
     def process(self, item: tuple[str, Mapping[str, Any]]) -> Iterator[Any]:
         """Counts only: the pairs were written by ``_Mine``."""
         _, joined = item
+        used = any(True for _ in joined["mined"])
         for sentence in joined["sentence"]:
             self.took_in(sentence.lang_pair)
-            if any(True for _ in joined["mined"]):
+            if used:
                 self.out(sentence.lang_pair)
             else:
                 self.filtered(sentence.lang_pair, UNMATCHED)
