@@ -24,8 +24,11 @@ The runs, all from the all-MiniLM-L6-v2 folder, batch 32 pairs, 128 tokens, 10% 
   ``<workdir>/student_export`` (printed at the end) for the filtering and mining benches.
 - ``polyembed_best``: ``--best_recipe``, stages run one after the other, each starting from the last one's
   checkpoint and each given an equal share of the steps (and of ``--max_train_seconds``), so the recipe has the
-  other runs' step budget: ``distill@LR`` is ``labse/distill`` at that peak rate, ``labse@LR`` ``labse/train``
-  with LaBSE's loss (additive margin ``--labse_margin``, both directions, scale ``--logit_scale``).
+  other runs' step budget unless ``--best_steps`` gives it another (the table's CPU seconds are then the budget
+  to compare): ``distill@LR`` is ``labse/distill`` at that peak rate, ``labse@LR`` ``labse/train`` with LaBSE's
+  loss (additive margin ``--labse_margin``, both directions, scale ``--logit_scale``), ``mixed@LR``
+  ``labse/distill`` with that loss added to the MSEs (``task.ranking_weight=--ranking_weight``,
+  ``task.ranking_keys=--ranking_keys``).
 
 "pairs/s": training pairs (one src sentence and its English translation, both embedded by the student) per
 second, the same count on both sides. Evaluation: every system's embeddings scored by the same code
@@ -66,6 +69,7 @@ from vs_sentence_transformers import (  # noqa: E402  (bench/, the script's fold
 )
 
 RUNS = ("peer", "polyembed", "polyembed_best")
+STAGES = ("distill", "mixed", "labse")
 # FLORES codes whose Tatoeba test set goes by the macrolanguage's code
 TATOEBA_CODES = {"arb": "ara", "zho": "cmn"}
 
@@ -96,8 +100,8 @@ def parse_recipe(recipe: str) -> list[tuple[str, float]]:
             rate = float(lr)
         except ValueError:
             rate = 0.0
-        if kind not in ("distill", "labse") or not rate > 0:
-            raise SystemExit(f"--best_recipe: {part!r} is not distill@LR or labse@LR with LR > 0")
+        if kind not in STAGES or not rate > 0:
+            raise SystemExit(f"--best_recipe: {part!r} is not distill@LR, mixed@LR or labse@LR with LR > 0")
         stages.append((kind, rate))
     if not stages:
         raise SystemExit("--best_recipe: at least one stage")
@@ -109,13 +113,16 @@ def train_best(args: argparse.Namespace, work: pathlib.Path, pattern: str, pairs
     measurements with steps, wall and CPU summed over the stages, peak RSS their largest."""
     stages, stats, init = parse_recipe(args.best_recipe), [], args.polyembed_init
     for i, (kind, lr) in enumerate(stages):
-        steps = args.train_steps // len(stages)
+        steps = (args.best_steps or args.train_steps) // len(stages)
         stage = argparse.Namespace(**{**vars(args), "train_steps": steps, "learning_rate": lr,
                                       "warmup_steps": math.ceil(args.warmup_fraction * steps),
                                       "steps_per_loop": max(1, min(args.steps_per_loop, steps)),
                                       "max_train_seconds": args.max_train_seconds / len(stages)})
-        if kind == "distill":
+        if kind in ("distill", "mixed"):
             experiment, model = "labse/distill", distill_override(stage, init)
+            if kind == "mixed":
+                model += (f",task.ranking_weight={args.ranking_weight},task.ranking_keys={args.ranking_keys},"
+                          f"task.logit_scale={args.logit_scale},task.logit_margin={args.labse_margin}")
         else:
             experiment = "labse/train"
             model = f"task.init_checkpoint={init},{model_override(stage, args.labse_margin, True, init=False)}"
@@ -158,8 +165,14 @@ def main() -> None:
     p.add_argument("--workdir", default=str(REPO / "bench_out" / "distill"))
     p.add_argument("--runs", default=",".join(RUNS), help=f"Some of {', '.join(RUNS)}.")
     p.add_argument("--best_recipe", default="labse@1e-4",
-                   help="polyembed_best's stages, comma-separated distill@LR or labse@LR (module docstring); the "
-                        "default is the best of docs/trainer.md's first look.")
+                   help="polyembed_best's stages, comma-separated distill@LR, mixed@LR or labse@LR (module "
+                        "docstring); the default is the best of docs/trainer.md's first look.")
+    p.add_argument("--best_steps", type=int, default=0,
+                   help="polyembed_best's steps, all stages together; 0: --train_steps (the other runs' budget).")
+    p.add_argument("--ranking_weight", type=float, default=0.003,
+                   help="mixed@LR stages: labse/distill's task.ranking_weight.")
+    p.add_argument("--ranking_keys", choices=("student", "teacher"), default="student",
+                   help="mixed@LR stages: labse/distill's task.ranking_keys.")
     p.add_argument("--all_languages", action=argparse.BooleanOptionalAction, default=True,
                    help="Also score Tatoeba for every FLORES language it has.")
     add_arguments(p)

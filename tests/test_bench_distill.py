@@ -45,6 +45,7 @@ def test_tatoeba_languages_on_the_real_sets(distill, shared_data):
 
 def test_best_recipe_parses_stages_and_refuses_anything_else(distill):
     assert distill.parse_recipe("distill@1e-4,labse@5e-5") == [("distill", 1e-4), ("labse", 5e-5)]
+    assert distill.parse_recipe("mixed@2e-4") == [("mixed", 2e-4)]
     for bad in ("", "mse@1e-4", "distill", "labse@0", "labse@x"):
         with pytest.raises(SystemExit, match="--best_recipe"):
             distill.parse_recipe(bad)

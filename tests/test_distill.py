@@ -23,6 +23,55 @@ def test_mse_sums_is_torch_mse_loss_times_the_batch():
     assert float(mse_sums(tf.constant(student), tf.constant(teacher))) == pytest.approx(want, rel=1e-6)
 
 
+def _fixed_embeddings(rows: dict[str, np.ndarray]):
+    """A stand-in model: each side's ``default`` output is the row given for its first token id."""
+    def model(inputs, training=False):
+        return {"default": tf.constant(rows[int(inputs["input_word_ids"][0, 0])])}
+    return model
+
+
+def _side(first_id: int) -> dict[str, tf.Tensor]:
+    return {f"input_{n}": tf.fill([3, 4], first_id) for n in ("word_ids", "mask", "type_ids")}
+
+
+def test_ranking_weight_adds_labse_in_batch_softmax_to_the_two_mses():
+    rng = np.random.default_rng(1)
+    src, tgt, teacher = (rng.normal(size=(3, 8)).astype(np.float32) for _ in range(3))
+    src, tgt = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (src, tgt))
+    features = {**{f"src_{k}": v for k, v in _side(1).items()}, **{f"tgt_{k}": v for k, v in _side(2).items()},
+                specs.TEACHER_EMBEDDING: tf.constant(teacher)}
+    model = _fixed_embeddings({1: src, 2: tgt})
+    plain = experiments.make_task(_config_without_source("unused", hidden=64))
+    mixed = experiments.make_task(_config_without_source("unused", hidden=64, extra=",task.ranking_weight=0.5"))
+    mse_loss, mse_stats = plain.step(model, features, True, 3)
+    loss, stats = mixed.step(model, features, True, 3)
+
+    def xent(q: np.ndarray, k: np.ndarray) -> float:  # scale 20, margin 0.3 on the diagonal: the defaults
+        logits = 20.0 * (q @ k.T - 0.3 * np.eye(3))
+        return float(sum(np.log(np.exp(r).sum()) - r[i] for i, r in enumerate(logits)))
+    ranking = (xent(src, tgt) + xent(tgt, src)) / 2
+    assert "ranking_sum" not in mse_stats
+    assert float(stats["ranking_sum"]) == pytest.approx(ranking, rel=1e-5)
+    assert float(loss) == pytest.approx(float(mse_loss) + 0.5 * ranking / 3, rel=1e-5)
+    metrics = mixed.metrics({k: float(v) for k, v in stats.items()})
+    assert set(metrics) == {"loss", "src_mse", "tgt_mse", "ranking_loss", "in_batch_src_to_tgt_accuracy",
+                            "in_batch_tgt_to_src_accuracy"}
+    assert metrics["ranking_loss"] == pytest.approx(ranking / 3, rel=1e-5)
+    against_teacher = experiments.make_task(_config_without_source(
+        "unused", hidden=64, extra=",task.ranking_weight=0.5,task.ranking_keys=teacher"))
+    _, stats = against_teacher.step(model, features, True, 3)
+    assert float(stats["ranking_sum"]) == pytest.approx((xent(src, teacher) + xent(teacher, src)) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (",task.ranking_weight=-0.1", r"task\.ranking_weight -0\.1 is negative"),
+    (",task.ranking_keys=both", r"task\.ranking_keys 'both' is not one of student, teacher"),
+])
+def test_a_ranking_term_it_cannot_run_stops_at_start_up(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        plan.resolve_init_source(_config_without_source("unused", hidden=64, extra=extra))
+
+
 @pytest.fixture(scope="module")
 def distillation_records(tmp_path_factory, shared_data, minilm):
     root = tmp_path_factory.mktemp("distill")
@@ -86,10 +135,10 @@ def test_a_teacher_of_another_size_or_plain_pairs_stop_at_start_up(distillation_
         experiments.make_task(_config_without_source(plain, hidden=64)).dataset("train_data", check_only=True)
 
 
-def _config_without_source(data: str, hidden: int):
+def _config_without_source(data: str, hidden: int, extra: str = ""):
     return plan.load_config("labse/distill", [], f"task.train_data.input_path={data},task.model.encoder.hidden_size="
                             f"{hidden},task.model.encoder.num_attention_heads=2,task.model.encoder.vocab_size=30522,"
-                            f"task.train_data.vocab_file={_vocab()}")
+                            f"task.train_data.vocab_file={_vocab()}{extra}")
 
 
 def _vocab() -> str:

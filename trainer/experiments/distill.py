@@ -7,6 +7,15 @@ any encoders the trainer reads (the student through ``task.init_checkpoint``, wi
 normalisation; the teacher was applied when the records were written), as sentence-transformers'
 ``MSELoss`` recipe does.
 
+``task.ranking_weight`` > 0 adds ``labse/train``'s additive-margin in-batch softmax (``logit_scale``,
+``logit_margin``, ``bidirectional``, ``cross_replica_negatives``, as there), times the weight, to the two MSEs:
+the ranking term pulls each source nearest its own pair's English among the batch's, where the MSE only pulls it
+towards it. ``task.ranking_keys`` says whose English: ``student`` (the student's ``tgt`` embeddings, LaBSE's loss
+between the two sides, which moves the English side too) or ``teacher`` (the fixed ``teacher_embedding``s, so
+only the source side moves and the English side answers to its MSE alone). The terms differ in size: with
+unit vectors (all-MiniLM-L6-v2's 384) each MSE is about 1e-3, as ``MSELoss`` takes it (a mean over dimensions),
+and the ranking loss a few units, so a weight of 1e-3 makes them alike.
+
 The data, model, export and evaluation (retrieval precision@1 both ways) are ``labse/train``'s; only the
 records' spec and the training step differ.
 """
@@ -20,19 +29,30 @@ import tf_keras
 
 import specs
 from specs.errors import ConfigError
-from trainer.core.config import ENCODER, data_config, experiment_defaults
+from trainer.core.config import ENCODER, Params, data_config, experiment_defaults
 from trainer.core.data import open_input
 from trainer.experiments import labse
 
 NAME = "labse/distill"
+RANKING_KEYS = ("student", "teacher")
 
 DEFAULTS: dict[str, Any] = experiment_defaults(
     model={"encoder": dict(ENCODER), "normalize": True, "pooling": "cls"},
     train_data=data_config(seq_length=128, lower_case=None),
     validation_data=data_config(seq_length=128, lower_case=None, is_training=False, drop_remainder=False),
+    ranking_weight=0.0, ranking_keys="student", logit_scale=20.0, logit_margin=0.3, bidirectional=True,
+    cross_replica_negatives=True,
 )
 
-prepare = labse.prepare  # trim_padding, decided as for labse/train
+
+def prepare(cfg: Params) -> Params:
+    """``labse/train``'s (trim_padding), after refusing a negative ``task.ranking_weight``."""
+    if cfg.task.ranking_weight < 0:
+        raise ConfigError(f"task.ranking_weight {cfg.task.ranking_weight} is negative (0 turns the ranking term off)")
+    if cfg.task.ranking_keys not in RANKING_KEYS:
+        raise ConfigError(f"task.ranking_keys {cfg.task.ranking_keys!r} is not one of {', '.join(RANKING_KEYS)}")
+    return labse.prepare(cfg)
+
 export = labse.export
 
 
@@ -75,11 +95,21 @@ class Task(labse.Task):
         src = model(labse.side(features, "src"), training=training)["default"]
         tgt = model(labse.side(features, "tgt"), training=training)["default"]
         src_sum, tgt_sum = mse_sums(src, teacher), mse_sums(tgt, teacher)
+        stats = {"src_mse_sum": src_sum, "tgt_mse_sum": tgt_sum, "examples": tf.cast(tf.shape(src)[0], tf.float32)}
         loss_sum = src_sum + tgt_sum
-        stats = {"loss_sum": loss_sum, "src_mse_sum": src_sum, "tgt_mse_sum": tgt_sum,
-                 "examples": tf.cast(tf.shape(src)[0], tf.float32)}
+        if self.task.ranking_weight > 0:
+            ranking = self.in_batch(src, teacher if self.task.ranking_keys == "teacher" else tgt)
+            stats["ranking_sum"] = ranking.pop("loss_sum")
+            stats.update(ranking)  # the correct counts
+            loss_sum += self.task.ranking_weight * stats["ranking_sum"]
+        stats["loss_sum"] = loss_sum
         return loss_sum / global_batch, stats
 
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         n = max(sums["examples"], 1.0)
-        return {"loss": sums["loss_sum"] / n, "src_mse": sums["src_mse_sum"] / n, "tgt_mse": sums["tgt_mse_sum"] / n}
+        out = {"loss": sums["loss_sum"] / n, "src_mse": sums["src_mse_sum"] / n, "tgt_mse": sums["tgt_mse_sum"] / n}
+        if "ranking_sum" in sums:  # labse/train's metrics of the ranking term
+            ranking = super().metrics({**sums, "loss_sum": sums["ranking_sum"]})
+            out["ranking_loss"] = ranking.pop("loss")
+            out.update(ranking)
+        return out

@@ -142,6 +142,14 @@ class Task(BaseTask):
              global_batch: int) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         src = model(side(features, "src"), training=training)["pooled_output"]
         tgt = model(side(features, "tgt"), training=training)["pooled_output"]
+        stats = self.in_batch(src, tgt)
+        stats["examples"] = tf.cast(tf.shape(src)[0], tf.float32)
+        return stats["loss_sum"] / global_batch, stats
+
+    def in_batch(self, src: tf.Tensor, tgt: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The additive-margin in-batch softmax of this replica's ``src``/``tgt`` embeddings against the
+        global batch's (``cross_replica_negatives``) or this replica's: ``loss_sum`` and the correct counts
+        (``src_to_tgt_correct``, and ``tgt_to_src_correct`` when ``bidirectional``)."""
         if self.task.cross_replica_negatives:
             all_src, offset = losses.gather_from_replicas(src)
             all_tgt, _ = losses.gather_from_replicas(tgt)
@@ -149,11 +157,7 @@ class Task(BaseTask):
             all_src, all_tgt, offset = src, tgt, tf.constant(0, tf.int32)
         out = losses.in_batch_softmax_loss_sum(src, tgt, all_src, all_tgt, offset, self.task.logit_scale,
                                                self.task.logit_margin, self.task.bidirectional)
-        stats = {"loss_sum": out["loss"], "src_to_tgt_correct": out["src_to_tgt_correct"],
-                 "examples": tf.cast(tf.shape(src)[0], tf.float32)}
-        if "tgt_to_src_correct" in out:
-            stats["tgt_to_src_correct"] = out["tgt_to_src_correct"]
-        return out["loss"] / global_batch, stats
+        return {"loss_sum" if k == "loss" else k: v for k, v in out.items()}
 
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         n = max(sums["examples"], 1.0)
