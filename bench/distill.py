@@ -21,7 +21,8 @@ The runs, all from the all-MiniLM-L6-v2 folder, batch 32 pairs, 128 tokens, 10% 
   ``labse/distill`` adds them: a factor 2 on the loss, which AdamW's update does not see (its step is
   scale-free but for epsilon; the gradient norm stays far below the clip at 1).
 - ``polyembed``: ``labse/distill``, the same settings. Its ``text_embedder`` export is written to
-  ``<workdir>/student_export`` (printed at the end) for the filtering and mining benches.
+  ``<workdir>/student_export`` (printed at the end) for the filtering and mining benches; the best recipe's,
+  ``<workdir>/best_student_export``.
 - ``polyembed_best``: ``--best_recipe``, stages run one after the other, each starting from the last one's
   checkpoint and each given an equal share of the steps (and of ``--max_train_seconds``), so the recipe has the
   other runs' step budget unless ``--best_steps`` gives it another (the table's CPU seconds are then the budget
@@ -126,8 +127,11 @@ def train_best(args: argparse.Namespace, work: pathlib.Path, pattern: str, pairs
         else:
             experiment = "labse/train"
             model = f"task.init_checkpoint={init},{model_override(stage, args.labse_margin, True, init=False)}"
+        if args.best_override:
+            model += f",{args.best_override}"
         stats.append(train_polyembed(stage, work, f"polyembed_best/{i}_{kind}", pattern, pairs, model, experiment))
         init = stats[-1]["run"]
+    export_student(init, work / "best_student_export", experiment, model)
     total = dict(stats[-1])
     for key in ("steps", "wall_s", "cpu_s"):
         total[key] = sum(s[key] for s in stats)
@@ -137,11 +141,11 @@ def train_best(args: argparse.Namespace, work: pathlib.Path, pattern: str, pairs
     return total
 
 
-def export_student(args: argparse.Namespace, run: str, path: pathlib.Path) -> None:
-    """The distilled student's ``text_embedder`` export (strings -> embeddings), what ``--score_with`` and
-    ``pipelines.mine_pairs`` load."""
-    subprocess.run([sys.executable, "-m", "trainer.export_tfhub", "--experiment=labse/distill", f"--model_dir={run}",
-                    f"--params_override={distill_override(args, args.polyembed_init)}", "--export_type=text_embedder",
+def export_student(run: str, path: pathlib.Path, experiment: str, override: str) -> None:
+    """A trained student's ``text_embedder`` export (strings -> embeddings), what ``--score_with`` and
+    ``pipelines.mine_pairs`` load; ``experiment`` and ``override`` are the run's."""
+    subprocess.run([sys.executable, "-m", "trainer.export_tfhub", f"--experiment={experiment}", f"--model_dir={run}",
+                    f"--params_override={override}", "--export_type=text_embedder",
                     f"--export_path={path}"], check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
 
@@ -171,6 +175,9 @@ def main() -> None:
                    help="polyembed_best's steps, all stages together; 0: --train_steps (the other runs' budget).")
     p.add_argument("--ranking_weight", type=float, default=0.003,
                    help="mixed@LR stages: labse/distill's task.ranking_weight.")
+    p.add_argument("--best_override", default="",
+                   help="More params_override for polyembed_best's stages, e.g. runtime.mixed_precision_dtype=bfloat16 "
+                        "(its exports are float32 whatever the training precision).")
     p.add_argument("--ranking_keys", choices=("student", "teacher"), default="student",
                    help="mixed@LR stages: labse/distill's task.ranking_keys.")
     p.add_argument("--all_languages", action=argparse.BooleanOptionalAction, default=True,
@@ -206,7 +213,8 @@ def main() -> None:
         results["polyembed"] = train_polyembed(args, work, "polyembed", pattern, pairs,
                                                distill_override(args, args.polyembed_init), "labse/distill")
         models["polyembed"] = results["polyembed"]["export"]
-        export_student(args, results["polyembed"]["run"], work / "student_export")
+        export_student(results["polyembed"]["run"], work / "student_export", "labse/distill",
+                       distill_override(args, args.polyembed_init))
         print(f"polyembed trained ({time.perf_counter() - start:.0f} s so far)", flush=True)
     if "polyembed_best" in runs:
         results["polyembed_best"] = train_best(args, work, pattern, pairs)
@@ -229,6 +237,8 @@ def main() -> None:
     print(f"all languages scored: {','.join(scored)}")
     if "polyembed" in runs:
         print(f"student export (text_embedder): {work / 'student_export'}")
+    if "polyembed_best" in runs:
+        print(f"best recipe's export (text_embedder): {work / 'best_student_export'}")
     print(f"total {time.perf_counter() - start:.0f} s; load average {os.getloadavg()}; results in "
           f"{work / 'results.json'}")
 
