@@ -31,6 +31,7 @@ from transforms import dedup
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.shards import holds_data
 from transforms.core.storage import match_files
 
 
@@ -105,6 +106,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     kept_dir = FileSystems.join(out_dir, "deduplicated")
     _ = records | "WriteKept" >> dedup.WriteJobRecords(kept_dir, job, o.num_shards, o.records_per_shard)
     outputs = {"deduplicated records": kept_dir}
+    kept_shards = [FileSystems.join(kept_dir, "*.gz")]
     if deduped:
         stats_path = FileSystems.join(out_dir, dedup.STATS_FILE)
         _ = {name: result.stats for name, result in deduped.items()} | "WriteStats" >> dedup.WriteStats(stats_path)
@@ -118,7 +120,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             clusters_dir, job, o.num_shards, o.records_per_shard, clustered=True)
         outputs["records with clusters"] = clusters_dir
 
-    return ledger.built(outputs)
+    return ledger.built(outputs, empty_outputs=lambda: [] if holds_data(kept_shards) else ["the kept records"])
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ import sys
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from transforms import stackexchange as se
 from transforms.core import flags
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
+from transforms.core.shards import holds_data
 
 
 class StackExchangeOptions(CommonOptions):
@@ -98,7 +100,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     writer = se.WritePostPairs(common.output_dir, job.pair_types, job.formats, o.with_metadata, common.seed,
                                o.num_shards, o.records_per_shard, o.gzip_level)
     _ = kept | "WritePostPairs" >> writer
-    return ledger.built(outputs={f"pairs {t}": folder for t, folder in writer.folders().items()})
+    shards = [FileSystems.join(folder, "*", "*.gz") for folder in writer.folders().values()]
+    return ledger.built(outputs={f"pairs {t}": folder for t, folder in writer.folders().items()},
+                        empty_outputs=lambda: [] if holds_data(shards) else ["the pairs"])
 
 
 if __name__ == "__main__":

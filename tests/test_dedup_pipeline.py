@@ -149,6 +149,20 @@ def test_tfrecord_job_dead_letters_a_corrupt_file_and_keeps_the_others(tmp_path,
     assert f"record 3 at byte {third}" in dead[0]["detail"]
 
 
+def test_records_read_but_none_kept_leave_the_run_unfinished(tmp_path, shared_data, capsys):
+    """Every record decontaminated away (the evaluation set is the input): exit 1 and no completion marker,
+    as a run whose inputs hold no record, although the read stage let records out."""
+    rows = _tatoeba_pairs(shared_data, ("deu",), 20)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    evaluation = tmp_path / "eval.txt"
+    evaluation.write_text("".join(r["en"] + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [f"--input={tmp_path / 'in.jsonl'}", f"--output_dir={out}", "--text_fields=en", f"--exclude={evaluation}"]
+    assert main("dedup", job.build, argv) == 1
+    assert not (out / "_RUN_COMPLETE.json").exists()
+    assert "warning: the kept records yielded no records" in capsys.readouterr().err
+
+
 def test_a_job_record_is_fingerprinted_by_its_values_not_its_class():
     # The fingerprint is the last tie-break between duplicates: the record's content, so neither the
     # module that defines JobRecord nor pickle's layout can change which duplicate is kept.

@@ -326,6 +326,27 @@ def test_bad_configuration_fails_at_start_with_one_line(shared_data, tmp_path, c
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("output_file", [False, True])
+def test_a_run_that_writes_no_example_is_left_unfinished(shared_data, tmp_path, output_file):
+    """The job's after-run check (``Built.empty_outputs``) looks where the examples end up, the reference's
+    ``--output_file`` names included: nothing there is an empty output, and the run would end unfinished."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    out = tmp_path / "out"
+    flags = [f"--output_dir={out}", f"--input_file={shared_data / 'text' / 'bert_sample_text.txt'}",
+             f"--vocab_file={shared_data / 'vocab' / 'bert-base-uncased.vocab.txt'}"]
+    flags += [f"--output_file={tmp_path / 'examples.tfrecord'}"] if output_file else []
+    built = pretrain_data.build(beam.Pipeline(options=PipelineOptions(flags)), PipelineOptions(flags))
+    assert built.empty_outputs() == ["the examples"]
+    written = tmp_path / "examples.tfrecord" if output_file else out / "pretrain-00000-of-00001.tfrecord"
+    written.parent.mkdir(exist_ok=True)
+    written.write_bytes(b"")  # what WriteShards leaves for no record
+    assert built.empty_outputs() == ["the examples"]
+    written.write_bytes(b"\0")
+    assert built.empty_outputs() == []
+
+
 def test_missing_input_is_a_configuration_error(tmp_path, capsys):
     assert runtime.main("pretrain_data", pretrain_data.build,
                         [f"--output_dir={tmp_path}", f"--input_file={tmp_path}/none*.txt", "--vocab_file=x"]) == 2

@@ -23,7 +23,7 @@ import pytest
 from pipelines import stackexchange as pipeline
 from specs import run_folder
 from transforms import stackexchange as se
-from transforms.core.runtime import run_pipeline
+from transforms.core.runtime import main, run_pipeline
 
 NO_FILTERS = ["--min_title_chars=0", "--max_title_chars=0", "--min_body_chars=0", "--max_body_chars=0",
               "--min_answer_chars=0", "--max_answer_chars=0", "--min_question_score=-1000000",
@@ -175,6 +175,17 @@ def test_bad_rows_are_dead_lettered_with_file_line_and_reason(shared_data, tmp_p
     assert "passwd" not in json.dumps(read_jsonl(out / "title_body" / "jsonl"))
     real = independent_counts(shared_data / "stackexchange" / "conlang.meta.stackexchange.com")
     assert summary["stages"]["parse_rows"]["total"]["out"] == real["questions"] + real["answers"] + real["dup_rows"]
+
+
+def test_posts_read_but_no_pair_written_leave_the_run_unfinished(shared_data, tmp_path, capsys):
+    """A title filter no question passes: every pair filtered, exit 1 and no completion marker, although the
+    dump's rows were read."""
+    site = shared_data / "stackexchange" / "conlang.meta.stackexchange.com"
+    out = tmp_path / "out"
+    argv = [f"--input={site}", f"--output_dir={out}", "--include_meta", "--min_title_chars=100000"]
+    assert main("stackexchange", pipeline.build, argv) == 1
+    assert not (out / "_RUN_COMPLETE.json").exists()
+    assert "warning: the pairs yielded no records" in capsys.readouterr().err
 
 
 def _tree_bytes(root: pathlib.Path) -> dict[str, bytes]:

@@ -74,6 +74,15 @@ def test_empty_input_writes_one_empty_shard(tmp_path):
         assert gzip.decompress(got["part-00000-of-00001.tfrecord.gz"]) == b""
 
 
+def test_holds_data_finds_one_byte_through_gzip_and_nothing_in_empty_or_missing_shards(tmp_path):
+    got = _write(tmp_path, "none", [])
+    assert got and not shards.holds_data([str(tmp_path / "none" / "*.gz")])  # the empty shard WriteShards leaves
+    (tmp_path / "plain.tfrecord").write_bytes(b"")
+    assert not shards.holds_data([str(tmp_path / "plain.tfrecord"), str(tmp_path / "missing" / "*.gz")])
+    (tmp_path / "one.jsonl.gz").write_bytes(gzip.compress(b"{}\n"))
+    assert shards.holds_data([str(tmp_path / "plain.tfrecord"), str(tmp_path / "*.jsonl.gz")])
+
+
 def test_read_group_takes_each_record_once_from_runs(tmp_path):
     items = [(stable_hash64(i), b"k%d" % i, b"v%d" % i) for i in range(500)]
     runs = [spill.write_run(str(tmp_path / f"r{j}"), np.array([h for h, _, _ in items[j::3]], dtype=np.uint64),

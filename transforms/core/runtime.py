@@ -15,7 +15,8 @@ way for every job, in this order:
    left visibly unfinished);
 4. the job runs, outputs are moved to their final names where the job asks for it (pretrain_data's
    ``--output_file``), the summary is printed, and ``_RUN_COMPLETE.json`` is written last. A run
-   whose inputs yielded no record at all ends with a warning, exit 1 and no marker unless
+   whose inputs yielded no record at all, or whose output got none (every record filtered or
+   dead-lettered: ``Built.empty_outputs``), ends with a warning, exit 1 and no marker unless
    ``--allow_empty``. ``--dry_run=True`` only checks the folder, stops after building (Dataflow:
    after the offline job request) and prints what would run.
 
@@ -70,7 +71,7 @@ class CommonOptions(PipelineOptions):
                             help="Job seed; every random decision is seeded from it and the element.")
         flags.add_boolean(parser, "allow_empty", False,
                           "Finish with exit 0 and the completion marker even when the inputs yield no "
-                          "record at all (else: a warning, exit 1, no marker).")
+                          "record at all or the output gets none (else: a warning, exit 1, no marker).")
         flags.add_boolean(parser, "allow_incomplete", False,
                           "Read inputs from a polyembed run without its completion marker (an "
                           "unfinished run), or our formats produced elsewhere.")
@@ -364,9 +365,11 @@ def _run(name: str, argv: Sequence[str] | None,
     for what, where in outputs.items():
         print(f"{what}: {where}")
     empty = built.empty_outputs() if built.empty_outputs else []
-    if (empty or produced_nothing(summary)) and not common.allow_empty:
-        what = (f"{', '.join(empty)} yielded no records (empty or header-only input, or every row filtered or "
-                f"dead-lettered: see {summary_path})" if empty else "the inputs yielded no records at all")
+    nothing = produced_nothing(summary)  # the root cause, named first where both hold
+    if (empty or nothing) and not common.allow_empty:
+        what = ("the inputs yielded no records at all" if nothing else
+                f"{', '.join(empty)} yielded no records (empty or header-only input, or every row filtered or "
+                f"dead-lettered: see {summary_path})")
         print(f"{name}: warning: {what}; the run is left unfinished (no {run_folder.COMPLETE_FILE}); "
               "--allow_empty accepts an empty result", file=sys.stderr)
         return summary, 1

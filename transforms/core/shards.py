@@ -207,6 +207,20 @@ class WriteShards(beam.PTransform):
         return count, done
 
 
+def holds_data(patterns: Iterable[str]) -> bool:
+    """True when a file matching one of ``patterns`` (local or gs://) holds at least one byte of content,
+    ``.gz`` read through (a TFRecord frame or a JSON line; ``WriteShards`` writes an empty shard for no
+    records): how a job tells, after its run, that its output got nothing although its inputs had records
+    (every one filtered), which must not end as a finished run (``runtime.Built.empty_outputs``). Reads one
+    byte of each file at most."""
+    for pattern in patterns:
+        for found in FileSystems.match([pattern])[0].metadata_list:
+            with FileSystems.open(found.path) as f:  # compression from the name (AUTO)
+                if f.read(1):
+                    return True
+    return False
+
+
 def sort_key(seed: int, *parts: bytes | str | int) -> bytes:
     """A sort key that orders records pseudo-randomly but reproducibly (a seeded shuffle)."""
     return stable_hash64(seed, *parts).to_bytes(8, "big")

@@ -56,17 +56,6 @@ def tfrecord_frames(payloads: Sequence[bytes]) -> bytes:
                                                       strict=True)))
 
 
-def holds_records(folder: str) -> bool:
-    """True when a TFRecord shard in ``folder`` (local or gs://, gzip or not) holds at least one record:
-    how a job tells, after its run, that an output got nothing although its inputs did (every pair
-    filtered), which must not end as a finished run. Reads one byte of each shard at most."""
-    for found in FileSystems.match([FileSystems.join(folder, "*.tfrecord*")])[0].metadata_list:
-        with FileSystems.open(found.path) as f:  # compression from the name (AUTO): .gz is read through
-            if f.read(1):
-                return True
-    return False
-
-
 class TFRecordError(Exception):
     """A TFRecord frame that cannot be read: nothing after it in the file can be trusted."""
 
