@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import vocab as wp
 from transforms.core import flags, runtime
+from transforms.core.shards import holds_data
 
 
 class VocabOptions(runtime.CommonOptions):
@@ -89,8 +90,13 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         wp.WriteParams(FileSystems.join(out_dir, wp.PARAMS_FILE), flags),
         beam.pvalue.AsList(totals), beam.pvalue.AsSingleton(weights), beam.pvalue.AsSingleton(prune_stats),
         beam.pvalue.AsList(coverage))
+    # no word reached the learner (every one under --min_word_count, say): vocab.txt would hold the reserved
+    # tokens alone, a vocabulary that tokenises everything to [UNK]
+    learner_words = [FileSystems.join(out_dir, wp.COUNTS_FILE)]
     return ledger.built(outputs={"vocabulary": FileSystems.join(out_dir, wp.VOCAB_FILE),
-                                 "parameters and coverage": FileSystems.join(out_dir, wp.PARAMS_FILE)})
+                                 "parameters and coverage": FileSystems.join(out_dir, wp.PARAMS_FILE)},
+                        empty_outputs=lambda: [] if holds_data(learner_words) else [
+                            f"the learner's words ({wp.COUNTS_FILE}: a vocabulary of reserved tokens only)"])
 
 
 if __name__ == "__main__":

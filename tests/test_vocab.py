@@ -351,3 +351,14 @@ def test_bad_configuration_fails_with_one_line(flags, message, tmp_path, capsys,
     assert runtime.main("vocab", vocab_pipeline.build, [*flags, f"--output_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_no_word_reaching_the_learner_leaves_the_run_unfinished(tmp_path, capsys, shared_data):
+    """Every word under --min_word_count: the text was read, but vocab.txt would hold reserved tokens only
+    (every word [UNK]); exit 1 and no completion marker unless --allow_empty."""
+    argv = [f"--input_patterns={shared_data}/text/bert_sample_text.txt", "--vocab_size=1000",
+            "--min_word_count=1000000", f"--output_dir={tmp_path / 'out'}"]
+    assert runtime.main("vocab", vocab_pipeline.build, argv) == 1
+    assert not (tmp_path / "out" / "_RUN_COMPLETE.json").exists()
+    assert "warning: the learner's words (word_counts.tsv: a vocabulary of reserved tokens only)" in \
+        capsys.readouterr().err

@@ -141,7 +141,7 @@ TRAINER = {
 RUNTIME = {
     "distribution_strategy": "mirrored",  # tpu | mirrored | one_device
     "tpu": "",  # TPU name, or "local" on a Vertex TPU VM
-    "mixed_precision_dtype": "float32",  # float32 | bfloat16 (TPU) | float16 (GPU, with loss scaling)
+    "mixed_precision_dtype": "float32",  # float32 | bfloat16 (TPU, bf16 CPUs) | float16 (GPU, with loss scaling)
     "num_gpus": 0,
 }
 

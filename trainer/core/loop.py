@@ -63,7 +63,8 @@ def make_strategy(runtime: Params, tpu_flag: str = "") -> tf.distribute.Strategy
 
 
 def set_precision(runtime: Params) -> None:
-    """bfloat16 on TPU and float16 on GPU (with loss scaling) by ``runtime.mixed_precision_dtype``."""
+    """bfloat16 on TPU (or a CPU with bfloat16 instructions) and float16 on GPU (with loss scaling) by
+    ``runtime.mixed_precision_dtype``."""
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
     tf_keras.mixed_precision.set_global_policy(policy[runtime.mixed_precision_dtype])
 
