@@ -29,7 +29,8 @@ The runs, all from the all-MiniLM-L6-v2 folder, batch 32 pairs, 128 tokens, 10% 
   to compare): ``distill@LR`` is ``labse/distill`` at that peak rate, ``labse@LR`` ``labse/train`` with LaBSE's
   loss (additive margin ``--labse_margin``, both directions, scale ``--logit_scale``), ``mixed@LR``
   ``labse/distill`` with that loss added to the MSEs (``task.ranking_weight=--ranking_weight``,
-  ``task.ranking_keys=--ranking_keys``).
+  ``task.ranking_keys=--ranking_keys``). ``--best_override`` adds settings to every stage (e.g. bfloat16
+  training); the exports are float32 either way.
 
 "pairs/s": training pairs (one src sentence and its English translation, both embedded by the student) per
 second, the same count on both sides. Evaluation: every system's embeddings scored by the same code

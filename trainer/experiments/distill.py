@@ -46,7 +46,8 @@ DEFAULTS: dict[str, Any] = experiment_defaults(
 
 
 def prepare(cfg: Params) -> Params:
-    """``labse/train``'s (trim_padding), after refusing a negative ``task.ranking_weight``."""
+    """``labse/train``'s (trim_padding), after refusing a negative ``task.ranking_weight`` or another
+    ``task.ranking_keys`` at start-up."""
     if cfg.task.ranking_weight < 0:
         raise ConfigError(f"task.ranking_weight {cfg.task.ranking_weight} is negative (0 turns the ranking term off)")
     if cfg.task.ranking_keys not in RANKING_KEYS:
