@@ -31,7 +31,6 @@ from transforms import dedup
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
-from transforms.core.shards import holds_data
 from transforms.core.storage import match_files
 
 
@@ -120,7 +119,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             clusters_dir, job, o.num_shards, o.records_per_shard, clustered=True)
         outputs["records with clusters"] = clusters_dir
 
-    return ledger.built(outputs, empty_outputs=lambda: [] if holds_data(kept_shards) else ["the kept records"])
+    return ledger.built(outputs, data_files={"the kept records": kept_shards})
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.lines import ReadLineBatches
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
-from transforms.core.shards import holds_data
 from transforms.core.storage import match_files
 from transforms.encoders import mining
 
@@ -96,8 +95,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
                                                     o.write_jsonl, spec=tr.pairs_spec(scored=True)))
     # a run that mines nothing (every source below the threshold, or no sentence at all) is not finished
     return ledger.built({"mined pairs": directory},
-                        empty_outputs=lambda: [] if holds_data([FileSystems.join(directory, "*.tfrecord*")])
-                        else ["mined pairs"])
+                        data_files={"mined pairs": [FileSystems.join(directory, "*.tfrecord*")]})
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from transforms import pretraining as pt
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.records import language_pattern
-from transforms.core.shards import WriteShards, holds_data, shard_name
+from transforms.core.shards import WriteShards, shard_name
 from transforms.core.storage import match_files, read_bytes
 from transforms.pretraining.plan import FORMATS
 from transforms.text.bert_tokenization import BertTokenizer
@@ -177,7 +177,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
     outputs = {} if final_names else {"examples": f"{prefix}-*{suffix}"}
     shards = list(final_names.values()) or [f"{prefix}-*{suffix}"]  # checked after the run's renames
     return ledger.built({**outputs, "spec": FileSystems.join(out_dir, specs.SCHEMA_FILE)}, final_names,
-                        empty_outputs=lambda: [] if holds_data(shards) else ["the examples"])
+                        data_files={"the examples": shards})
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from transforms import stackexchange as se
 from transforms.core import flags
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
-from transforms.core.shards import holds_data
 
 
 class StackExchangeOptions(CommonOptions):
@@ -102,7 +101,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
     _ = kept | "WritePostPairs" >> writer
     shards = [FileSystems.join(folder, "*", "*.gz") for folder in writer.folders().values()]
     return ledger.built(outputs={f"pairs {t}": folder for t, folder in writer.folders().items()},
-                        empty_outputs=lambda: [] if holds_data(shards) else ["the pairs"])
+                        data_files={"the pairs": shards})
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from transforms import translation as tr
 from transforms.core import flags, runtime
 from transforms.core.flags import flag_list
 from transforms.core.runtime import Built, CommonOptions, Ledger, main
-from transforms.core.shards import holds_data
 from transforms.core.storage import match_files, read_bytes
 from transforms.text import writing_systems as scripts
 
@@ -200,9 +199,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Built:
             temp_dir=FileSystems.join(out_dir, "tmp", "tft"))
         outputs["tokenised pairs and transform_fn"] = tokens_dir
     # pairs read but none written (every pair cleaned, deduplicated or under --min_margin) is no finished run
-    pair_dirs = [FileSystems.join(out_dir, name) for name in splits]
-    shards = [FileSystems.join(d, "*.tfrecord*") for d in pair_dirs]
-    return ledger.built(outputs, empty_outputs=lambda: [] if holds_data(shards) else ["the pairs"])
+    shards = [FileSystems.join(out_dir, name, "*.tfrecord*") for name in splits]
+    return ledger.built(outputs, data_files={"the pairs": shards})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import vocab as wp
 from transforms.core import flags, runtime
-from transforms.core.shards import holds_data
 
 
 class VocabOptions(runtime.CommonOptions):
@@ -92,11 +91,10 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> runtime.Built:
         beam.pvalue.AsList(coverage))
     # no word reached the learner (every one under --min_word_count, say): vocab.txt would hold the reserved
     # tokens alone, a vocabulary that tokenises everything to [UNK]
-    learner_words = [FileSystems.join(out_dir, wp.COUNTS_FILE)]
     return ledger.built(outputs={"vocabulary": FileSystems.join(out_dir, wp.VOCAB_FILE),
                                  "parameters and coverage": FileSystems.join(out_dir, wp.PARAMS_FILE)},
-                        empty_outputs=lambda: [] if holds_data(learner_words) else [
-                            f"the learner's words ({wp.COUNTS_FILE}: a vocabulary of reserved tokens only)"])
+                        data_files={f"the learner's words ({wp.COUNTS_FILE}: a vocabulary of reserved tokens only)":
+                                    [FileSystems.join(out_dir, wp.COUNTS_FILE)]})
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def test_bad_configuration_fails_at_start_with_one_line(shared_data, tmp_path, c
 
 @pytest.mark.parametrize("output_file", [False, True])
 def test_a_run_that_writes_no_example_is_left_unfinished(shared_data, tmp_path, output_file):
-    """The job's after-run check (``Built.empty_outputs``) looks where the examples end up, the reference's
+    """The job's after-run check (``Built.empty``) looks where the examples end up, the reference's
     ``--output_file`` names included: nothing there is an empty output, and the run would end unfinished."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -338,13 +338,13 @@ def test_a_run_that_writes_no_example_is_left_unfinished(shared_data, tmp_path, 
              f"--vocab_file={shared_data / 'vocab' / 'bert-base-uncased.vocab.txt'}"]
     flags += [f"--output_file={tmp_path / 'examples.tfrecord'}"] if output_file else []
     built = pretrain_data.build(beam.Pipeline(options=PipelineOptions(flags)), PipelineOptions(flags))
-    assert built.empty_outputs() == ["the examples"]
+    assert built.empty() == ["the examples"]
     written = tmp_path / "examples.tfrecord" if output_file else out / "pretrain-00000-of-00001.tfrecord"
     written.parent.mkdir(exist_ok=True)
     written.write_bytes(b"")  # what WriteShards leaves for no record
-    assert built.empty_outputs() == ["the examples"]
+    assert built.empty() == ["the examples"]
     written.write_bytes(b"\0")
-    assert built.empty_outputs() == []
+    assert built.empty() == []
 
 
 def test_missing_input_is_a_configuration_error(tmp_path, capsys):

@@ -45,6 +45,7 @@ from specs.errors import ConfigError
 from transforms.core import flags, runners
 from transforms.core.accounting import DEAD_LETTER, TALLY, Accounted, WriteRunSummary, format_summary, read_summary
 from transforms.core.dead_letters import WriteDeadLetters
+from transforms.core.shards import holds_data
 
 SUMMARY_FILE = "summary.json"
 DEAD_LETTER_DIR = "dead_letter"
@@ -200,9 +201,12 @@ class Built:
 
     - ``final_names``: files moved to their final names (``{written: final}``, pretrain_data's
       ``--output_file``);
-    - ``empty_outputs``: names the parts of the output that got no record (finetune_data's splits: a
-      trainer must never be handed an empty one); any leaves the run unfinished with exit 1, as a run
-      without any record does, unless ``--allow_empty``;
+    - ``data_files``: ``{what: file patterns}`` of the outputs that must hold data; one whose files hold
+      not a byte (``shards.holds_data``: every record filtered or dead-lettered) leaves the run unfinished
+      with exit 1, as a run without any record does, unless ``--allow_empty``;
+    - ``empty_outputs``: where a job knows otherwise which parts of its output got no record
+      (finetune_data's splits, from its meta data: a trainer must never be handed an empty one), their
+      names, with the same effect;
     - ``finish``: writes what the job makes of its shards (finetune_data's reference files) and returns
       them as ``{what: path}`` for the marker's outputs.
     """
@@ -211,8 +215,14 @@ class Built:
     dead_letters: list[beam.PCollection]
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     final_names: dict[str, str] = dataclasses.field(default_factory=dict)
+    data_files: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     empty_outputs: Callable[[], list[str]] | None = None
     finish: Callable[[], dict[str, str]] | None = None
+
+    def empty(self) -> list[str]:
+        """The outputs that got no record (``data_files``, then ``empty_outputs``), read after the run."""
+        return ([what for what, patterns in self.data_files.items() if not holds_data(patterns)] +
+                (self.empty_outputs() if self.empty_outputs else []))
 
 
 @dataclasses.dataclass
@@ -240,11 +250,11 @@ class Ledger:
         return result.out if isinstance(result, Accounted) else result
 
     def built(self, outputs: dict[str, str] | None = None, final_names: dict[str, str] | None = None,
-              empty_outputs: Callable[[], list[str]] | None = None,
+              data_files: dict[str, list[str]] | None = None, empty_outputs: Callable[[], list[str]] | None = None,
               finish: Callable[[], dict[str, str]] | None = None) -> Built:
         """What ``build`` returns: every stage added so far, with the run's outputs and after-run steps."""
         return Built(list(self.tallies), list(self.dead_letters), dict(outputs or {}), dict(final_names or {}),
-                     empty_outputs, finish)
+                     dict(data_files or {}), empty_outputs, finish)
 
 
 class BeamFileSystem:
@@ -364,7 +374,7 @@ def _run(name: str, argv: Sequence[str] | None,
     print(format_summary(summary))
     for what, where in outputs.items():
         print(f"{what}: {where}")
-    empty = built.empty_outputs() if built.empty_outputs else []
+    empty = built.empty()
     nothing = produced_nothing(summary)  # the root cause, named first where both hold
     if (empty or nothing) and not common.allow_empty:
         what = ("the inputs yielded no records at all" if nothing else

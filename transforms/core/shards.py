@@ -211,7 +211,7 @@ def holds_data(patterns: Iterable[str]) -> bool:
     """True when a file matching one of ``patterns`` (local or gs://) holds at least one byte of content,
     ``.gz`` read through (a TFRecord frame or a JSON line; ``WriteShards`` writes an empty shard for no
     records): how a job tells, after its run, that its output got nothing although its inputs had records
-    (every one filtered), which must not end as a finished run (``runtime.Built.empty_outputs``). Reads one
+    (every one filtered), which must not end as a finished run (``runtime.Built.data_files``). Reads one
     byte of each file at most."""
     for pattern in patterns:
         for found in FileSystems.match([pattern])[0].metadata_list:
